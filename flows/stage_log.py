@@ -1,0 +1,98 @@
+"""Run a flow's stages and keep, for the summary, what each produced and whether it was cached."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+
+from storage import ArtifactStore, LineageStore
+
+KEY_METRICS = (
+    "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "accepted", "acceptance_rate", "thoughts_per_sample",
+    "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate",
+)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    artifact_ids: list[str]
+    cached: bool
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # artifact id -> metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "artifact_ids": self.artifact_ids, "cached": self.cached, "metrics": self.metrics}
+
+
+class StageLog:
+    def __init__(self, pipeline: str):
+        self.pipeline = pipeline
+        self.results: list[StageResult] = []
+
+    def run(self, stage: str, task, *args: Any) -> Any:
+        """Call the task; a failed stage raises its own error, a finished one is logged."""
+        state = task(*args, return_state=True)
+        value = state.result(raise_on_failure=True)
+        ids = list(value) if isinstance(value, (tuple, list)) else [value]
+        self.results.append(StageResult(stage=stage, artifact_ids=ids, cached=state.name == "Cached"))
+        return value
+
+    def finish(self) -> dict[str, Any]:
+        """Attach each artifact's recorded metrics, publish the table, return the JSON summary."""
+        store = ArtifactStore()
+        lineage = LineageStore(store.home / "lineage.duckdb")
+        for result in self.results:
+            result.metrics = {artifact_id: lineage.metrics_of(artifact_id) for artifact_id in result.artifact_ids}
+        summary = {
+            "pipeline": self.pipeline,
+            "home": str(store.home),
+            "stages": [r.to_dict() for r in self.results],
+            "all_cached": all(r.cached for r in self.results),
+        }
+        try:
+            create_markdown_artifact(key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary")
+        except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
+            pass
+        return summary
+
+
+def format_metric(value: float) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def key_metrics(metrics: dict[str, float]) -> str:
+    shown = [f"{k}={format_metric(metrics[k])}" for k in KEY_METRICS if k in metrics]
+    return ", ".join(shown[:5])
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for stage in summary["stages"]:
+        for artifact_id in stage["artifact_ids"]:
+            rows.append((stage["stage"], artifact_id, "yes" if stage["cached"] else "no", key_metrics(stage["metrics"][artifact_id])))
+    return rows
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = ["| stage | artifact | cached | key metrics |", "|---|---|---|---|"]
+    lines += [f"| {s} | `{a}` | {c} | {m} |" for s, a, c, m in summary_rows(summary)]
+    return "\n".join(lines)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['pipeline']} — artifacts in {summary['home']}")
+    for column in ("stage", "artifact", "cached", "key metrics"):
+        table.add_column(column, overflow="fold")
+    for row in summary_rows(summary):
+        table.add_row(*row)
+    Console(width=160).print(table)

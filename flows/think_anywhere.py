@@ -1,0 +1,54 @@
+"""Think-Anywhere: problems → cold-start set with inline thoughts → SFT → GRPO → evaluation.
+
+    prefect deployment run 'think-anywhere/default' --param config=configs/default.yaml
+    thinkflow run think-anywhere --config configs/tiny.yaml [--set rl.max_steps=8] [--json]
+    thinkflow demo
+
+Every stage is a cached Prefect task that takes and returns artifact ids; re-running a finished
+recipe recomputes nothing, and changing one section recomputes that stage and what follows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.stage_log import StageLog
+from tasks.coldstart import build_coldstart_set
+from tasks.evaluation import evaluate_model
+from tasks.models import build_base_model
+from tasks.problems import load_problems, split_problems
+from tasks.recipe import ModelConfig, load_recipe
+from tasks.training import train_grpo, train_sft
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_config(config: str) -> Path:
+    path = Path(config)
+    return path if path.exists() or path.is_absolute() else PROJECT_ROOT / path
+
+
+@flow(name="think-anywhere")
+def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
+    recipe = load_recipe(resolve_config(config), overrides)
+    stages = StageLog("think-anywhere")
+    system, sandbox, dtype = recipe.prompts.system, recipe.sandbox.as_key(), recipe.model.torch_dtype
+
+    base_model = stages.run("base model", build_base_model, recipe.model.as_key())
+    problems = stages.run("problems", load_problems, recipe.problems.as_key())
+    train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
+    annotator = base_model
+    if recipe.coldstart.annotator != "policy":
+        annotator = stages.run("annotator", build_base_model, ModelConfig(name=recipe.coldstart.annotator).as_key())
+    coldstart = stages.run(
+        "cold-start set", build_coldstart_set, train, base_model, annotator, recipe.coldstart.as_key(), sandbox, system, dtype
+    )
+    sft_model = stages.run("sft", train_sft, base_model, coldstart, recipe.sft.as_key())
+    rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl.as_key(), sandbox, system)
+    evaluation = recipe.evaluate.as_key()
+    if recipe.evaluate.evaluate_base_model:
+        stages.run("evaluate base", evaluate_model, base_model, held_out, evaluation, sandbox, system, dtype)
+    stages.run("evaluate rl", evaluate_model, rl_model, held_out, evaluation, sandbox, system, dtype)
+    return stages.finish()

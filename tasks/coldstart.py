@@ -1,0 +1,258 @@
+"""The cold-start set: correct solutions with inline thoughts inserted where the policy is unsure.
+
+Strategy ``entropy``: run the policy over each correct solution (in its chat context, after
+"```python"), take the positions inside statements (a Python token that is not the first of its
+logical line, never inside a string or comment) where its next-token entropy is highest, ask the
+annotator for a one-sentence thought at each, and insert ``<thinkanywhere>…</thinkanywhere>``
+there. The annotator also writes the short upfront plan. A sample is kept only if stripping the
+inline blocks gives back the original code exactly, each block sits inside a statement, and the
+stripped code still passes the problem's tests in the sandbox; every rejection is counted by
+reason.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tokenize
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import task
+
+from sandbox import Job, SandboxConfig, run_batch
+from tasks.problems import chat_prompt, read_jsonl, write_jsonl
+from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.thinking import (
+    clean_thought,
+    extract_code,
+    has_inline_thought_in_statement,
+    insert_inline_thoughts,
+    render_response,
+    strip_inline_thoughts,
+)
+
+_SIGNIFICANT = {tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING}
+_LINE_BREAKS = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING}
+
+
+@dataclass
+class ColdStartReport:
+    solutions_in: int = 0
+    accepted: int = 0
+    thoughts: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    def metrics(self) -> dict[str, float]:
+        out = {
+            "solutions_in": self.solutions_in,
+            "accepted": self.accepted,
+            "acceptance_rate": self.accepted / self.solutions_in if self.solutions_in else 0.0,
+            "thoughts_per_sample": self.thoughts / self.accepted if self.accepted else 0.0,
+        }
+        out.update({f"rejected_{reason}": n for reason, n in sorted(self.rejected.items())})
+        return out
+
+
+def insertion_candidates(code: str) -> list[int]:
+    """Character offsets inside statements: starts of Python tokens that do not open a logical line."""
+    line_starts = [0]
+    for line in code.splitlines(keepends=True):
+        line_starts.append(line_starts[-1] + len(line))
+    offsets, at_line_start = [], True
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type in _LINE_BREAKS:
+                at_line_start = True
+                continue
+            if tok.type not in _SIGNIFICANT:
+                continue
+            if not at_line_start:
+                offsets.append(line_starts[tok.start[0] - 1] + tok.start[1])
+            at_line_start = False
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return []
+    return offsets
+
+
+def token_entropies(model, tokenizer, context: str, code: str) -> list[tuple[int, int, float]]:
+    """(start, end, entropy) per model token of ``code``: the policy's entropy when predicting it."""
+    import torch
+
+    encoded = tokenizer(context + code, return_offsets_mapping=True, add_special_tokens=False, return_tensors="pt")
+    offsets = encoded.pop("offset_mapping")[0].tolist()
+    with torch.no_grad():
+        logits = model(**encoded).logits[0].float()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    entropy = (-(log_probs.exp() * log_probs).sum(-1)).tolist()
+    spans = []
+    for index in range(1, len(offsets)):
+        start, end = offsets[index]
+        if start >= len(context) and end > start:
+            spans.append((start - len(context), end - len(context), entropy[index - 1]))
+    return spans
+
+
+def choose_insertion_offsets(code: str, spans: list[tuple[int, int, float]], k: int) -> list[int]:
+    """The ``k`` candidate offsets whose covering model token has the highest entropy."""
+    scored = []
+    for offset in insertion_candidates(code):
+        covering = [h for start, end, h in spans if start <= offset < end]
+        if covering and not math.isnan(covering[0]):
+            scored.append((covering[0], -offset, offset))
+    scored.sort(reverse=True)
+    return sorted(offset for _, _, offset in scored[:k])
+
+
+def thought_request(task_text: str, code_so_far: str) -> list[dict[str, str]]:
+    return [{
+        "role": "user",
+        "content": (
+            f"Task:\n{task_text.strip()[:1200]}\n\nPython code written so far:\n```python\n{code_so_far}\n```\n"
+            "In one short sentence, say what the very next piece of code must get right. Reply with the sentence only."
+        ),
+    }]
+
+
+def plan_request(task_text: str) -> list[dict[str, str]]:
+    return [{
+        "role": "user",
+        "content": f"Task:\n{task_text.strip()[:1500]}\n\nIn one or two sentences, describe how to solve it. No code.",
+    }]
+
+
+@dataclass
+class PendingSample:
+    problem: dict[str, Any]
+    code: str
+    offsets: list[int]
+    plan: str = ""
+    thoughts: list[str] = field(default_factory=list)
+
+
+def assemble_sample(pending: PendingSample, max_chars: int = 200) -> tuple[dict[str, Any] | None, str | None]:
+    """Insert the thoughts and check the result; (record, None) or (None, rejection reason)."""
+    plan = clean_thought(pending.plan, max_chars=300)
+    thoughts = [clean_thought(t, max_chars) for t in pending.thoughts]
+    if not plan:
+        return None, "empty_plan"
+    if not thoughts or any(not t for t in thoughts):
+        return None, "empty_thought"
+    annotated = insert_inline_thoughts(pending.code, dict(zip(pending.offsets, thoughts)))
+    if strip_inline_thoughts(annotated) != pending.code:
+        return None, "strip_mismatch"
+    response = render_response(annotated, upfront=plan)
+    if not has_inline_thought_in_statement(response):
+        return None, "not_inside_statement"
+    if extract_code(response).strip() != pending.code.strip():
+        return None, "extraction_mismatch"
+    return {
+        "problem_id": pending.problem["id"],
+        "response": response,
+        "code": pending.code,
+        "annotated_code": annotated,
+        "plan": plan,
+        "thoughts": thoughts,
+        "offsets": pending.offsets,
+    }, None
+
+
+def build_coldstart_examples(
+    problems: list[dict[str, Any]],
+    policy_dir,
+    annotator_dir,
+    cfg: dict[str, Any],
+    sandbox_cfg: SandboxConfig,
+    system_prompt: str,
+    dtype: str = "float32",
+) -> tuple[list[dict[str, Any]], ColdStartReport]:
+    """Reference solutions → verified, annotated SFT records (prompt/completion chat format)."""
+    from tasks.generation import generate_replies
+    from tasks.models import load_for_inference
+
+    report = ColdStartReport()
+    candidates = [p for p in problems if p.get("reference")]
+    if cfg.get("limit"):
+        candidates = candidates[: cfg["limit"]]
+    report.solutions_in = len(candidates)
+    verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg)
+    correct = []
+    for problem, verdict in zip(candidates, verdicts):
+        if verdict.status == "passed":
+            correct.append(problem)
+        else:
+            report.rejected[f"reference_{verdict.status}"] += 1
+
+    policy = load_for_inference(policy_dir, dtype)
+    tokenizer, model = policy
+    pending: list[PendingSample] = []
+    for problem in correct:
+        context = tokenizer.apply_chat_template(chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False)
+        spans = token_entropies(model, tokenizer, context + "```python\n", problem["reference"])
+        offsets = choose_insertion_offsets(problem["reference"], spans, cfg["thoughts_per_solution"])
+        if offsets:
+            pending.append(PendingSample(problem, problem["reference"], offsets))
+        else:
+            report.rejected["no_insertion_point"] += 1
+
+    annotator = policy if str(annotator_dir) == str(policy_dir) else load_for_inference(annotator_dir, dtype)
+    plans = generate_replies(
+        annotator_dir, [plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"],
+        batch_size=cfg["batch_size"], stop_on_code_end=False, loaded=annotator,
+    )
+    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(pending) for offset in s.offsets]
+    thoughts = generate_replies(
+        annotator_dir, [conversation for _, conversation in requests], max_new_tokens=cfg["thought_max_new_tokens"],
+        batch_size=cfg["batch_size"], stop_on_code_end=False, loaded=annotator,
+    )
+    for sample, plan in zip(pending, plans):
+        sample.plan = plan
+    for (index, _), thought in zip(requests, thoughts):
+        pending[index].thoughts.append(thought)
+
+    assembled = []
+    for sample in pending:
+        record, reason = assemble_sample(sample)
+        if record is None:
+            report.rejected[reason] += 1
+        else:
+            assembled.append((sample.problem, record))
+    verdicts = run_batch(
+        [Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled], sandbox_cfg
+    )
+    records = []
+    for (problem, record), verdict in zip(assembled, verdicts):
+        if verdict.status != "passed":
+            report.rejected["stripped_code_failed"] += 1
+            continue
+        record["prompt"] = chat_prompt(problem, system_prompt)
+        record["completion"] = [{"role": "assistant", "content": record["response"]}]
+        records.append(record)
+        report.accepted += 1
+        report.thoughts += len(record["thoughts"])
+    return records, report
+
+
+@task(name="build-coldstart-set", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30], cache_policy=stage_cache("tasks.thinking", "tasks.generation", "sandbox"), persist_result=True)
+def build_coldstart_set(
+    train_problems_id: str, policy_id: str, annotator_id: str, coldstart_cfg: dict, sandbox_cfg: dict, system_prompt: str, dtype: str
+) -> str:
+    """Annotated cold-start SFT set from the reference solutions of the train split."""
+    inputs = {"problems": train_problems_id, "policy": policy_id, "annotator": annotator_id}
+    params = {"coldstart": coldstart_cfg, "sandbox": sandbox_cfg, "system_prompt": system_prompt, "dtype": dtype}
+    with StageRun("coldstart", inputs=inputs, params=params, code_modules=("tasks.coldstart", "tasks.thinking")) as run:
+        problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
+        records, report = build_coldstart_examples(
+            problems, run.input_path("policy"), run.input_path("annotator"), coldstart_cfg,
+            SandboxConfig(**sandbox_cfg), system_prompt, dtype,
+        )
+        run.log.info("cold start: %d of %d solutions accepted, rejected %s", report.accepted, report.solutions_in, dict(report.rejected))
+        if not records:
+            raise ValueError(
+                f"the cold-start set is empty: {report.solutions_in} reference solutions, rejected {dict(report.rejected)}; "
+                "the train split needs problems with reference solutions (e.g. the humaneval source)"
+            )
+        staged = run.staging("coldstart")
+        write_jsonl(staged / "train.jsonl", records)
+        return run.output("dataset", staged, kind="dataset", name="coldstart", metrics=report.metrics())

@@ -1,0 +1,175 @@
+"""Typed recipes: YAML in, validated config out, a wrong key named in the error.
+
+Each stage reads one section; that section (as a plain dict) is part of the stage's cache key, so
+changing one stage's settings recomputes that stage and what follows, nothing before it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class RecipeError(ValueError):
+    pass
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def as_key(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class ModelConfig(Section):
+    name: str = "tiny"  # tiny | smollm2-135m-instruct | a local path | an HF id in the local cache
+    seed: int = 0
+    torch_dtype: Literal["float32", "bfloat16"] = "float32"
+
+
+class SourceConfig(Section):
+    name: str  # leetcode | humaneval | jsonl:PATH
+    limit: int | None = Field(default=None, ge=1)
+    difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
+
+
+class ProblemsConfig(Section):
+    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig(name="humaneval")])
+    eval_fraction: float = Field(default=0.2, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class SandboxSection(Section):
+    timeout_s: float = Field(default=6.0, gt=0)
+    memory_mb: int = Field(default=1024, ge=64)
+    workers: int = Field(default=2, ge=1)
+
+
+class GenerationConfig(Section):
+    max_new_tokens: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class ColdStartConfig(Section):
+    annotator: str = "policy"  # "policy" (the base model) or any model name the registry resolves
+    strategy: Literal["entropy"] = "entropy"
+    thoughts_per_solution: int = Field(default=1, ge=1, le=8)
+    thought_max_new_tokens: int = Field(default=24, ge=4)
+    plan_max_new_tokens: int = Field(default=40, ge=4)
+    batch_size: int = Field(default=16, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class SFTSection(Section):
+    max_steps: int = Field(default=10, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    per_device_train_batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=512, ge=16)
+    bf16: bool = False
+    seed: int = 0
+    timeout_s: int = Field(default=3600, ge=10)
+    trl: dict[str, Any] = Field(default_factory=dict)  # extra SFTConfig fields, passed through
+
+
+class RLSection(Section):
+    loss_type: str = "dr_grpo"
+    max_steps: int = Field(default=4, ge=1)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    num_generations: int = Field(default=4, ge=2)
+    per_device_train_batch_size: int = Field(default=8, ge=1)
+    max_prompt_length: int = Field(default=512, ge=16)
+    max_completion_length: int = Field(default=128, ge=8)
+    temperature: float = Field(default=1.0, gt=0)
+    beta: float = Field(default=0.0, ge=0)
+    bf16: bool = False
+    seed: int = 0
+    reward_weights: dict[str, float] = Field(
+        default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
+    )
+    limit: int | None = Field(default=None, ge=1)
+    timeout_s: int = Field(default=3600, ge=10)
+    trl: dict[str, Any] = Field(default_factory=dict)  # extra GRPOConfig fields, passed through
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = set(weights) - {"correct", "upfront_think", "inline_think"}
+        if unknown:
+            raise ValueError(f"unknown reward terms {sorted(unknown)}; known: correct, upfront_think, inline_think")
+        return weights
+
+    @field_validator("per_device_train_batch_size")
+    @classmethod
+    def _divisible(cls, batch: int, info) -> int:
+        groups = info.data.get("num_generations")
+        if groups and batch % groups:
+            raise ValueError(f"must be divisible by num_generations ({groups}), got {batch}")
+        return batch
+
+
+class EvaluateConfig(Section):
+    max_new_tokens: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    limit_per_source: int | None = Field(default=None, ge=1)
+    evaluate_base_model: bool = True
+
+
+class PromptsConfig(Section):
+    system: str = (
+        "You are a careful Python programmer. First think briefly inside <think> </think>. Then answer with "
+        "one ```python code block. Inside the code you may add short thoughts wrapped in "
+        "<thinkanywhere> </thinkanywhere> where a step needs care; they are removed before the code runs."
+    )
+
+
+class Recipe(Section):
+    name: str = "think-anywhere"
+    model: ModelConfig = ModelConfig()
+    problems: ProblemsConfig = ProblemsConfig()
+    sandbox: SandboxSection = SandboxSection()
+    prompts: PromptsConfig = PromptsConfig()
+    coldstart: ColdStartConfig = ColdStartConfig()
+    sft: SFTSection = SFTSection()
+    rl: RLSection = RLSection()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """``a.b.c=value`` with the value parsed as YAML (``3``, ``true``, ``[1, 2]``, ``text``)."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set expects KEY=VALUE, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"--set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"recipe {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise RecipeError(f"{path}: the recipe must be a mapping of sections")
+    for assignment in overrides or []:
+        apply_override(tree, assignment)
+    try:
+        return Recipe.model_validate(tree)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            lines.append(f"  {where}: {error['msg']}")
+        raise RecipeError(f"{path}: invalid recipe\n" + "\n".join(lines)) from None
