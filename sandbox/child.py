@@ -146,6 +146,9 @@ def run_asserts(job, report):
     for index, line in enumerate(job["asserts"]):
         try:
             exec(compile(line, f"<test {index}>", "exec"), namespace)
+        except AssertionError:
+            report.send({"t": index, "v": False})  # a wrong answer, not a crash
+            continue
         except BaseException as exc:  # noqa: BLE001
             report.send(error_record(index, exc))
             continue
@@ -166,6 +169,9 @@ def run_check(job, report):
     try:
         exec(compile(job["test_code"], "<tests>", "exec"), test_namespace)
         test_namespace["check"](copied_candidate)
+    except AssertionError:
+        report.send({"t": 0, "v": False})  # a wrong answer, not a crash
+        return
     except BaseException as exc:  # noqa: BLE001
         report.send(error_record(0, exc))
         return

@@ -200,7 +200,8 @@ def judge(job: Job, total: int, run: ChildRun) -> Verdict:
             first_detail = f"test {index}: {record['e']}"
         else:
             first_status = "failed"
-            first_detail = f"test {index}: wrong answer {json.dumps(record.get('v'))[:150]}"
+            shown = "assertion failed" if job.tests["kind"] in ("assert", "check") else json.dumps(record.get("v"))[:150]
+            first_detail = f"test {index}: wrong answer {shown}"
     if passed == total and not run.output_capped:
         return Verdict(status="passed", passed=passed, detail="", **base)
     if run.output_capped:

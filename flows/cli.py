@@ -1,0 +1,208 @@
+"""The ``thinkflow`` command line: pipelines, problems, verification and lineage."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # else a telemetry task locks SQLite
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.tree import Tree  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+problems_app = typer.Typer(no_args_is_help=True, help="Load problem sources into Problem JSONL.")
+lineage_app = typer.Typer(no_args_is_help=True, help="Ask where an artifact came from and what came of it.")
+app.add_typer(problems_app, name="problems")
+app.add_typer(lineage_app, name="lineage")
+console = Console(width=160)
+PIPELINES = ("think-anywhere",)
+
+
+def fail(message: str) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def run_pipeline(pipeline: str, config: str, overrides: list[str], as_json: bool) -> None:
+    from flows.stage_log import print_summary
+    from tasks.recipe import RecipeError
+
+    if pipeline not in PIPELINES:
+        fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)} (thinking-midtraining: issue 5, evaluate: issue 6)")
+    from flows.think_anywhere import resolve_config, think_anywhere
+
+    if not resolve_config(config).exists():
+        fail(f"config {config} does not exist")
+    try:
+        summary = think_anywhere(config=str(resolve_config(config)), overrides=overrides)
+    except RecipeError as exc:
+        fail(str(exc))
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        print_summary(summary)
+
+
+@app.command()
+def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table")) -> None:
+    """Think-Anywhere on configs/default.yaml (SmolLM2-135M-Instruct, CPU)."""
+    run_pipeline("think-anywhere", "configs/default.yaml", [], as_json)
+
+
+@app.command()
+def run(
+    pipeline: str = typer.Argument(..., help="think-anywhere"),
+    config: str = typer.Option(..., "--config", "-c", help="recipe YAML"),
+    overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
+) -> None:
+    """Run a pipeline on a recipe; prints a summary table (stage, artifact, cached?, key metrics)."""
+    run_pipeline(pipeline, config, overrides, as_json)
+
+
+@problems_app.command("load")
+def problems_load(
+    source: str = typer.Argument(..., help="leetcode | humaneval | jsonl:PATH"),
+    output: Path = typer.Option(..., "-o", "--output"),
+    difficulty: list[str] = typer.Option([], "--difficulty", help="LeetCode only: Easy, Medium, Hard"),
+    limit: Optional[int] = typer.Option(None, "--limit"),
+) -> None:
+    """Write a source's problems as Problem JSONL and report what was skipped and why."""
+    from tasks.problems import ProblemFormatError, load_source, write_jsonl
+
+    try:
+        result = load_source(source, difficulty or None, limit)
+    except (ProblemFormatError, FileNotFoundError) as exc:
+        fail(str(exc))
+    count = write_jsonl(output, result.problems)
+    console.print(f"{count} problems from {source} → {output}")
+    for reason, n in sorted(result.skipped.items()):
+        console.print(f"  skipped {n:5d}  {reason}")
+
+
+@app.command()
+def verify(
+    problems_path: Path = typer.Argument(..., help="Problem JSONL"),
+    solutions_path: Path = typer.Argument(..., help="Solution JSONL: problem_id, solution_id, text"),
+    output: Path = typer.Option(..., "-o", "--output", help="Verdict JSONL"),
+    backend: str = typer.Option("local", "--backend", help="local (docker: issue 3)"),
+    workers: int = typer.Option(2, "--workers", min=1),
+    timeout_s: float = typer.Option(6.0, "--timeout"),
+) -> None:
+    """Run solutions against their problems' tests in the sandbox."""
+    from sandbox import Job, SandboxConfig, run_batch
+    from tasks.problems import ProblemFormatError, load_jsonl, write_jsonl
+    from tasks.thinking import extract_code
+
+    if backend != "local":
+        fail(f"backend {backend!r} is not available yet; use --backend local")
+    try:
+        problems = {p["id"]: p for p in load_jsonl(problems_path).problems}
+    except ProblemFormatError as exc:
+        fail(str(exc))
+    jobs = []
+    with open(solutions_path) as handle:
+        for row, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                solution = json.loads(line)
+            except ValueError as exc:
+                fail(f"{solutions_path} row {row}: not valid JSON: {exc}")
+            missing = [k for k in ("problem_id", "solution_id", "text") if k not in solution]
+            if missing:
+                fail(f"{solutions_path} row {row}: missing field(s) {', '.join(missing)}")
+            if solution["problem_id"] not in problems:
+                fail(f"{solutions_path} row {row}: problem_id {solution['problem_id']!r} is not in {problems_path}")
+            problem = problems[solution["problem_id"]]
+            jobs.append(Job(problem["id"], str(solution["solution_id"]), extract_code(solution["text"]), problem["tests"]))
+    verdicts = run_batch(jobs, SandboxConfig(workers=workers, timeout_s=timeout_s))
+    write_jsonl(output, [v.to_dict() for v in verdicts])
+    counts = Counter(v.status for v in verdicts)
+    console.print(f"{len(verdicts)} verdicts → {output}: " + ", ".join(f"{s}={n}" for s, n in sorted(counts.items())))
+
+
+def lineage_store():
+    from storage import ArtifactStore, LineageStore
+
+    store = ArtifactStore()
+    return store, LineageStore(store.home / "lineage.duckdb")
+
+
+def lineage_tree(root_id: str, links, label_of, upstream: bool) -> Tree:
+    children: dict[str, list] = {}
+    for link in links:
+        key, other = (link.artifact_id, link.parent_id) if upstream else (link.parent_id, link.artifact_id)
+        children.setdefault(key, []).append((link.stage, link.role, other))
+    tree = Tree(label_of(root_id))
+
+    def grow(node: Tree, artifact_id: str, seen: frozenset) -> None:
+        for stage, role, other in sorted(children.get(artifact_id, []), key=lambda c: c[2]):
+            arrow = "←" if upstream else "→"
+            branch = node.add(f"{arrow} [dim]{stage}[/dim] ({role}) {label_of(other)}")
+            if other not in seen:
+                grow(branch, other, seen | {other})
+
+    grow(tree, root_id, frozenset({root_id}))
+    return tree
+
+
+@lineage_app.command("show")
+def lineage_show(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """An artifact: kind, name, where it lives, the run that made it, its metrics."""
+    store, lineage = lineage_store()
+    record = lineage.artifact(artifact_id)
+    if record is None:
+        fail(f"artifact {artifact_id} is not in the lineage at {store.home}")
+    record["metrics"] = lineage.metrics_of(artifact_id)
+    if as_json:
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return
+    for key in ("artifact_id", "kind", "name", "version", "uri", "stage", "created_by_run", "created_at"):
+        console.print(f"[bold]{key:15}[/bold] {record[key]}")
+    for key, value in record["metrics"].items():
+        console.print(f"  {key:30} {value:g}")
+
+
+def _lineage_walk(artifact_id: str, as_json: bool, upstream: bool) -> None:
+    store, lineage = lineage_store()
+    if lineage.artifact(artifact_id) is None:
+        fail(f"artifact {artifact_id} is not in the lineage at {store.home}")
+    links = lineage.upstream(artifact_id) if upstream else lineage.downstream(artifact_id)
+    if as_json:
+        sys.stdout.write(json.dumps([link.__dict__ for link in links]) + "\n")
+        return
+
+    def label_of(other_id: str) -> str:
+        record = lineage.artifact(other_id)
+        return f"[bold]{other_id}[/bold] {record['name']}" if record else other_id
+
+    console.print(lineage_tree(artifact_id, links, label_of, upstream))
+
+
+@lineage_app.command("upstream")
+def lineage_upstream(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """What produced this artifact, recursively."""
+    _lineage_walk(artifact_id, as_json, upstream=True)
+
+
+@lineage_app.command("downstream")
+def lineage_downstream(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """What was made from this artifact, recursively."""
+    _lineage_walk(artifact_id, as_json, upstream=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+import json
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def test_problems_load_reports_skips(tmp_path):
+    out = tmp_path / "lc.jsonl"
+    result = runner.invoke(app, ["problems", "load", "leetcode", "-o", str(out), "--difficulty", "Easy"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert rows and {r["difficulty"] for r in rows} == {"Easy"}
+    assert "difficulty_not_selected" in result.output and "linked_structure_types" in result.output
+
+
+def test_verify_writes_one_verdict_per_solution(tmp_path):
+    problems = tmp_path / "p.jsonl"
+    assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "2"]).exit_code == 0
+    first = json.loads(problems.read_text().splitlines()[0])
+    solutions = tmp_path / "s.jsonl"
+    solutions.write_text("\n".join(json.dumps(s) for s in [
+        {"problem_id": first["id"], "solution_id": "good", "text": f"<think>x</think>\n```python\n{first['reference']}\n```"},
+        {"problem_id": first["id"], "solution_id": "bad", "text": "```python\ndef has_close_elements(a, b):\n    return None\n```"},
+        {"problem_id": first["id"], "solution_id": "none", "text": "I do not know."},
+    ]) + "\n")
+    verdicts = tmp_path / "v.jsonl"
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    statuses = {v["solution_id"]: v["status"] for v in map(json.loads, verdicts.read_text().splitlines())}
+    assert statuses == {"good": "passed", "bad": "failed", "none": "error"}
+
+
+def test_verify_names_the_bad_row(tmp_path):
+    problems = tmp_path / "p.jsonl"
+    runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"])
+    solutions = tmp_path / "s.jsonl"
+    solutions.write_text(json.dumps({"problem_id": "humaneval/0", "solution_id": "a", "text": ""}) + "\n"
+                         + json.dumps({"problem_id": "nope", "solution_id": "b", "text": ""}) + "\n")
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(tmp_path / "v.jsonl")])
+    assert result.exit_code == 2
+    assert "s.jsonl row 2: problem_id 'nope'" in result.output
+
+
+def test_run_rejects_a_bad_recipe_clearly(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("sft:\n  max_stepz: 1\n")
+    result = runner.invoke(app, ["run", "think-anywhere", "--config", str(recipe)])
+    assert result.exit_code == 2
+    assert "sft.max_stepz" in result.output

@@ -1,0 +1,118 @@
+"""The whole think-anywhere flow on configs/tiny.yaml, for real: Prefect, TRL, DuckDB, sandbox."""
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(prefect_harness, tmp_path_factory):
+    """Run the tiny pipeline twice in one fresh THINKFLOW_HOME; keep both summaries."""
+    from flows.think_anywhere import think_anywhere
+    from storage import ArtifactStore
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THINKFLOW_HOME", str(home))
+        first = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
+        artifacts_after_first = ArtifactStore().all_ids()
+        second = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
+        artifacts_after_second = ArtifactStore().all_ids()
+        yield {"home": home, "first": first, "second": second,
+               "artifacts": (artifacts_after_first, artifacts_after_second), "patch": patch}
+
+
+def stage_ids(summary, stage):
+    return next(s["artifact_ids"] for s in summary["stages"] if s["stage"] == stage)
+
+
+def test_every_stage_produced_an_artifact(tiny_runs):
+    first = tiny_runs["first"]
+    stages = [s["stage"] for s in first["stages"]]
+    assert stages == ["base model", "problems", "split", "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
+    assert not any(s["cached"] for s in first["stages"])
+    produced = {a for s in first["stages"] for a in s["artifact_ids"]}
+    assert produced == set(tiny_runs["artifacts"][0])
+    assert len(produced) == 9
+
+
+def test_second_run_is_fully_cached_and_adds_nothing(tiny_runs):
+    second = tiny_runs["second"]
+    assert all(s["cached"] for s in second["stages"]) and second["all_cached"]
+    assert tiny_runs["artifacts"][1] == tiny_runs["artifacts"][0]
+    assert [s["artifact_ids"] for s in second["stages"]] == [s["artifact_ids"] for s in tiny_runs["first"]["stages"]]
+
+
+def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
+    from storage import LineageStore
+
+    first = tiny_runs["first"]
+    lineage = LineageStore(tiny_runs["home"] / "lineage.duckdb")
+    report, rl, sft = stage_ids(first, "evaluate rl")[0], stage_ids(first, "rl")[0], stage_ids(first, "sft")[0]
+    coldstart, base = stage_ids(first, "cold-start set")[0], stage_ids(first, "base model")[0]
+    train, _ = stage_ids(first, "split")
+    problems = stage_ids(first, "problems")[0]
+    links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(report)}
+    for link in [(report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base),
+                 (coldstart, "coldstart", train), (train, "split_problems", problems)]:
+        assert link in links, link
+    assert lineage.counts()["runs"] == 8  # one per executed stage; the cached second run added none
+
+
+def test_sft_loss_is_finite_and_recorded_per_step(tiny_runs):
+    from storage import LineageStore
+
+    sft = stage_ids(tiny_runs["first"], "sft")[0]
+    lineage = LineageStore(tiny_runs["home"] / "lineage.duckdb")
+    metrics = lineage.metrics_of(sft)
+    assert math.isfinite(metrics["loss_first"]) and math.isfinite(metrics["loss_last"])
+    assert [step for step, _ in lineage.metric_series(sft, "loss")] == [1, 2, 3, 4]
+
+
+def test_coldstart_samples_carry_inline_thoughts_that_strip_to_passing_code(tiny_runs):
+    from storage import ArtifactStore
+    from tasks.thinking import has_inline_thought_in_statement, has_upfront_think
+
+    coldstart = stage_ids(tiny_runs["first"], "cold-start set")[0]
+    rows = [json.loads(l) for l in (ArtifactStore(tiny_runs["home"]).path(coldstart) / "train.jsonl").read_text().splitlines()]
+    assert rows
+    for row in rows:
+        response = row["completion"][0]["content"]
+        assert has_upfront_think(response) and has_inline_thought_in_statement(response)
+
+
+def test_eval_report_has_one_verdict_per_eval_problem(tiny_runs):
+    from storage import ArtifactStore
+
+    store = ArtifactStore(tiny_runs["home"])
+    _, held_out = stage_ids(tiny_runs["first"], "split")
+    eval_ids = {json.loads(l)["id"] for l in (store.path(held_out) / "problems.jsonl").read_text().splitlines()}
+    for stage in ("evaluate base", "evaluate rl"):
+        report = store.path(stage_ids(tiny_runs["first"], stage)[0])
+        verdicts = [json.loads(l) for l in (report / "verdicts.jsonl").read_text().splitlines()]
+        assert sorted(v["problem_id"] for v in verdicts) == sorted(eval_ids)
+        assert all(v["status"] in ("passed", "failed", "timeout", "memory", "error") for v in verdicts)
+        summary = json.loads((report / "summary.json").read_text())
+        assert summary["problems"] == len(eval_ids) and 0 <= summary["pass@1"] <= 1
+
+
+def test_lineage_cli_shows_the_chain(tiny_runs):
+    from flows.cli import app
+
+    report = stage_ids(tiny_runs["first"], "evaluate rl")[0]
+    rl = stage_ids(tiny_runs["first"], "rl")[0]
+    tiny_runs["patch"].setenv("THINKFLOW_HOME", str(tiny_runs["home"]))
+    result = CliRunner().invoke(app, ["lineage", "upstream", report])
+    assert result.exit_code == 0, result.output
+    for name in ("grpo", "sft", "coldstart", "problems-train", "base:tiny"):
+        assert name in result.output
+    as_json = CliRunner().invoke(app, ["lineage", "downstream", rl, "--json"])
+    assert [l["artifact_id"] for l in json.loads(as_json.output)] == [report]
+    shown = CliRunner().invoke(app, ["lineage", "show", report, "--json"])
+    assert json.loads(shown.output)["stage"] == "evaluate"
