@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_run_logger
 
 from storage import ArtifactStore, LineageStore
 
@@ -52,6 +53,10 @@ class StageLog:
             "stages": [r.to_dict() for r in self.results],
             "all_cached": all(r.cached for r in self.results),
         }
+        try:
+            get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
+        except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
+            pass
         try:
             create_markdown_artifact(key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary")
         except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it

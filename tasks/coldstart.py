@@ -166,6 +166,7 @@ def build_coldstart_examples(
     sandbox_cfg: SandboxConfig,
     system_prompt: str,
     dtype: str = "float32",
+    say=lambda message: None,
 ) -> tuple[list[dict[str, Any]], ColdStartReport]:
     """Reference solutions → verified, annotated SFT records (prompt/completion chat format)."""
     from tasks.generation import generate_replies
@@ -177,6 +178,7 @@ def build_coldstart_examples(
         candidates = candidates[: cfg["limit"]]
     report.solutions_in = len(candidates)
     verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg)
+    say(f"{len(candidates)} reference solutions checked in the sandbox")
     correct = []
     for problem, verdict in zip(candidates, verdicts):
         if verdict.status == "passed":
@@ -196,6 +198,7 @@ def build_coldstart_examples(
         else:
             report.rejected["no_insertion_point"] += 1
 
+    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; asking the annotator")
     annotator = policy if str(annotator_dir) == str(policy_dir) else load_for_inference(annotator_dir, dtype)
     plans = generate_replies(
         annotator_dir, [plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"],
@@ -211,6 +214,7 @@ def build_coldstart_examples(
     for (index, _), thought in zip(requests, thoughts):
         pending[index].thoughts.append(thought)
 
+    say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written; verifying")
     assembled = []
     for sample in pending:
         record, reason = assemble_sample(sample)
@@ -245,7 +249,7 @@ def build_coldstart_set(
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
         records, report = build_coldstart_examples(
             problems, run.input_path("policy"), run.input_path("annotator"), coldstart_cfg,
-            SandboxConfig(**sandbox_cfg), system_prompt, dtype,
+            SandboxConfig(**sandbox_cfg), system_prompt, dtype, say=run.log.info,
         )
         run.log.info("cold start: %d of %d solutions accepted, rejected %s", report.accepted, report.solutions_in, dict(report.rejected))
         if not records:

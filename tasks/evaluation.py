@@ -77,6 +77,7 @@ def evaluate_model(model_id: str, eval_problems_id: str, eval_cfg: dict, sandbox
     params = {"evaluate": eval_cfg, "sandbox": sandbox_cfg, "system_prompt": system_prompt, "dtype": dtype}
     with StageRun("evaluate", inputs=inputs, params=params, code_modules=("tasks.evaluation",)) as run:
         problems = select_eval_problems(read_jsonl(run.input_path("problems") / "problems.jsonl"), eval_cfg["limit_per_source"])
+        run.log.info("generating greedy replies for %d problems", len(problems))
         rows = evaluate_checkpoint(run.input_path("model"), problems, eval_cfg, SandboxConfig(**sandbox_cfg), system_prompt, dtype)
         summary = summarize(rows)
         run.log.info("evaluated %s: %s", model_id, json.dumps(summary))
