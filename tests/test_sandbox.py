@@ -45,10 +45,8 @@ def test_infinite_loop_times_out_and_kills_its_process_group(tmp_path):
         f"    while True:\n        open({str(marker)!r}, 'w').write(str(time.time())); time.sleep(0.05)\n"
         "def add(a, b):\n    while True: pass\n"
     )
-    started = time.monotonic()
     v = verdict_for(code, cfg=SandboxConfig(timeout_s=1.0))
-    assert v.status == "timeout"
-    assert time.monotonic() - started < 5
+    assert v.status == "timeout" and "wall-clock limit" in v.detail
     time.sleep(0.3)
     before = marker.stat().st_mtime
     time.sleep(0.3)
