@@ -99,31 +99,24 @@ def verify(
 ) -> None:
     """Run solutions against their problems' tests in the sandbox."""
     from sandbox import Job, SandboxConfig, run_batch
-    from tasks.problems import ProblemFormatError, load_jsonl, write_jsonl
+    from tasks.problems import ProblemFormatError, jsonl_rows, load_jsonl, write_jsonl
     from tasks.thinking import extract_code
 
     if backend != "local":
         fail(f"backend {backend!r} is not available yet; use --backend local")
     try:
         problems = {p["id"]: p for p in load_jsonl(problems_path).problems}
-    except ProblemFormatError as exc:
-        fail(str(exc))
-    jobs = []
-    with open(solutions_path) as handle:
-        for row, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                solution = json.loads(line)
-            except ValueError as exc:
-                fail(f"{solutions_path} row {row}: not valid JSON: {exc}")
+        jobs = []
+        for where, solution in jsonl_rows(solutions_path):
             missing = [k for k in ("problem_id", "solution_id", "text") if k not in solution]
             if missing:
-                fail(f"{solutions_path} row {row}: missing field(s) {', '.join(missing)}")
+                fail(f"{where}: missing field(s) {', '.join(missing)}")
             if solution["problem_id"] not in problems:
-                fail(f"{solutions_path} row {row}: problem_id {solution['problem_id']!r} is not in {problems_path}")
+                fail(f"{where}: problem_id {solution['problem_id']!r} is not in {problems_path}")
             problem = problems[solution["problem_id"]]
             jobs.append(Job(problem["id"], str(solution["solution_id"]), extract_code(solution["text"]), problem["tests"]))
+    except ProblemFormatError as exc:
+        fail(str(exc))
     verdicts = run_batch(jobs, SandboxConfig(workers=workers, timeout_s=timeout_s))
     write_jsonl(output, [v.to_dict() for v in verdicts])
     counts = Counter(v.status for v in verdicts)

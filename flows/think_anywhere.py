@@ -20,9 +20,8 @@ from tasks.evaluation import evaluate_model
 from tasks.models import build_base_model
 from tasks.problems import load_problems, split_problems
 from tasks.recipe import ModelConfig, load_recipe
+from tasks.stage_run import PROJECT_ROOT
 from tasks.training import train_grpo, train_sft
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def resolve_config(config: str) -> Path:

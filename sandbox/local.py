@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -257,7 +257,5 @@ def run_batch(
     verdicts = []
     for job in jobs:
         shared = outcomes[job.dedup_key()]
-        verdicts.append(
-            Verdict(job.problem_id, job.solution_id, shared.status, shared.passed, shared.total, shared.detail, shared.seconds)
-        )
+        verdicts.append(replace(shared, problem_id=job.problem_id, solution_id=job.solution_id))
     return verdicts

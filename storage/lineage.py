@@ -74,10 +74,10 @@ class LineageStore:
                 con = duckdb.connect(self.db_path, read_only=read_only and Path(self.db_path).exists())
                 break
             except duckdb.IOException as exc:
-                if not any(m in str(exc) for m in LOCK_MARKERS) or time.monotonic() > deadline:
-                    if any(m in str(exc) for m in LOCK_MARKERS):
-                        raise LineageBusy(f"{self.db_path} is locked by another process: {exc}") from exc
+                if not any(m in str(exc) for m in LOCK_MARKERS):
                     raise
+                if time.monotonic() > deadline:
+                    raise LineageBusy(f"{self.db_path} is locked by another process: {exc}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         try:

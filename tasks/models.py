@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sysconfig
@@ -192,15 +193,8 @@ def parameter_count(model_dir: Path) -> int:
     for shard in model_dir.glob("*.safetensors"):
         with safe_open(str(shard), framework="pt") as handle:
             for name in handle.keys():
-                total += _numel(handle.get_slice(name).get_shape())
+                total += math.prod(handle.get_slice(name).get_shape())
     return total
-
-
-def _numel(shape) -> int:
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
 
 
 # -- Prefect task --------------------------------------------------------------------------------

@@ -246,17 +246,23 @@ def load_humaneval(path: Path | None = None) -> LoadResult:
 
 # -- our own JSONL -------------------------------------------------------------------------------
 
-def load_jsonl(path: Path) -> LoadResult:
-    result = LoadResult(problems=[], source=f"jsonl:{path}")
+def jsonl_rows(path: Path) -> Iterable[tuple[str, Any]]:
+    """(``"PATH row N"``, parsed record) for each non-blank line; bad JSON raises ProblemFormatError."""
     with open(path) as handle:
         for row_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            where = f"{path} row {row_number}"
             try:
-                record = json.loads(line)
+                yield where, json.loads(line)
             except ValueError as exc:
-                raise ProblemFormatError(f"{path} row {row_number}: not valid JSON: {exc}") from None
-            result.problems.append(validate_problem(record, f"{path} row {row_number}"))
+                raise ProblemFormatError(f"{where}: not valid JSON: {exc}") from None
+
+
+def load_jsonl(path: Path) -> LoadResult:
+    result = LoadResult(problems=[], source=f"jsonl:{path}")
+    for where, record in jsonl_rows(path):
+        result.problems.append(validate_problem(record, where))
     return result
 
 
