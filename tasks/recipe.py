@@ -43,9 +43,11 @@ class ProblemsConfig(Section):
 
 
 class SandboxSection(Section):
+    backend: Literal["local", "docker"] = "local"
+    isolation: Literal["strict", "weak"] = "strict"  # weak: run without namespaces where there are none
+    workers: int = Field(default=0, ge=0)  # 0: one per core
     timeout_s: float = Field(default=6.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
-    workers: int = Field(default=2, ge=1)
 
 
 class GenerationConfig(Section):

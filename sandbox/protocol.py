@@ -1,0 +1,74 @@
+"""The wire format between the host and a sandbox worker (imports nothing from the project).
+
+One JSON object per line, both ways, over the worker's stdin/stdout (a pipe for the local
+backend, the attached socket for a Docker container). Host → worker: ``{"id", "job", "limits",
+"timeout_s", "output_cap"}`` or ``{"quit": true}``. Worker → host: ``{"hello": {...}}`` once, then
+one ``{"id", "records", "stderr", "timed_out", "capped", "returncode", "seconds"}`` per job, or
+``{"fatal": "..."}`` when it cannot start. Docker multiplexes the attached stdout and stderr into
+frames with an 8-byte header; ``DockerStreamDemux`` takes them apart.
+"""
+
+import json
+import struct
+
+MAX_LINE = 64 * 1024 * 1024
+
+
+class ProtocolError(ValueError):
+    pass
+
+
+def encode(message: dict) -> bytes:
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode()
+
+
+class LineDecoder:
+    """Bytes in, complete JSON messages out."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list:
+        self.buffer += chunk
+        messages = []
+        while True:
+            end = self.buffer.find(b"\n")
+            if end < 0:
+                if len(self.buffer) > MAX_LINE:
+                    raise ProtocolError(f"a worker message exceeded {MAX_LINE} bytes without a newline")
+                return messages
+            line = bytes(self.buffer[:end])
+            del self.buffer[: end + 1]
+            if line.strip():
+                try:
+                    messages.append(json.loads(line))
+                except ValueError as exc:
+                    raise ProtocolError(f"a worker sent a line that is not JSON: {line[:120]!r} ({exc})") from None
+
+
+STDOUT, STDERR = 1, 2
+
+
+class DockerStreamDemux:
+    """Docker's attach stream (tty off): frames of [stream type, 0, 0, 0, big-endian size] + data."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[tuple[int, bytes]]:
+        self.buffer += chunk
+        frames = []
+        while len(self.buffer) >= 8:
+            stream, size = struct.unpack(">BxxxL", bytes(self.buffer[:8]))
+            if stream not in (0, STDOUT, STDERR):
+                raise ProtocolError(f"unexpected stream type {stream} in the attach stream")
+            if len(self.buffer) < 8 + size:
+                break
+            frames.append((stream, bytes(self.buffer[8 : 8 + size])))
+            del self.buffer[: 8 + size]
+        return frames
+
+
+def docker_frame(stream: int, data: bytes) -> bytes:
+    """One multiplexed frame (what the engine sends; used by tests)."""
+    return struct.pack(">BxxxL", stream, len(data)) + data

@@ -1,0 +1,309 @@
+"""The sandbox worker: a long-lived process that runs one solution at a time, each in a fresh fork.
+
+Started by the host (``python -I -B worker.py --slot N --isolation MODE``), it reads jobs from
+stdin and answers on stdout (``protocol.py``). Modes:
+
+* ``namespaces`` (local backend): unshare mount/pid/net/ipc/uts namespaces and fork; the worker
+  proper is pid 1 of its pid namespace (every orphan comes back to it), sees a private /proc,
+  tmpfs over /tmp and the home/runtime folders, and a read-only view of the rest. Each solution
+  runs as uid ``base_uid + slot`` in a fresh tmpfs workdir.
+* ``weak`` (local backend, only when the config allows it): no namespaces; the worker is a child
+  subreaper and, as root, still drops each solution to the slot uid.
+* ``container`` (Docker backend): the container supplies the namespaces and the non-root user.
+
+Per solution: fork, setsid, only fds 0-3, rlimits, uid drop, no_new_privs, seccomp; kill the
+process group at the wall-clock limit; kill and reap every other process left behind; wipe the
+workdir. The child's records are relayed to the host, which decides the verdict.
+"""
+
+import argparse
+import gc
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import confine  # noqa: E402
+import protocol  # noqa: E402
+import runner  # noqa: E402
+
+# Modules the problem preludes import, loaded once here so each fork starts warm. Every module
+# loaded here makes each fork and exit dearer (more page tables to copy and tear down).
+PRELOADED = ("math", "itertools", "collections", "functools", "heapq", "bisect", "re", "string", "typing", "operator")
+JOB_DIR = "/tmp/work"
+
+
+def isolation_report(mode: str, uid: int | None, seccomp: bytes | None, problems: list[str]) -> dict:
+    return {"mode": mode, "namespaces": mode in ("namespaces", "container"), "uid_drop": uid is not None or os.getuid() != 0,
+            "seccomp": seccomp is not None, "uid": uid if uid is not None else os.getuid(), "missing": problems}
+
+
+class Worker:
+    def __init__(self, mode: str, uid: int | None, workdir_mb: int):
+        self.mode, self.uid = mode, uid
+        if mode == "namespaces":
+            os.makedirs(JOB_DIR, exist_ok=True)
+            confine.fresh_workdir(JOB_DIR, workdir_mb, uid)
+        program = confine.seccomp_program()
+        self.seccomp = confine.SeccompFilter(program) if program else None
+        self.is_init = os.getpid() == 1
+        self.out = sys.stdout.buffer
+
+    def send(self, message: dict) -> None:
+        self.out.write(protocol.encode(message))
+        self.out.flush()
+
+    # -- one solution ------------------------------------------------------------------------
+
+    def prepare_workdir(self) -> str:
+        if self.mode == "namespaces":
+            return JOB_DIR  # one tmpfs, sized for one solution, mounted at start and wiped after each
+        if self.mode == "container":
+            os.makedirs(JOB_DIR, mode=0o700, exist_ok=True)
+            return JOB_DIR
+        import tempfile
+
+        path = tempfile.mkdtemp(prefix="thinkflow-sbx-")
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def wipe_workdir(self, path: str) -> None:
+        if self.mode in ("namespaces", "container"):
+            for entry in os.listdir(path):
+                target = os.path.join(path, entry)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target, onerror=make_removable)
+                else:
+                    os.unlink(target)
+        else:
+            shutil.rmtree(path, onerror=make_removable)
+
+    def run(self, message: dict) -> dict:
+        job, limits = message["job"], message["limits"]
+        started = time.monotonic()
+        workdir = self.prepare_workdir()
+        result_r, result_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(result_r)
+                os.close(err_r)
+                confine.confine_child({"stderr": err_w, "result": result_w}, workdir, limits, self.uid)
+            except BaseException as exc:  # noqa: BLE001 - report, never run the solution unconfined
+                try:
+                    os.write(result_w, protocol.encode({"confine_error": f"{type(exc).__name__}: {exc}"}))
+                finally:
+                    os._exit(70)
+            runner.execute({**job, "limits": limits}, 3)
+        os.close(result_w)
+        os.close(err_w)
+        try:
+            raw, stderr, timed_out, capped = self.collect(pid, result_r, err_r, started + message["timeout_s"],
+                                                          message["output_cap"])
+        finally:
+            os.close(result_r)
+            os.close(err_r)
+            returncode = self.end_everything(pid)
+            self.wipe_workdir(workdir)
+        return {"id": message["id"], "records": parse_records(raw), "stderr": stderr.decode(errors="replace"),
+                "timed_out": timed_out, "capped": capped, "returncode": returncode,
+                "seconds": time.monotonic() - started}
+
+    def collect(self, pid: int, result_fd: int, err_fd: int, deadline: float, cap: int):
+        """Read the child's records and stderr until it reports done, exits, runs out of time or
+        writes more than the cap."""
+        poller = select.poll()
+        pidfd = os.pidfd_open(pid)
+        buffers = {result_fd: bytearray(), err_fd: bytearray()}
+        for fd in (result_fd, err_fd, pidfd):
+            poller.register(fd, select.POLLIN)
+        open_fds, exited = {result_fd, err_fd}, False
+        timed_out = capped = False
+        try:
+            while open_fds:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                if exited:
+                    remaining = min(remaining, 0.05)  # drain what the dead child left in the pipes
+                events = poller.poll(remaining * 1000)
+                if not events and exited:
+                    break
+                for fd, _ in events:
+                    if fd == pidfd:
+                        exited = True
+                        poller.unregister(pidfd)
+                        continue
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                        continue
+                    buffers[fd] += chunk
+                if len(buffers[result_fd]) + len(buffers[err_fd]) > cap:
+                    capped = True
+                    break
+                if buffers[result_fd].endswith(b'{"done": true}\n'):
+                    break
+        finally:
+            os.close(pidfd)
+        return bytes(buffers[result_fd]), bytes(buffers[err_fd][-2000:]), timed_out, capped
+
+    def end_everything(self, pid: int) -> int | None:
+        """Kill the solution's group and every process it left anywhere; reap them all."""
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the child is a session leader: it cannot leave its group
+        except (ProcessLookupError, PermissionError):
+            pass
+        _, status = os.waitpid(pid, 0)
+        if self.is_init:
+            try:
+                os.kill(-1, signal.SIGKILL)  # pid 1 of a namespace: everyone else in it
+            except ProcessLookupError:
+                pass
+        else:
+            if self.uid is not None:
+                sweeper = os.fork()
+                if sweeper == 0:
+                    try:
+                        os.setuid(self.uid)
+                        os.kill(-1, signal.SIGKILL)  # every process of the slot uid but this one
+                    finally:
+                        os._exit(0)
+            kill_descendants()
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+        return os.waitstatus_to_exitcode(status)
+
+    def serve(self) -> None:
+        stdin = sys.stdin.buffer
+        while True:
+            line = stdin.readline()
+            if not line.strip():
+                return
+            message = json.loads(line)
+            if message.get("quit"):
+                return
+            self.send(self.run(message))
+
+
+def make_removable(function, path, _exc) -> None:
+    """rmtree's error hook: a folder the solution locked (mode 000) is opened up and retried."""
+    os.chmod(os.path.dirname(path), 0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+    function(path)
+
+
+def descendants() -> list[int]:
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as handle:
+                children = [int(c) for c in handle.read().split()]
+        except OSError:
+            continue
+        found += children
+        frontier += children
+    return found
+
+
+def kill_descendants() -> None:
+    """Without a pid namespace: kill whatever the solution left below us (orphans come to us as
+    the subreaper), until nothing is left."""
+    for _ in range(1000):
+        pids = descendants()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                reaped, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not reaped:
+                break
+
+
+def parse_records(raw: bytes) -> list:
+    records = []
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        records.append(record if isinstance(record, dict) else {"garbage": True})
+    return records
+
+
+def start_namespaces(tmp_mb: int) -> None:
+    """Enter new namespaces; the launcher stays behind as the waiting parent of the worker."""
+    confine.enter_namespaces()
+    pid = os.fork()
+    if pid:
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGKILL))
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    confine.die_with_parent()  # (the launcher is outside our pid namespace: getppid() says 0)
+    keep = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.abspath(__file__))})
+    confine.build_mount_view(tmp_mb, keep)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--slot", type=int, default=0)
+    parser.add_argument("--isolation", choices=("namespaces", "weak", "container"), required=True)
+    parser.add_argument("--base-uid", type=int, default=61000)
+    parser.add_argument("--workdir-mb", type=int, default=64)
+    args = parser.parse_args()
+    for name in PRELOADED:
+        __import__(name)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a namespace's pid 1, ignored signals cannot reach us
+    confine.prctl(confine.PR_SET_DUMPABLE, 0)  # no /proc/<worker>/mem or ptrace for same-uid children
+    root = os.getuid() == 0
+    uid = args.base_uid + args.slot if root and args.isolation != "container" else None
+    problems = []
+    try:
+        if args.isolation == "namespaces":
+            start_namespaces(tmp_mb=16)
+        else:
+            confine.become_subreaper()
+    except OSError as exc:
+        sys.stdout.buffer.write(protocol.encode({"fatal": f"{exc}"}))
+        sys.stdout.buffer.flush()
+        os._exit(3)
+    if uid is None and args.isolation != "container":
+        problems.append("not running as root, so solutions cannot be moved to an unprivileged uid")
+    if args.isolation != "weak":
+        os.environ.clear()
+        os.environ.update(confine.child_environment(JOB_DIR))
+    worker = Worker(args.isolation, uid, args.workdir_mb)
+    if worker.seccomp is None:
+        problems.append("no seccomp filter for this architecture")
+    if worker.seccomp is not None:
+        worker.seccomp.install()  # inherited by every child; nothing the worker does afterwards is denied
+    worker.send({"hello": isolation_report(args.isolation, uid, worker.seccomp, problems)})
+    gc.freeze()  # forked children never walk the worker's own objects
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()
