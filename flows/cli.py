@@ -101,7 +101,7 @@ def verify(
     timeout_s: float = typer.Option(6.0, "--timeout"),
 ) -> None:
     """Run solutions against their problems' tests in the sandbox."""
-    from sandbox import Job, SandboxConfig, SandboxUnavailable, run_batch
+    from sandbox import Job, SandboxConfig, SandboxUnavailable, pool_for, run_batch
     from tasks.problems import ProblemFormatError, jsonl_rows, load_jsonl, record_reference_tests, write_jsonl
     from tasks.thinking import extract_code
 
@@ -122,6 +122,7 @@ def verify(
     except ProblemFormatError as exc:
         fail(str(exc))
     try:
+        pool_for(cfg).start()
         wanted = [problems[i] for i in sorted({problem_id for problem_id, _, _ in jobs})]
         record_reference_tests(wanted, cfg)
         verdicts = run_batch([Job(p, s, code, problems[p]["tests"]) for p, s, code in jobs], cfg)

@@ -52,6 +52,13 @@ class WorkerPool:
             self.started_workers += 1
         return self.workers[slot]
 
+    def start(self) -> "WorkerPool":
+        """Start every worker now (raises SandboxUnavailable where the isolation cannot be had)."""
+        with self.lock:
+            for slot in range(len(self.workers)):
+                self.worker(slot)
+        return self
+
     def retire(self, slot: int) -> None:
         worker, self.workers[slot] = self.workers[slot], None
         self.assigned[slot] = 0

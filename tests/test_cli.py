@@ -50,3 +50,24 @@ def test_run_rejects_a_bad_recipe_clearly(tmp_path):
     result = runner.invoke(app, ["run", "think-anywhere", "--config", str(recipe)])
     assert result.exit_code == 2
     assert "sft.max_stepz" in result.output
+
+
+def test_verify_with_docker_backend_and_no_engine_says_so(tmp_path):
+    from sandbox import SandboxUnavailable
+    from sandbox.docker_backend import engine_client
+
+    try:
+        engine_client(timeout_s=2)
+        import pytest
+
+        pytest.skip("a Docker engine answers here")
+    except SandboxUnavailable:
+        pass
+    problems = tmp_path / "p.jsonl"
+    assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"]).exit_code == 0
+    first = json.loads(problems.read_text().splitlines()[0])
+    solutions = tmp_path / "s.jsonl"
+    solutions.write_text(json.dumps({"problem_id": first["id"], "solution_id": "a", "text": "no code at all"}) + "\n")
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(tmp_path / "v.jsonl"), "--backend", "docker"])
+    assert result.exit_code != 0 and "no Docker engine answered" in result.output, result.output
+    assert not (tmp_path / "v.jsonl").exists()
