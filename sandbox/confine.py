@@ -11,7 +11,6 @@ filter. Everything here raises ``ConfinementError`` naming what failed.
 import ctypes
 import errno
 import os
-import platform
 import resource
 import struct
 
@@ -173,7 +172,7 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 def seccomp_program() -> bytes | None:
     """A BPF filter (x86_64 only; None elsewhere): deny the syscalls above, sockets other than
     AF_UNIX, clone with namespace flags, and clone3 (ENOSYS, so libc falls back to clone)."""
-    if platform.machine() != "x86_64":
+    if os.uname().machine != "x86_64":
         return None
     eperm = SECCOMP_RET_ERRNO | errno.EPERM
     prog = [

@@ -16,7 +16,6 @@ process group at the wall-clock limit; kill and reap every other process left be
 workdir. The child's records are relayed to the host, which decides the verdict.
 """
 
-import argparse
 import gc
 import json
 import os
@@ -267,13 +266,28 @@ def start_namespaces(tmp_mb: int) -> None:
     confine.build_mount_view(tmp_mb, keep)
 
 
+class Arguments:
+    slot, isolation, base_uid, workdir_mb = 0, "", 61000, 64
+
+
+def parse_arguments(argv: list[str]) -> Arguments:
+    """``--slot N --isolation MODE [--base-uid N] [--workdir-mb N]`` (no argparse: every module the
+    worker imports is copied into each fork and torn down at each exit)."""
+    args, pairs = Arguments(), dict(zip(argv[::2], argv[1::2]))
+    for flag in pairs:
+        if flag not in ("--slot", "--isolation", "--base-uid", "--workdir-mb"):
+            raise SystemExit(f"worker.py: unknown option {flag}")
+    args.slot = int(pairs.get("--slot", 0))
+    args.base_uid = int(pairs.get("--base-uid", 61000))
+    args.workdir_mb = int(pairs.get("--workdir-mb", 64))
+    args.isolation = pairs.get("--isolation", "")
+    if args.isolation not in ("namespaces", "weak", "container"):
+        raise SystemExit("worker.py: --isolation must be namespaces, weak or container")
+    return args
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--slot", type=int, default=0)
-    parser.add_argument("--isolation", choices=("namespaces", "weak", "container"), required=True)
-    parser.add_argument("--base-uid", type=int, default=61000)
-    parser.add_argument("--workdir-mb", type=int, default=64)
-    args = parser.parse_args()
+    args = parse_arguments(sys.argv[1:])
     for name in PRELOADED:
         __import__(name)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a namespace's pid 1, ignored signals cannot reach us
