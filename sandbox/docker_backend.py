@@ -9,12 +9,10 @@ time it is missing. Without an answering engine, ``SandboxUnavailable`` says so.
 
 from __future__ import annotations
 
-import select
-import time
 from pathlib import Path
 
 from sandbox.config import SandboxConfig, SandboxUnavailable
-from sandbox.protocol import STDERR, STDOUT, DockerStreamDemux, LineDecoder
+from sandbox.protocol import STDERR, STDOUT, DockerStreamDemux, LineDecoder, first_message
 
 SANDBOX_FOLDER = Path(__file__).parent
 HELLO_TIMEOUT_S = 60.0
@@ -89,17 +87,11 @@ class DockerWorker:
         attached = self.container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         self.socket = getattr(attached, "_sock", attached)
         self.container.start()
-        deadline = time.monotonic() + HELLO_TIMEOUT_S
-        messages = []
-        while not messages and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fileno()], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            messages = self.read_messages() or []
-        if not messages or "hello" not in messages[0]:
+        first = first_message(self, HELLO_TIMEOUT_S)
+        if first is None or "hello" not in first:
             self.stop()
-            raise OSError(f"sandbox container {self.slot} did not say hello: {messages[:1]} {self.stderr_tail()}")
-        self.hello = messages[0]["hello"]
+            raise OSError(f"sandbox container {self.slot} did not say hello: {first} {self.stderr_tail()}")
+        self.hello = first["hello"]
         return self.hello
 
     def fileno(self) -> int:

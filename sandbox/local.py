@@ -10,16 +10,14 @@ namespaces, and the report says what is missing.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from sandbox.config import SandboxConfig, SandboxUnavailable
-from sandbox.protocol import LineDecoder
+from sandbox.protocol import LineDecoder, first_message
 
 WORKER_PROGRAM = Path(__file__).with_name("worker.py")
 HELLO_TIMEOUT_S = 30.0
@@ -76,19 +74,13 @@ class LocalWorker:
             env=clean_env(), start_new_session=True, cwd="/",
         )
         self.decoder = LineDecoder()
-        messages, deadline = [], time.monotonic() + HELLO_TIMEOUT_S
-        while not messages and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.fileno()], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(self.fileno(), 65536) if ready else b""
-            if not chunk:
-                break
-            messages = self.decoder.feed(chunk)
-        if not messages:
+        first = first_message(self, HELLO_TIMEOUT_S)
+        if first is None:
             self.stop()
             raise WorkerStartError(f"sandbox worker {self.slot} did not say hello: {self.stderr_tail()}")
-        if "fatal" in messages[0]:
+        if "fatal" in first:
             self.stop()
-        return messages[0]
+        return first
 
     def fileno(self) -> int:
         return self.proc.stdout.fileno()

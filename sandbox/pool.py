@@ -209,17 +209,20 @@ def run_batch(
             continue
         runnable.append((key, job, total))
     pool = pool or pool_for(cfg)
-    for _ in range(cfg.infra_retries + 1):  # a child that failed before running the solution: again
+    for _ in range(cfg.infra_retries + 1):
         if not runnable:
             break
         runs = pool.execute([child_payload(job) for _, job, _ in runnable], progress)
-        for (key, job, total), run in zip(runnable, runs):
+        again = []  # the child failed before running the solution (the pool already retried dead workers)
+        for item, run in zip(runnable, runs):
+            key, job, total = item
             if isinstance(run, str):
                 outcomes[key] = Verdict(job.problem_id, job.solution_id, "infra_error", 0, total, run[:300])
-            else:
-                outcomes[key] = judge(job, total, run)
-        runnable = [item for item in runnable if outcomes[item[0]].status == "infra_error" and not isinstance(
-            runs[runnable.index(item)], str)]
+                continue
+            outcomes[key] = judge(job, total, run)
+            if outcomes[key].status == "infra_error":
+                again.append(item)
+        runnable = again
     return [replace(outcomes[job.dedup_key()], problem_id=job.problem_id, solution_id=job.solution_id) for job in jobs]
 
 

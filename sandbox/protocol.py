@@ -9,7 +9,9 @@ frames with an 8-byte header; ``DockerStreamDemux`` takes them apart.
 """
 
 import json
+import select
 import struct
+import time
 
 MAX_LINE = 64 * 1024 * 1024
 
@@ -72,3 +74,20 @@ class DockerStreamDemux:
 def docker_frame(stream: int, data: bytes) -> bytes:
     """One multiplexed frame (what the engine sends; used by tests)."""
     return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def first_message(worker, timeout_s: float) -> dict | None:
+    """The first message a just-started worker sends (its hello), or None if it sent none in time.
+
+    ``worker`` has ``fileno()`` and ``read_messages()`` (None once the stream has ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([worker.fileno()], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return None
+        messages = worker.read_messages()
+        if messages is None:
+            return None
+        if messages:
+            return messages[0]
+    return None

@@ -37,7 +37,7 @@ PRELOADED = ("math", "itertools", "collections", "functools", "heapq", "bisect",
 JOB_DIR = "/tmp/work"
 
 
-def isolation_report(mode: str, uid: int | None, seccomp: bytes | None, problems: list[str]) -> dict:
+def isolation_report(mode: str, uid: int | None, seccomp, problems: list[str]) -> dict:
     return {"mode": mode, "namespaces": mode in ("namespaces", "container"), "uid_drop": uid is not None or os.getuid() != 0,
             "seccomp": seccomp is not None, "uid": uid if uid is not None else os.getuid(), "missing": problems}
 

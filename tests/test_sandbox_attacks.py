@@ -6,9 +6,7 @@ what they managed to do as strict JSON, which the host reads back.
 """
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
