@@ -14,7 +14,7 @@ printed marker or nonce decides anything.
 own mount, pid, network, ipc and uts namespaces: no network but a down loopback, no view of the
 host's processes (a fresh /proc), empty tmpfs over /tmp, /root, /home, /run, /var/tmp and /dev/shm
 (the Python installation is put back, read-only), and every other mount read-only. Per solution
-the worker forks; the child starts a new session, keeps only fds 0-3 (stdin/stdout are /dev/null),
+the worker forks; the child starts a new session, keeps only fds 0-2 (stdin/stdout are /dev/null),
 gets rlimits on address space, CPU seconds, file size, open files and processes, drops to the
 slot's own unprivileged uid (so fork bombs stop at ``processes``), sets no_new_privs and installs a
 seccomp filter (x86_64) denying mount/namespace/ptrace/bpf/keyring/io_uring/module syscalls and

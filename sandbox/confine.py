@@ -80,6 +80,11 @@ def become_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def forbid_new_privileges() -> None:
+    """no_new_privs for this process and everything it forks: no setuid binary raises a child."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
 def die_with_parent() -> None:
     import signal
 
@@ -242,21 +247,21 @@ def child_environment(workdir: str) -> dict:
     return {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
 
 
-def confine_child(fds: dict, workdir: str, limits: dict, uid: int | None) -> None:
-    """Called in the freshly forked child, before any untrusted code runs (the worker's seccomp
-    filter is inherited)."""
+def confine_child(stderr_fd: int, workdir: str, limits: dict, uid: int | None) -> None:
+    """Called in the freshly forked child, before any untrusted code runs. Keeps fds 0-2:
+    /dev/null, /dev/null and the stderr pipe. The worker's seccomp filter and no_new_privs are
+    inherited (no ctypes call here: each one would touch, and so copy, more of the worker's pages)."""
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
-    for target, source in ((0, devnull), (1, devnull), (2, fds["stderr"]), (3, fds["result"])):
+    for target, source in ((0, devnull), (1, devnull), (2, stderr_fd)):
         os.dup2(source, target)
-    os.closerange(4, 1 << 16)
+    os.closerange(3, 1 << 16)
     os.chdir(workdir)
     apply_rlimits(limits, cap_processes=uid is not None)
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
-    prctl(PR_SET_NO_NEW_PRIVS, 1)
     wanted = child_environment(workdir)
     if os.environ != wanted:  # the worker already runs with this environment when its workdir is fixed
         os.environ.clear()

@@ -2,8 +2,10 @@
 
 One event loop feeds every worker one job at a time and reads the replies. A worker that dies or
 stops answering is replaced and its job retried; only after ``infra_retries`` does a job become an
-``infra_error`` (never a failed solution). Workers are replaced every ``recycle_after`` jobs. Pools
-are kept per configuration for the life of the process, so RL steps do not pay worker start-up.
+``infra_error`` (never a failed solution). Workers are replaced every ``recycle_after`` jobs; the
+replacement is started in the background half-way there, so recycling never stalls the loop.
+Pools are kept per configuration for the life of the process, so RL steps do not pay worker
+start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import select
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Iterable
 
@@ -43,18 +46,33 @@ class WorkerPool:
         self.owner_pid = os.getpid()
         self.started_workers = 0
         self.assigned = [0] * cfg.pool_size  # jobs handed to each worker since it started
+        self.starter = ThreadPoolExecutor(cfg.pool_size, thread_name_prefix="sandbox-start")
+        self.spares: dict[int, Future] = {}  # slot -> its next worker, starting in the background
+
+    def started_worker(self, slot: int):
+        worker = make_worker(slot, self.cfg)
+        worker.start()
+        return worker
+
+    def prepare_spare(self, slot: int) -> None:
+        if slot not in self.spares:
+            self.spares[slot] = self.starter.submit(self.started_worker, slot)
 
     def worker(self, slot: int):
+        """The slot's worker; a spare already starting is waited for, else one starts now (raises
+        SandboxUnavailable where the isolation cannot be had, WorkerStartError if it did not come up)."""
         if self.workers[slot] is None:
-            worker = make_worker(slot, self.cfg)
-            worker.start()
-            self.workers[slot] = worker
+            spare = self.spares.pop(slot, None)
+            self.workers[slot] = spare.result() if spare else self.started_worker(slot)
             self.started_workers += 1
         return self.workers[slot]
 
     def start(self) -> "WorkerPool":
-        """Start every worker now (raises SandboxUnavailable where the isolation cannot be had)."""
+        """Start every worker now, side by side."""
         with self.lock:
+            for slot in range(len(self.workers)):
+                if self.workers[slot] is None:
+                    self.prepare_spare(slot)
             for slot in range(len(self.workers)):
                 self.worker(slot)
         return self
@@ -68,6 +86,12 @@ class WorkerPool:
     def close(self) -> None:
         for slot in range(len(self.workers)):
             self.retire(slot)
+        for spare in self.spares.values():
+            try:
+                spare.result().stop()
+            except Exception:  # noqa: BLE001 - a spare that never came up has nothing to stop
+                pass
+        self.spares.clear()
 
     def due_for_recycling(self, slot: int) -> bool:
         return bool(self.cfg.recycle_after) and self.assigned[slot] >= self.cfg.recycle_after
@@ -126,6 +150,8 @@ class WorkerPool:
                         head_deadline[slot] = time.monotonic() + patience
                     jobs.append(index)
                     self.assigned[slot] += 1
+                    if cfg.recycle_after and self.assigned[slot] >= cfg.recycle_after // 2:
+                        self.prepare_spare(slot)
             busy = [slot for slot, jobs in in_flight.items() if jobs]
             if not busy:
                 continue
@@ -193,9 +219,10 @@ def run_batch(
 ) -> list[Verdict]:
     """Verdicts for a batch, in input order; identical (tests, normalized code) pairs run once."""
     jobs = list(jobs)
+    keys = [job.dedup_key() for job in jobs]
     unique: dict[str, Job] = {}
-    for job in jobs:
-        unique.setdefault(job.dedup_key(), job)
+    for key, job in zip(keys, jobs):
+        unique.setdefault(key, job)
     outcomes: dict[str, Verdict] = {}
     runnable: list[tuple[str, Job, int]] = []
     for key, job in unique.items():
@@ -223,7 +250,7 @@ def run_batch(
             if outcomes[key].status == "infra_error":
                 again.append(item)
         runnable = again
-    return [replace(outcomes[job.dedup_key()], problem_id=job.problem_id, solution_id=job.solution_id) for job in jobs]
+    return [replace(outcomes[key], problem_id=job.problem_id, solution_id=job.solution_id) for key, job in zip(keys, jobs)]
 
 
 def run_job(job: Job, cfg: SandboxConfig = SandboxConfig()) -> Verdict:

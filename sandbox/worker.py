@@ -11,13 +11,16 @@ stdin and answers on stdout (``protocol.py``). Modes:
   subreaper and, as root, still drops each solution to the slot uid.
 * ``container`` (Docker backend): the container supplies the namespaces and the non-root user.
 
-Per solution: fork, setsid, only fds 0-3, rlimits, uid drop, no_new_privs, seccomp; kill the
+Per solution: fork, setsid, only fds 0-2, rlimits, uid drop, no_new_privs, seccomp; kill the
 process group at the wall-clock limit; kill and reap every other process left behind; wipe the
-workdir. The child's records are relayed to the host, which decides the verdict.
+workdir. The child writes its records into a shared memory region (``runner.Reporter``), so a
+test case costs no syscall and no wake-up here; the worker reads them once every process of the
+run is gone and relays them to the host, which decides the verdict.
 """
 
 import gc
 import json
+import mmap
 import os
 import select
 import shutil
@@ -52,6 +55,7 @@ class Worker:
         self.seccomp = confine.SeccompFilter(program) if program else None
         self.is_init = os.getpid() == 1
         self.out = sys.stdout.buffer
+        self.region = mmap.mmap(-1, mmap.PAGESIZE)
 
     def send(self, message: dict) -> None:
         self.out.write(protocol.encode(message))
@@ -83,56 +87,61 @@ class Worker:
         else:
             shutil.rmtree(path, onerror=make_removable)
 
+    def results_region(self, size: int) -> mmap.mmap:
+        """The region a child writes its records into (shared with every child; cleared per run)."""
+        size = max(size, runner.RESULTS_HEADER + 4096)
+        if len(self.region) != size:
+            self.region.close()
+            self.region = mmap.mmap(-1, size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.region[: runner.RESULTS_HEADER] = bytes(runner.RESULTS_HEADER)
+        return self.region
+
     def run(self, message: dict) -> dict:
         job, limits = message["job"], message["limits"]
         started = time.monotonic()
         workdir = self.prepare_workdir()
-        result_r, result_w = os.pipe()
+        region = self.results_region(message["output_cap"])
         err_r, err_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(result_r)
                 os.close(err_r)
-                confine.confine_child({"stderr": err_w, "result": result_w}, workdir, limits, self.uid)
+                confine.confine_child(err_w, workdir, limits, self.uid)
             except BaseException as exc:  # noqa: BLE001 - report, never run the solution unconfined
                 try:
-                    os.write(result_w, protocol.encode({"confine_error": f"{type(exc).__name__}: {exc}"}))
+                    runner.Reporter(region).send({"confine_error": f"{type(exc).__name__}: {exc}"})
                 finally:
                     os._exit(70)
-            runner.execute({**job, "limits": limits}, 3)
-        os.close(result_w)
+            runner.execute({**job, "limits": limits}, region)
         os.close(err_w)
         try:
-            raw, stderr, timed_out, capped = self.collect(pid, result_r, err_r, started + message["timeout_s"],
-                                                          message["output_cap"])
+            stderr, timed_out, capped = self.collect(pid, err_r, started + message["timeout_s"], message["output_cap"])
         finally:
-            os.close(result_r)
             os.close(err_r)
             returncode = self.end_everything(pid)
             self.wipe_workdir(workdir)
-        return {"id": message["id"], "records": parse_records(raw), "stderr": stderr.decode(errors="replace"),
-                "timed_out": timed_out, "capped": capped, "returncode": returncode,
-                "seconds": time.monotonic() - started}
+        end = min(max(int.from_bytes(region[0:8], "little"), runner.RESULTS_HEADER), len(region))
+        return {"id": message["id"], "records": parse_records(region[runner.RESULTS_HEADER : end]),
+                "stderr": stderr.decode(errors="replace"), "timed_out": timed_out, "capped": capped or region[8] == 1,
+                "returncode": returncode, "seconds": time.monotonic() - started}
 
-    def collect(self, pid: int, result_fd: int, err_fd: int, deadline: float, cap: int):
-        """Read the child's records and stderr until it reports done, exits, runs out of time or
-        writes more than the cap."""
+    def collect(self, pid: int, err_fd: int, deadline: float, cap: int):
+        """Wait for the child to exit, reading its stderr, until the deadline or the output cap."""
         poller = select.poll()
         pidfd = os.pidfd_open(pid)
-        buffers = {result_fd: bytearray(), err_fd: bytearray()}
-        for fd in (result_fd, err_fd, pidfd):
-            poller.register(fd, select.POLLIN)
-        open_fds, exited = {result_fd, err_fd}, False
+        stderr = bytearray()
+        poller.register(err_fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        err_open, exited = True, False
         timed_out = capped = False
         try:
-            while open_fds:
+            while err_open or not exited:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     timed_out = True
                     break
                 if exited:
-                    remaining = min(remaining, 0.05)  # drain what the dead child left in the pipes
+                    remaining = min(remaining, 0.05)  # drain what the dead child left in the pipe
                 events = poller.poll(remaining * 1000)
                 if not events and exited:
                     break
@@ -144,17 +153,15 @@ class Worker:
                     chunk = os.read(fd, 65536)
                     if not chunk:
                         poller.unregister(fd)
-                        open_fds.discard(fd)
+                        err_open = False
                         continue
-                    buffers[fd] += chunk
-                if len(buffers[result_fd]) + len(buffers[err_fd]) > cap:
+                    stderr += chunk
+                if len(stderr) > cap:
                     capped = True
-                    break
-                if buffers[result_fd].endswith(b'{"done": true}\n'):
                     break
         finally:
             os.close(pidfd)
-        return bytes(buffers[result_fd]), bytes(buffers[err_fd][-2000:]), timed_out, capped
+        return bytes(stderr[-2000:]), timed_out, capped
 
     def end_everything(self, pid: int) -> int | None:
         """Kill the solution's group and every process it left anywhere; reap them all."""
@@ -312,6 +319,7 @@ def main() -> None:
     worker = Worker(args.isolation, uid, args.workdir_mb)
     if worker.seccomp is None:
         problems.append("no seccomp filter for this architecture")
+    confine.forbid_new_privileges()  # inherited by every child
     if worker.seccomp is not None:
         worker.seccomp.install()  # inherited by every child; nothing the worker does afterwards is denied
     worker.send({"hello": isolation_report(args.isolation, uid, worker.seccomp, problems)})

@@ -290,6 +290,15 @@ def test_killing_the_parent_does_not_stop_the_worker():
     assert pool.worker_pids() == workers_before and pool.started_workers == len(workers_before)
 
 
+def test_a_solution_runs_with_no_new_privileges_under_the_seccomp_filter():
+    outcome = probe(
+        "def probe():\n"
+        "    status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "    return [status['NoNewPrivs'].strip(), status['Seccomp'].strip()]\n"
+    )
+    assert outcome == ["1", "2"]  # 2: a seccomp filter is active
+
+
 def test_raising_an_rlimit_is_refused():
     outcome = probe(
         "import resource\n"
@@ -319,6 +328,13 @@ def test_a_stdout_and_stderr_flood_is_capped():
     assert time.monotonic() - started < cfg.timeout_s
 
 
+def test_results_larger_than_the_cap_end_the_run_as_an_output_error():
+    cfg = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2, output_cap_bytes=200_000)
+    tests = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]] * 5, "outputs": [3] * 5}
+    v = verdict("def add(a, b):\n    return 'z' * 60_000", tests, cfg)
+    assert v.status == "error" and v.detail == "output limit exceeded" and v.passed == 0
+
+
 def test_the_strict_backend_refuses_to_run_without_namespaces():
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux unshare to drop our own privileges")
@@ -343,6 +359,18 @@ def test_the_strict_backend_refuses_to_run_without_namespaces():
 
 # -- reward hacks ----------------------------------------------------------------------------------
 
+# Solution code that writes raw bytes into the child's own results channel (the shared region its
+# Reporter appends to), as a solution that went looking for it would.
+FORGE = (
+    "import gc\n"
+    "def forge(data):\n"
+    "    reporter = [o for o in gc.get_objects() if type(o).__name__ == 'Reporter'][0]\n"
+    "    end = reporter.end + len(data)\n"
+    "    reporter.region[reporter.end:end] = data\n"
+    "    reporter.region[0:8] = end.to_bytes(8, 'little')\n"
+    "    reporter.end = end\n"
+)
+
 @pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)", "import os\nos._exit(0)", "raise SystemExit(0)"])
 def test_exiting_before_the_tests_is_not_a_pass(exit_call):
     v = verdict(exit_call + "\ndef add(a, b):\n    return a + b")
@@ -353,12 +381,17 @@ def test_printing_and_writing_pass_markers_is_not_a_pass():
     code = (
         "import os\n"
         "print('PASSED', 'ok', 'all tests passed')\n"
-        "for fd in (1, 2, 3):\n"
-        "    os.write(fd, b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": true}\\n{\"done\": true}\\n')\n"
+        + FORGE
+        + "marker = b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": true}\\n{\"done\": true}\\n'\n"
+        "for fd in (1, 2):\n"
+        "    os.write(fd, marker)\n"
+        "forge(marker)\n"
         "def add(a, b):\n    return None\n"
     )
     v = verdict(code, HIDDEN)
-    assert v.status != "passed" and v.passed <= 1
+    # the forged records reach the host as the solution's own answers: the lucky guess for test 0
+    # counts, the marker for test 1 is a wrong answer, and the run is not a pass
+    assert v.status == "failed" and v.passed == 1
 
 
 def test_stealing_a_nonce_from_proc_self_is_not_a_pass():
@@ -370,7 +403,8 @@ def test_stealing_a_nonce_from_proc_self_is_not_a_pass():
         "        loot.append(open(path, 'rb').read(200) if path.endswith('environ') else os.readlink(path))\n"
         "    except OSError as exc:\n"
         "        loot.append(type(exc).__name__)\n"
-        "os.write(3, (repr(loot) + '\\n').encode())\n"
+        + FORGE
+        + "forge((repr(loot) + '\\n').encode())\n"
         "def add(a, b):\n    return repr(loot)\n"
     )
     v = verdict(code, HIDDEN)
@@ -426,7 +460,8 @@ def test_reading_the_expected_value_from_frames_or_source_is_not_a_pass():
 def test_atexit_tricks_are_not_a_pass():
     code = (
         "import atexit, os, sys\n"
-        "atexit.register(lambda: os.write(3, b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": 7000004}\\n'))\n"
+        + FORGE
+        + "atexit.register(lambda: forge(b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": 7000004}\\n'))\n"
         "atexit.register(lambda: os._exit(0))\n"
         "def add(a, b):\n    sys.exit(0)\n"
     )
@@ -442,9 +477,9 @@ def test_forged_results_cannot_pass_a_recorded_humaneval_problem():
     problem = load_humaneval().problems[2]  # truncate_number: floats
     [conversion] = convert_tests([(problem["tests"], problem["reference"])], CFG)
     forged = (
-        "import os\n"
-        "for index in range(50):\n"
-        "    os.write(3, ('{\"t\": %d, \"v\": true}\\n' % index).encode())\n"
+        FORGE
+        + "for index in range(50):\n"
+        "    forge(('{\"t\": %d, \"v\": true}\\n' % index).encode())\n"
         "def truncate_number(number):\n    return True\n"
     )
     v = run_job(Job(problem["id"], "forged", forged, conversion.tests), CFG)
