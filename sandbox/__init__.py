@@ -16,12 +16,14 @@ host's processes (a fresh /proc), empty tmpfs over /tmp, /root, /home, /run, /va
 (the Python installation is put back, read-only), and every other mount read-only. Per solution
 the worker forks; the child starts a new session, keeps only fds 0-2 (stdin/stdout are /dev/null),
 gets rlimits on address space, CPU seconds, file size, open files and processes, drops to the
-slot's own unprivileged uid (so fork bombs stop at ``processes``), sets no_new_privs and installs a
-seccomp filter (x86_64) denying mount/namespace/ptrace/bpf/keyring/io_uring/module syscalls and
-non-Unix sockets. All test cases run in that one fork. At the wall-clock limit, at the output cap,
-and after every run, the worker kills the whole process group and every other process in its pid
-namespace (daemons that double-forked included) and reaps them; the per-solution tmpfs workdir is
-unmounted. Workers are recycled every ``recycle_after`` jobs and replaced when they die; the job is
+slot's own unprivileged uid (so fork bombs stop at ``processes``), and inherits from the worker
+no_new_privs and a seccomp filter (x86_64) denying mount/namespace/ptrace/bpf/keyring/io_uring/module
+syscalls and non-Unix sockets. All test cases run in that one fork; their records go into a memory
+region shared with the worker, which reads it only once every process of the run is gone (the
+solution can write there too: what it forges are its own answers, judged like any other). At the
+wall-clock limit, at the output cap, and after every run, the worker kills the whole process group
+and every other process in its pid namespace (daemons that double-forked included) and reaps them;
+the tmpfs workdir is wiped. Workers are recycled every ``recycle_after`` jobs and replaced when they die; the job is
 retried and becomes ``infra_error`` only after ``infra_retries`` (never a reward of 0).
 
 **What is not isolated.** CPU time and memory of the host are shared (no cgroups here: a solution

@@ -88,12 +88,14 @@ class Worker:
             shutil.rmtree(path, onerror=make_removable)
 
     def results_region(self, size: int) -> mmap.mmap:
-        """The region a child writes its records into (shared with every child; cleared per run)."""
-        size = max(size, runner.RESULTS_HEADER + 4096)
+        """The region a child writes its records into, emptied before each run: its pages are
+        given back, so they read as zeros and no solution sees what an earlier one wrote there
+        (another solution's answers to the same tests)."""
+        size = max(size, runner.RESULTS_HEADER + mmap.PAGESIZE)
         if len(self.region) != size:
             self.region.close()
             self.region = mmap.mmap(-1, size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-        self.region[: runner.RESULTS_HEADER] = bytes(runner.RESULTS_HEADER)
+        self.region.madvise(mmap.MADV_REMOVE)
         return self.region
 
     def run(self, message: dict) -> dict:

@@ -411,6 +411,24 @@ def test_stealing_a_nonce_from_proc_self_is_not_a_pass():
     assert v.status == "failed" and v.passed == 0
 
 
+def test_a_solution_cannot_read_what_an_earlier_solution_reported():
+    """Answers of an earlier run (say, a correct sample of the same problem) must not be left where
+    the next solution in that worker could copy them."""
+    one_worker = SandboxConfig(timeout_s=5.0, memory_mb=512, workers=1)
+    honest = "def add(a, b):\n    return 'EARLIER-ANSWER-' + str(a + b)"
+    assert verdict(honest, cfg=one_worker).status == "failed"
+    snooper = (
+        "import gc, mmap\n"
+        "def probe():\n"
+        "    reporter = [o for o in gc.get_objects() if type(o).__name__ == 'Reporter'][0]\n"
+        "    regions = [o for o in gc.get_objects() if isinstance(o, mmap.mmap)]\n"
+        "    found = [bytes(r).find(b'EARLIER-ANSWER') for r in regions + [reporter.region]]\n"
+        "    return [len(regions), found]\n"
+    )
+    outcome = probe(snooper, one_worker)
+    assert outcome[1] == [-1] * (outcome[0] + 1)
+
+
 def test_an_object_whose_eq_is_always_true_is_rejected():
     code = "class Eq(int):\n    def __eq__(self, other): return True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return Eq(0)"
     v = verdict(code, HIDDEN)
