@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Callable, Iterable
 
 from sandbox.config import SandboxConfig
-from sandbox.protocol import ProtocolError, encode
+from sandbox.protocol import ProtocolError, encode, parse_records
 from sandbox.verdicts import ChildRun, Job, TestSpecError, Verdict, child_payload, count_tests, judge
 
 HUNG_GRACE_S = 10.0  # past the per-solution limit, a worker that has not answered is replaced
@@ -175,7 +175,7 @@ class WorkerPool:
                         continue
                     index = jobs.popleft()
                     results[index] = ChildRun(
-                        records=message["records"], stderr=message["stderr"], timed_out=message["timed_out"],
+                        records=parse_records(message["records"]), stderr=message["stderr"], timed_out=message["timed_out"],
                         output_capped=message["capped"], returncode=message["returncode"], seconds=message["seconds"],
                     )
                     head_deadline[slot] = time.monotonic() + patience

@@ -3,7 +3,8 @@
 One JSON object per line, both ways, over the worker's stdin/stdout (a pipe for the local
 backend, the attached socket for a Docker container). Host → worker: ``{"id", "job", "limits",
 "timeout_s", "output_cap"}`` or ``{"quit": true}``. Worker → host: ``{"hello": {...}}`` once, then
-one ``{"id", "records", "stderr", "timed_out", "capped", "returncode", "seconds"}`` per job, or
+one ``{"id", "records", "stderr", "timed_out", "capped", "returncode", "seconds"}`` per job, where
+``records`` is the child's own output, JSON lines as it wrote them (``parse_records``), or
 ``{"fatal": "..."}`` when it cannot start. Docker multiplexes the attached stdout and stderr into
 frames with an 8-byte header; ``DockerStreamDemux`` takes them apart.
 """
@@ -46,6 +47,20 @@ class LineDecoder:
                     messages.append(json.loads(line))
                 except ValueError as exc:
                     raise ProtocolError(f"a worker sent a line that is not JSON: {line[:120]!r} ({exc})") from None
+
+
+def parse_records(text: str) -> list[dict]:
+    """The child's JSON lines; a line that is not a JSON object becomes ``{"garbage": True}``."""
+    records = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        records.append(record if isinstance(record, dict) else {"garbage": True})
+    return records
 
 
 STDOUT, STDERR = 1, 2
