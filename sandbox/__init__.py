@@ -23,8 +23,9 @@ region shared with the worker, which reads it only once every process of the run
 solution can write there too: what it forges are its own answers, judged like any other). At the
 wall-clock limit, at the output cap, and after every run, the worker kills the whole process group
 and every other process in its pid namespace (daemons that double-forked included) and reaps them;
-the tmpfs workdir is wiped. Workers are recycled every ``recycle_after`` jobs and replaced when they die; the job is
-retried and becomes ``infra_error`` only after ``infra_retries`` (never a reward of 0).
+the tmpfs workdir is wiped. Workers are recycled every ``recycle_after`` jobs and replaced when
+they die; the job is retried and becomes ``infra_error`` only after ``infra_retries`` (never a
+reward of 0).
 
 **What is not isolated.** CPU time and memory of the host are shared (no cgroups here: a solution
 may use ``memory_mb`` of RAM and one core until its limits); the kernel is shared (a kernel exploit

@@ -78,6 +78,7 @@ def describe(exc):
 
 
 RESULTS_HEADER = 16  # bytes 0-7: end of the records (little endian); byte 8: 1 when they overflowed
+OVERFLOW_FLAG = 8
 
 
 class Reporter:
@@ -91,11 +92,18 @@ class Reporter:
         data = (json.dumps(record) + "\n").encode()
         end = self.end + len(data)
         if end > len(self.region):
-            self.region[8] = 1
+            self.region[OVERFLOW_FLAG] = 1
             os._exit(0)
         self.region[self.end : end] = data
         self.region[0:8] = end.to_bytes(8, "little")
         self.end = end
+
+
+def read_results(region):
+    """What a run left in the region: (its JSON lines as text, whether they overflowed). The end
+    marker is the child's word, so it is clamped to the region."""
+    end = min(max(int.from_bytes(region[0:8], "little"), RESULTS_HEADER), len(region))
+    return region[RESULTS_HEADER:end].decode(errors="replace"), region[OVERFLOW_FLAG] == 1
 
 
 def error_record(index, exc):

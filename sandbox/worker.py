@@ -55,7 +55,7 @@ class Worker:
         self.seccomp = confine.SeccompFilter(program) if program else None
         self.is_init = os.getpid() == 1
         self.out = sys.stdout.buffer
-        self.region = mmap.mmap(-1, mmap.PAGESIZE)
+        self.region = None  # the results region, made at the first run (its size is the output cap)
 
     def send(self, message: dict) -> None:
         self.out.write(protocol.encode(message))
@@ -92,8 +92,9 @@ class Worker:
         given back, so they read as zeros and no solution sees what an earlier one wrote there
         (another solution's answers to the same tests)."""
         size = max(size, runner.RESULTS_HEADER + mmap.PAGESIZE)
-        if len(self.region) != size:
-            self.region.close()
+        if self.region is None or len(self.region) != size:
+            if self.region is not None:
+                self.region.close()
             self.region = mmap.mmap(-1, size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
         self.region.madvise(mmap.MADV_REMOVE)
         return self.region
@@ -122,11 +123,10 @@ class Worker:
             os.close(err_r)
             returncode = self.end_everything(pid)
             self.wipe_workdir(workdir)
-        end = min(max(int.from_bytes(region[0:8], "little"), runner.RESULTS_HEADER), len(region))
-        records = region[runner.RESULTS_HEADER : end].decode(errors="replace")  # parsed by the host
-        return {"id": message["id"], "records": records,
-                "stderr": stderr.decode(errors="replace"), "timed_out": timed_out, "capped": capped or region[8] == 1,
-                "returncode": returncode, "seconds": time.monotonic() - started}
+        records, overflowed = runner.read_results(region)  # relayed as written; the host parses them
+        return {"id": message["id"], "records": records, "stderr": stderr.decode(errors="replace"),
+                "timed_out": timed_out, "capped": capped or overflowed, "returncode": returncode,
+                "seconds": time.monotonic() - started}
 
     def collect(self, pid: int, err_fd: int, deadline: float, cap: int):
         """Wait for the child to exit, reading its stderr, until the deadline or the output cap."""
