@@ -72,22 +72,31 @@ def run(
 
 @problems_app.command("load")
 def problems_load(
-    source: str = typer.Argument(..., help="leetcode | humaneval | jsonl:PATH"),
+    source: str = typer.Argument(..., help="leetcode | humaneval | skywork:PATH | mbpp:PATH | livecodebench:PATH | jsonl:PATH"),
     output: Path = typer.Option(..., "-o", "--output"),
     difficulty: list[str] = typer.Option([], "--difficulty", help="LeetCode only: Easy, Medium, Hard"),
     limit: Optional[int] = typer.Option(None, "--limit"),
 ) -> None:
-    """Write a source's problems as Problem JSONL and report what was skipped and why."""
-    from tasks.problems import ProblemFormatError, load_source, write_jsonl
+    """Write a source's problems as Problem JSONL; quarantined rows go to OUTPUT.quarantine.jsonl."""
+    from tasks.problem_schema import ProblemFormatError, write_jsonl
+    from tasks.problems import load_source
 
     try:
         result = load_source(source, difficulty or None, limit)
     except (ProblemFormatError, FileNotFoundError) as exc:
         fail(str(exc))
     count = write_jsonl(output, result.problems)
-    console.print(f"{count} problems from {source} → {output}")
+    console.print(f"{result.rows_in} rows from {source}: {count} problems → {output}")
     for reason, n in sorted(result.skipped.items()):
-        console.print(f"  skipped {n:5d}  {reason}")
+        console.print(f"  skipped     {n:5d}  {reason}")
+    if result.quarantined:
+        quarantine = output.with_name(output.name + ".quarantine.jsonl")
+        write_jsonl(quarantine, [q.to_dict() for q in result.quarantined])
+        for reason, n in sorted(result.quarantine_counts().items()):
+            console.print(f"  quarantined {n:5d}  {reason}")
+        for row in result.quarantined[:10]:
+            console.print(f"    {row.message}", markup=False, highlight=False)
+        console.print(f"  every quarantined row, with file, row, field and reason → {quarantine}")
 
 
 @app.command()
@@ -102,7 +111,9 @@ def verify(
 ) -> None:
     """Run solutions against their problems' tests in the sandbox."""
     from sandbox import Job, SandboxConfig, SandboxUnavailable, pool_for, run_batch
-    from tasks.problems import ProblemFormatError, jsonl_rows, load_jsonl, record_reference_tests, write_jsonl
+    from tasks.problem_schema import ProblemFormatError, write_jsonl
+    from tasks.problems import record_reference_tests
+    from tasks.sources import RowError, load_jsonl, read_rows
     from tasks.thinking import extract_code
 
     try:
@@ -110,16 +121,22 @@ def verify(
     except ValueError as exc:
         fail(str(exc))
     try:
-        problems = {p["id"]: p for p in load_jsonl(problems_path).problems}
+        loaded = load_jsonl(problems_path)
+        if loaded.quarantined:
+            fail(f"{len(loaded.quarantined)} problem rows cannot be used; the first: {loaded.quarantined[0].message}")
+        problems = {p["id"]: p for p in loaded.problems}
         jobs = []
-        for where, solution in jsonl_rows(solutions_path):
+        for row_number, solution in read_rows(solutions_path):
+            where = f"{solutions_path} row {row_number}"
+            if isinstance(solution, RowError) or not isinstance(solution, dict):
+                fail(f"{where}: not a JSON object")
             missing = [k for k in ("problem_id", "solution_id", "text") if k not in solution]
             if missing:
                 fail(f"{where}: missing field(s) {', '.join(missing)}")
             if solution["problem_id"] not in problems:
                 fail(f"{where}: problem_id {solution['problem_id']!r} is not in {problems_path}")
             jobs.append((solution["problem_id"], str(solution["solution_id"]), extract_code(solution["text"])))
-    except ProblemFormatError as exc:
+    except (ProblemFormatError, FileNotFoundError) as exc:
         fail(str(exc))
     try:
         pool_for(cfg).start()

@@ -1,4 +1,4 @@
-"""Think-Anywhere: problems → cold-start set with inline thoughts → SFT → GRPO → evaluation.
+"""Think-Anywhere: problems → filters → cold-start set with inline thoughts → SFT → GRPO → evaluation.
 
     prefect deployment run 'think-anywhere/default' --param config=configs/default.yaml
     thinkflow run think-anywhere --config configs/tiny.yaml [--set rl.max_steps=8] [--json]
@@ -17,6 +17,7 @@ from prefect import flow
 from flows.stage_log import StageLog
 from tasks.coldstart import build_coldstart_set
 from tasks.evaluation import evaluate_model
+from tasks.filters import filter_problems
 from tasks.models import build_base_model
 from tasks.problems import load_problems, split_problems
 from tasks.recipe import ModelConfig, load_recipe
@@ -36,7 +37,8 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     system, sandbox, dtype = recipe.prompts.system, recipe.sandbox.as_key(), recipe.model.torch_dtype
 
     base_model = stages.run("base model", build_base_model, recipe.model.as_key())
-    problems = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
+    loaded = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
+    problems = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, sandbox, system, dtype)
     train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
     annotator = base_model
     if recipe.coldstart.annotator != "policy":

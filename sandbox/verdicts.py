@@ -135,6 +135,9 @@ def output_matches(got: Any, expected: Any, tests: dict[str, Any]) -> bool:
     if kind in ("assert", "check"):
         return got is True
     got, expected = decode_special_floats(got), decode_special_floats(expected)
+    if tests.get("compare") == "maybe_wrapped":  # APPS/TACO call tests: the expected value may come wrapped in a list
+        wrapped = isinstance(expected, list) and len(expected) == 1 and values_equal(got, expected[0])
+        return wrapped or values_equal(got, expected)
     if tests.get("compare") == "sorted":
         if not isinstance(got, list) or not isinstance(expected, (list, tuple)):
             return False

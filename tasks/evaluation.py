@@ -13,7 +13,7 @@ from typing import Any
 from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
-from tasks.problems import chat_prompt, read_jsonl, write_jsonl
+from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.thinking import extract_code, has_inline_thought_in_statement, has_upfront_think
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prefect import task
 
-from tasks.problems import package_folder
+from tasks.problem_schema import package_folder
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.thinking import THINK_TAGS
 

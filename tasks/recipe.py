@@ -31,15 +31,33 @@ class ModelConfig(Section):
 
 
 class SourceConfig(Section):
-    name: str  # leetcode | humaneval | jsonl:PATH
+    name: str  # leetcode | humaneval | skywork:PATH | mbpp:PATH | livecodebench:PATH | jsonl:PATH
     limit: int | None = Field(default=None, ge=1)
     difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
 
 
+DEFAULT_FILTERS = (
+    {"name": "prompt_length", "max_tokens": 1024},
+    {"name": "difficulty_band", "model": "DeepSeek-R1-Distill-Qwen-7B", "low": 1, "high": 15},
+    {"name": "exact_duplicate"},
+    {"name": "near_duplicate", "threshold": 0.8},
+    {"name": "reference_fails"},
+)
+
+
 class ProblemsConfig(Section):
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig(name="humaneval")])
+    # in order; each entry: {name: <registered filter>, <its settings>}; pass_rate_band is off by default
+    filters: list[dict[str, Any]] = Field(default_factory=lambda: [dict(f) for f in DEFAULT_FILTERS])
     eval_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
+
+    @field_validator("filters")
+    @classmethod
+    def _registered(cls, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from tasks.filters import check_filter_config
+
+        return [check_filter_config(spec) for spec in filters]
 
 
 class SandboxSection(Section):

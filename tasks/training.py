@@ -21,7 +21,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks.problems import chat_prompt, read_jsonl, write_jsonl
+from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
 from tasks.stage_run import PROJECT_ROOT, StageRun, retry_transient, run_logger, stage_cache
 
 

@@ -35,11 +35,29 @@ def stage_ids(summary, stage):
 def test_every_stage_produced_an_artifact(tiny_runs):
     first = tiny_runs["first"]
     stages = [s["stage"] for s in first["stages"]]
-    assert stages == ["base model", "problems", "split", "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
+    assert stages == ["base model", "problems", "filter", "split", "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
     assert not any(s["cached"] for s in first["stages"])
     produced = {a for s in first["stages"] for a in s["artifact_ids"]}
     assert produced == set(tiny_runs["artifacts"][0])
-    assert len(produced) == 9
+    assert len(produced) == 10
+
+
+def test_filter_stage_report_reconciles_and_is_a_prefect_table(tiny_runs):
+    from prefect.artifacts import Artifact
+
+    from storage import ArtifactStore
+
+    filtered = stage_ids(tiny_runs["first"], "filter")[0]
+    folder = ArtifactStore(tiny_runs["home"]).path(filtered)
+    table = json.loads((folder / "report.json").read_text())
+    kept = len((folder / "problems.jsonl").read_text().splitlines())
+    assert sum(r["rows"] for r in table if r["outcome"] == "kept") == kept > 0
+    for source in {r["source"] for r in table}:
+        rows_in = sum(r["rows"] for r in table if r["source"] == source and r["outcome"] == "in")
+        assert rows_in == sum(r["rows"] for r in table if r["source"] == source and r["outcome"] != "in")
+    published = Artifact.get("problem-filter-report")
+    assert published is not None and published.type == "table"
+    assert json.loads(published.data) == table
 
 
 def test_second_run_is_fully_cached_and_adds_nothing(tiny_runs):
@@ -57,12 +75,12 @@ def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
     report, rl, sft = stage_ids(first, "evaluate rl")[0], stage_ids(first, "rl")[0], stage_ids(first, "sft")[0]
     coldstart, base = stage_ids(first, "cold-start set")[0], stage_ids(first, "base model")[0]
     train, _ = stage_ids(first, "split")
-    problems = stage_ids(first, "problems")[0]
+    problems, filtered = stage_ids(first, "problems")[0], stage_ids(first, "filter")[0]
     links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(report)}
     for link in [(report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base),
-                 (coldstart, "coldstart", train), (train, "split_problems", problems)]:
+                 (coldstart, "coldstart", train), (train, "split_problems", filtered), (filtered, "filter_problems", problems)]:
         assert link in links, link
-    assert lineage.counts()["runs"] == 8  # one per executed stage; the cached second run added none
+    assert lineage.counts()["runs"] == 9  # one per executed stage; the cached second run added none
 
 
 def test_sft_loss_is_finite_and_recorded_per_step(tiny_runs):

@@ -4,15 +4,10 @@ import json
 
 import pytest
 
-from tasks.problems import (
-    ProblemFormatError,
-    eval_test_case,
-    load_humaneval,
-    load_jsonl,
-    load_leetcode,
-    load_source,
-    split_of,
-)
+from tasks.bundled_sources import eval_test_case, load_humaneval, load_leetcode
+from tasks.problem_schema import ProblemFormatError
+from tasks.problems import load_source, split_of
+from tasks.sources import load_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +72,26 @@ def test_split_is_deterministic_and_disjoint():
     assert first != [split_of(i, 0.2, 1) for i in ids]
 
 
-def test_jsonl_errors_name_file_row_and_field(tmp_path):
+def test_jsonl_bad_rows_are_quarantined_naming_file_row_and_field(tmp_path):
     good = {"id": "x/1", "source": "x", "prompt": "p", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]}}
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "tests": {**good["tests"], "outputs": [1, 2]}}) + "\n")
-    with pytest.raises(ProblemFormatError, match=r"p.jsonl row 3: x/1: tests.inputs has 1 items, tests.outputs has 2"):
-        load_jsonl(path)
-    path.write_text(json.dumps({"id": "x/2", "prompt": "p"}) + "\n")
-    with pytest.raises(ProblemFormatError, match="row 1: missing field\\(s\\) source, tests"):
-        load_jsonl(path)
-    path.write_text("{not json\n")
-    with pytest.raises(ProblemFormatError, match="row 1: not valid JSON"):
-        load_jsonl(path)
-    path.write_text(json.dumps(good) + "\n")
-    assert load_jsonl(path).problems[0]["reference"] is None
+    rows = [good, None, {**good, "id": "x/2", "tests": {**good["tests"], "outputs": [1, 2]}}, {"id": "x/3", "prompt": "p"},
+            "{not json", {**good, "prompt": ""}, good]
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) if r else "" for r in rows) + "\n")
+    result = load_jsonl(path)
+    assert [p["id"] for p in result.problems] == ["x/1"]  # the run went on past every bad row
+    assert [(q.row, q.field, q.reason) for q in result.quarantined] == [
+        (3, "tests", "bad_tests"), (4, "source", "missing_field"), (5, "(row)", "not_json"), (6, "prompt", "bad_type"),
+        (7, "id", "duplicate_id"),
+    ]
+    assert result.quarantined[0].message == "p.jsonl row 3: tests: x/2: tests.inputs has 1 items, tests.outputs has 2"
+    assert result.quarantined[1].message == "p.jsonl row 4: source: missing field(s) source, tests"
+    assert result.rows_in == 6 and result.reconciles()  # the blank line is not a row
+    assert result.problems[0]["reference"] is None
+
+
+def test_unknown_source_is_a_clear_error():
+    with pytest.raises(ProblemFormatError, match="unknown problem source 'apps:x'; known: leetcode, humaneval, skywork:PATH"):
+        load_source("apps:x")
+    with pytest.raises(FileNotFoundError, match="nowhere.parquet does not exist"):
+        load_source("skywork:/nowhere.parquet")

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox import Job, SandboxConfig, Verdict, WorkerPool, pool_for, run_batch, run_job
 from sandbox.reference import convert_tests, function_under_test
-from tasks.problems import load_humaneval
+from tasks.bundled_sources import load_humaneval
 
 ADD = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4], [-1, 1]], "outputs": [3, 7, 0]}
 FAST = SandboxConfig(timeout_s=2.0, workers=2)

@@ -490,7 +490,7 @@ def test_atexit_tricks_are_not_a_pass():
 def test_forged_results_cannot_pass_a_recorded_humaneval_problem():
     """A check() test recorded into call tests: forging 'the asserts passed' gains nothing."""
     from sandbox.reference import convert_tests
-    from tasks.problems import load_humaneval
+    from tasks.bundled_sources import load_humaneval
 
     problem = load_humaneval().problems[2]  # truncate_number: floats
     [conversion] = convert_tests([(problem["tests"], problem["reference"])], CFG)

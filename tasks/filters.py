@@ -1,0 +1,322 @@
+"""Problem filters: pure functions registered by name, chained as the recipe lists them.
+
+Every filter has one signature, ``filter(problems, ctx, **params) -> list[str | None]``: for each
+problem, ``None`` to keep it or a short detail saying why it goes. Filters run in the recipe's
+order, each on what the previous ones kept, so every dropped problem is charged to exactly one
+filter. Dropped problems are written whole, with filter and detail, to ``filtered.jsonl``.
+
+Rows that never became problems (a missing or unparsable ground truth, inputs and outputs of
+different lengths, a bad field) were quarantined by the loaders; the stage's report reconciles,
+per source and reason, rows in = kept + filtered + quarantined.
+
+Registered: ``prompt_length`` (tokens of the chat prompt, with the policy's tokenizer),
+``difficulty_band`` (Skywork's per-model difficulty, 0-16), ``exact_duplicate`` (normalized prompt
+hash), ``near_duplicate`` (MinHash + LSH on word shingles, confirmed by exact Jaccard),
+``reference_fails`` (the reference solution fails its tests in the sandbox) and ``pass_rate_band``
+(sample k from the policy, keep problems it solves sometimes but not always; off by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import re
+import shutil
+import typing
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from prefect import task
+
+from sandbox import Job, SandboxConfig, run_batch
+from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
+from tasks.stage_run import StageRun, retry_transient, stage_cache
+
+Decision = str | None
+FILTERS: dict[str, Callable[..., list[Decision]]] = {}
+
+
+def register(name: str):
+    def add(function):
+        FILTERS[name] = function
+        return function
+
+    return add
+
+
+@dataclass
+class FilterContext:
+    """What filters may need besides the problems: the sandbox, the policy, the system prompt."""
+
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    policy_dir: Path | None = None
+    system_prompt: str = ""
+    dtype: str = "float32"
+    say: Callable[[str], None] = lambda message: None
+
+    @cached_property
+    def tokenizer(self):
+        from transformers import AutoTokenizer
+
+        if self.policy_dir is None:
+            raise ValueError("this filter needs the policy model (its tokenizer), and none was given")
+        return AutoTokenizer.from_pretrained(self.policy_dir)
+
+
+class FilterConfigError(ValueError):
+    pass
+
+
+def filter_parameters(name: str) -> dict[str, inspect.Parameter]:
+    if name not in FILTERS:
+        raise FilterConfigError(f"unknown filter {name!r}; registered: {', '.join(sorted(FILTERS))}")
+    return dict(list(inspect.signature(FILTERS[name]).parameters.items())[2:])
+
+
+def check_filter_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """``{"name": ..., **params}`` checked against the filter's signature; the error names the key."""
+    from pydantic import TypeAdapter, ValidationError
+
+    name = spec.get("name")
+    known = filter_parameters(name)
+    hints = typing.get_type_hints(FILTERS[name])
+    checked = {"name": name}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        if key not in known:
+            raise FilterConfigError(f"filter {name}: unknown setting {key!r}; settings: {', '.join(known) or 'none'}")
+        try:
+            checked[key] = TypeAdapter(hints[key]).validate_python(value, strict=False)
+        except ValidationError as exc:
+            raise FilterConfigError(f"filter {name}: {key}: {exc.errors()[0]['msg']}") from None
+    return checked
+
+
+def apply_filters(problems: list[dict[str, Any]], specs: list[dict[str, Any]], ctx: FilterContext):
+    """(kept problems, dropped rows) after the filters in order; a dropped row is the problem plus
+    ``filter`` and ``detail``."""
+    kept, dropped = list(problems), []
+    for spec in specs:
+        params = {k: v for k, v in check_filter_config(spec).items() if k != "name"}
+        decisions = FILTERS[spec["name"]](kept, ctx, **params)
+        if len(decisions) != len(kept):
+            raise RuntimeError(f"filter {spec['name']} decided {len(decisions)} of {len(kept)} problems")
+        survivors = []
+        for problem, detail in zip(kept, decisions):
+            if detail is None:
+                survivors.append(problem)
+            else:
+                dropped.append({"problem": problem, "filter": spec["name"], "detail": detail})
+        ctx.say(f"filter {spec['name']}: kept {len(survivors)} of {len(kept)}")
+        kept = survivors
+    return kept, dropped
+
+
+# -- the filters -----------------------------------------------------------------------------------
+
+@register("prompt_length")
+def prompt_length(problems: list[dict], ctx: FilterContext, max_tokens: int = 1024) -> list[Decision]:
+    """The chat prompt (system + task) longer than ``max_tokens`` with the policy's tokenizer."""
+    decisions = []
+    for problem in problems:
+        ids = ctx.tokenizer.apply_chat_template(chat_prompt(problem, ctx.system_prompt), add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        decisions.append(None if len(ids) <= max_tokens else f"{len(ids)} prompt tokens > {max_tokens}")
+    return decisions
+
+
+@register("difficulty_band")
+def difficulty_band(problems: list[dict], ctx: FilterContext, model: str = "DeepSeek-R1-Distill-Qwen-7B",
+                    low: int = 1, high: int = 15) -> list[Decision]:
+    """Skywork's ``model_difficulty`` for ``model`` (how many of 16 samples failed) outside
+    ``low..high``. Problems from sources without that field are not judged here."""
+    decisions = []
+    for problem in problems:
+        levels = problem.get("meta", {}).get("model_difficulty")
+        if not levels:
+            decisions.append(None)
+        elif model not in levels:
+            decisions.append(f"no difficulty for {model} (has {', '.join(sorted(levels))})")
+        elif not low <= levels[model] <= high:
+            decisions.append(f"difficulty {levels[model]}/16 for {model} outside {low}-{high}")
+        else:
+            decisions.append(None)
+    return decisions
+
+
+def normalized_prompt(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@register("exact_duplicate")
+def exact_duplicate(problems: list[dict], ctx: FilterContext) -> list[Decision]:
+    """Same prompt after lower-casing and dropping punctuation and spacing: the first one stays."""
+    first: dict[str, str] = {}
+    decisions = []
+    for problem in problems:
+        digest = hashlib.sha256(normalized_prompt(problem["prompt"]).encode()).hexdigest()
+        decisions.append(f"same prompt as {first[digest]}" if digest in first else None)
+        first.setdefault(digest, problem["id"])
+    return decisions
+
+
+PRIME = (1 << 31) - 1  # a*x + b stays below 2**62 for a, b, x < 2**31: exact in uint64
+
+
+def shingles(text: str, size: int) -> set[str]:
+    words = normalized_prompt(text).split()
+    return {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+
+
+def minhash_signatures(sets: list[set[str]], permutations: int, seed: int = 0) -> np.ndarray:
+    """(len(sets), permutations) MinHash signatures under universal hashes (a·x + b) mod 2^31-1."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, PRIME, permutations, dtype=np.uint64)
+    b = rng.integers(0, PRIME, permutations, dtype=np.uint64)
+    signatures = np.zeros((len(sets), permutations), dtype=np.uint64)
+    for row, items in enumerate(sets):
+        hashes = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") % PRIME
+                              for s in items), dtype=np.uint64, count=len(items))
+        signatures[row] = ((np.outer(hashes, a) + b) % PRIME).min(axis=0)
+    return signatures
+
+
+@register("near_duplicate")
+def near_duplicate(problems: list[dict], ctx: FilterContext, threshold: float = 0.8, shingle_words: int = 5,
+                   permutations: int = 64, bands: int = 16) -> list[Decision]:
+    """A prompt whose word-shingle Jaccard similarity with an earlier kept prompt is at least
+    ``threshold``. MinHash + LSH (``bands`` bands) proposes pairs; the exact Jaccard decides."""
+    if permutations % bands:
+        raise FilterConfigError(f"near_duplicate: permutations ({permutations}) must be a multiple of bands ({bands})")
+    sets = [shingles(p["prompt"], shingle_words) for p in problems]
+    signatures = minhash_signatures(sets, permutations)
+    rows = permutations // bands
+    buckets: dict[tuple, list[int]] = {}
+    decisions: list[Decision] = []
+    for index in range(len(problems)):
+        keys = [(band, signatures[index, band * rows:(band + 1) * rows].tobytes()) for band in range(bands)]
+        candidates = sorted({other for key in keys for other in buckets.get(key, [])})
+        match = None
+        for other in candidates:
+            similarity = len(sets[index] & sets[other]) / len(sets[index] | sets[other])
+            if similarity >= threshold:
+                match = (other, similarity)
+                break
+        if match:
+            decisions.append(f"near-duplicate of {problems[match[0]]['id']} (Jaccard {match[1]:.2f})")
+            continue
+        decisions.append(None)
+        for key in keys:
+            buckets.setdefault(key, []).append(index)
+    return decisions
+
+
+@register("reference_fails")
+def reference_fails(problems: list[dict], ctx: FilterContext) -> list[Decision]:
+    """The problem's reference solution does not pass its own tests in the sandbox (problems
+    without a reference are kept: there is nothing to check)."""
+    with_reference = [i for i, p in enumerate(problems) if p.get("reference")]
+    verdicts = run_batch([Job(problems[i]["id"], "reference", problems[i]["reference"], problems[i]["tests"])
+                          for i in with_reference], ctx.sandbox)
+    decisions: list[Decision] = [None] * len(problems)
+    for index, verdict in zip(with_reference, verdicts):
+        if verdict.status == "infra_error":
+            raise RuntimeError(f"{verdict.problem_id}: the sandbox could not run the reference: {verdict.detail}")
+        if verdict.status != "passed":
+            decisions[index] = f"reference {verdict.status} ({verdict.passed}/{verdict.total}): {verdict.detail}"[:300]
+    return decisions
+
+
+@register("pass_rate_band")
+def pass_rate_band(problems: list[dict], ctx: FilterContext, samples: int = 8, low: float = 0.2, high: float = 0.8,
+                   max_new_tokens: int = 256, temperature: float = 1.0, seed: int = 0) -> list[Decision]:
+    """Sample ``samples`` replies per problem from the policy and keep problems whose pass rate
+    lies in ``low..high`` (PRIME-style: neither hopeless nor already solved)."""
+    from tasks.generation import sample_replies
+    from tasks.thinking import extract_code
+
+    if ctx.policy_dir is None:
+        raise FilterConfigError("pass_rate_band needs the policy model")
+    replies = sample_replies(ctx.policy_dir, [chat_prompt(p, ctx.system_prompt) for p in problems], samples=samples,
+                             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, dtype=ctx.dtype)
+    jobs = [Job(p["id"], f"sample-{k}", extract_code(text), p["tests"]) for p, texts in zip(problems, replies)
+            for k, text in enumerate(texts)]
+    verdicts = run_batch(jobs, ctx.sandbox)
+    decisions = []
+    for index in range(len(problems)):
+        mine = verdicts[index * samples:(index + 1) * samples]
+        broken = [v for v in mine if v.status == "infra_error"]
+        if broken:
+            raise RuntimeError(f"{broken[0].problem_id}: the sandbox failed on a sample: {broken[0].detail}")
+        rate = sum(v.status == "passed" for v in mine) / samples
+        decisions.append(None if low <= rate <= high else f"pass rate {rate:.2f} outside {low}-{high}")
+    return decisions
+
+
+# -- the stage -------------------------------------------------------------------------------------
+
+class ReconciliationError(RuntimeError):
+    pass
+
+
+def reconcile(ledger: dict[str, Any], kept: list[dict], dropped: list[dict]) -> list[dict[str, Any]]:
+    """Rows (source, outcome, reason, rows) such that, per source, ``in`` = kept + filtered +
+    quarantined. Rows a source skipped while loading count as filtered, reason ``load:<why>``."""
+    origins = ledger["origins"]
+    table = []
+    for source, entry in ledger["sources"].items():
+        kept_here = sum(origins[p["id"]] == source for p in kept)
+        filtered = Counter(d["filter"] for d in dropped if origins[d["problem"]["id"]] == source)
+        filtered.update({f"load:{reason}": n for reason, n in entry["skipped"].items()})
+        quarantined = entry["quarantined"]
+        accounted = kept_here + sum(filtered.values()) + sum(quarantined.values())
+        if accounted != entry["rows_in"]:
+            raise ReconciliationError(f"{source}: {entry['rows_in']} rows in, but kept + filtered + quarantined = {accounted}")
+        table.append({"source": source, "outcome": "in", "reason": "", "rows": entry["rows_in"]})
+        table += [{"source": source, "outcome": "quarantined", "reason": r, "rows": n} for r, n in sorted(quarantined.items())]
+        table += [{"source": source, "outcome": "filtered", "reason": r, "rows": n} for r, n in sorted(filtered.items())]
+        table.append({"source": source, "outcome": "kept", "reason": "", "rows": kept_here})
+    return table
+
+
+def publish_report(table: list[dict[str, Any]]) -> None:
+    """The report as a Prefect table artifact on the flow run (skipped outside a run)."""
+    from prefect.artifacts import create_table_artifact
+    from prefect.context import TaskRunContext
+
+    if TaskRunContext.get() is not None:
+        create_table_artifact(key="problem-filter-report", table=table,
+                              description="rows in = kept + filtered + quarantined, per source and reason")
+
+
+@task(name="filter-problems", retry_condition_fn=retry_transient, retries=1,
+      cache_policy=stage_cache("tasks.generation", "tasks.problem_schema", "sandbox"), persist_result=True)
+def filter_problems(problems_id: str, policy_id: str, filters_cfg: list[dict], sandbox_cfg: dict, system_prompt: str,
+                    dtype: str) -> str:
+    """The recipe's filters over the loaded problems; kept problems, filtered.jsonl (every dropped
+    problem with filter and detail), the loader's quarantine, and the reconciled report."""
+    params = {"filters": filters_cfg, "sandbox": sandbox_cfg, "system_prompt": system_prompt, "dtype": dtype}
+    with StageRun("filter_problems", inputs={"problems": problems_id, "policy": policy_id}, params=params) as run:
+        loaded = run.input_path("problems")
+        problems = read_jsonl(loaded / "problems.jsonl")
+        ledger = json.loads((loaded / "ledger.json").read_text())
+        ctx = FilterContext(SandboxConfig(**sandbox_cfg), run.input_path("policy"), system_prompt, dtype, say=run.log.info)
+        kept, dropped = apply_filters(problems, filters_cfg, ctx)
+        table = reconcile(ledger, kept, dropped)
+        publish_report(table)
+        staged = run.staging("filtered")
+        write_jsonl(staged / "problems.jsonl", kept)
+        write_jsonl(staged / "filtered.jsonl", dropped)
+        shutil.copy(loaded / "quarantine.jsonl", staged / "quarantine.jsonl")
+        (staged / "report.json").write_text(json.dumps(table, indent=1))
+        by_filter = Counter(d["filter"] for d in dropped)
+        metrics = {"kept": len(kept), "filtered": len(dropped), **{f"filtered_{k}": n for k, n in by_filter.items()},
+                   "quarantined": sum(r["rows"] for r in table if r["outcome"] == "quarantined")}
+        return run.output("problems", staged, kind="dataset", name="problems-filtered", metadata={"report": table}, metrics=metrics)
