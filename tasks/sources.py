@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 
 from sandbox.reference import function_under_test
 from sandbox.verdicts import TestSpecError, count_tests
-from tasks.problem_schema import ProblemFormatError, make_problem, package_folder, validate_problem
+from tasks.problem_schema import ProblemFormatError, make_problem, validate_problem
 
 LEETCODE_PRELUDE = (
     "from typing import *\nimport collections, heapq, bisect, itertools, functools, math, string, re\n"
