@@ -32,12 +32,13 @@ def annotator_model(stages: StageLog, recipe, base_model: str) -> str | None:
 def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = load_recipe(resolve_config(config), overrides)
     stages = StageLog("thinking-midtraining")
-    corpus, annotator, dtype = recipe.corpus.as_key(), recipe.annotator.as_key(), recipe.model.torch_dtype
+    corpus, annotator, dtype = recipe.corpus.as_key(), recipe.annotator, recipe.model.torch_dtype
 
     base_model = stages.run("base model", build_base_model, recipe.model.as_key())
     annotator_id = annotator_model(stages, recipe, base_model)
     chunks = stages.run("chunks", chunk_corpus, base_model, corpus)
     shard_ids = stages.run_shards("annotate", annotate_corpus_shard, shard_count(chunks, corpus), recipe.corpus.parallel_shards, chunks_id=chunks,
-                                  annotator_model_id=annotator_id, annotator_cfg=annotator, corpus_cfg=corpus, dtype=dtype)
+                                  annotator_model_id=annotator_id, annotator_what=annotator.what(), annotator_how=annotator.how(),
+                                  corpus_cfg=corpus, dtype=dtype)
     stages.run("corpus", assemble_corpus, chunks, shard_ids, corpus)
     return stages.finish()

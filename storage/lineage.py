@@ -203,11 +203,13 @@ class LineageStore:
         return sorted(links, key=lambda link: (link.depth, link.artifact_id, link.parent_id, link.run_id))
 
     def runs_of_stage(self, stage: str) -> list[dict[str, Any]]:
+        """Every run of a stage, oldest first, with its parameters."""
         with self._connect(read_only=True) as con:
             rows = con.execute(
-                "SELECT run_id, status, started_at, ended_at FROM runs WHERE stage = ? ORDER BY started_at", [stage]
+                "SELECT run_id, status, started_at, ended_at, params FROM runs WHERE stage = ? ORDER BY started_at", [stage]
             ).fetchall()
-        return [dict(zip(["run_id", "status", "started_at", "ended_at"], row)) for row in rows]
+        names = ["run_id", "status", "started_at", "ended_at", "params"]
+        return [{**dict(zip(names, row)), "params": json.loads(row[4]) if isinstance(row[4], str) else row[4]} for row in rows]
 
     def counts(self) -> dict[str, int]:
         with self._connect(read_only=True) as con:

@@ -32,6 +32,9 @@ Conversation = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+REPLY_SETTINGS = {"kind", "model", "temperature"}
+
+
 class AnnotatorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +52,15 @@ class AnnotatorConfig(BaseModel):
 
     def as_key(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def what(self) -> dict[str, Any]:
+        """The settings that decide the replies (part of a stage's cache key)."""
+        return self.model_dump(mode="json", include=REPLY_SETTINGS)
+
+    def how(self) -> dict[str, Any]:
+        """Where and how the requests go (not part of a cache key: a server on another port
+        serving the same model gives the same replies)."""
+        return self.model_dump(mode="json", exclude=REPLY_SETTINGS)
 
 
 class AnnotatorError(RuntimeError):

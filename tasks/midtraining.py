@@ -213,13 +213,17 @@ def shard_count(chunks_id: str, corpus_cfg: dict) -> int:
 
 
 @task(name="annotate-corpus-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
-      cache_policy=stage_cache("tasks.annotators", "tasks.thinking", "tasks.generation"), persist_result=True)
-def annotate_corpus_shard(chunks_id: str, shard: int, annotator_model_id: str | None, annotator_cfg: dict, corpus_cfg: dict,
-                          dtype: str) -> str:
-    """One shard's annotations, cached on its own: an interrupted run redoes only unfinished shards."""
+      cache_policy=stage_cache("tasks.annotators", "tasks.thinking", "tasks.generation", ignore=("annotator_how",)),
+      persist_result=True)
+def annotate_corpus_shard(chunks_id: str, shard: int, annotator_model_id: str | None, annotator_what: dict, annotator_how: dict,
+                          corpus_cfg: dict, dtype: str) -> str:
+    """One shard's annotations, cached on its own: an interrupted run redoes only unfinished shards.
+    ``annotator_what`` (model, kind, temperature) is part of the cache key, ``annotator_how``
+    (endpoint, concurrency, retries) is not."""
     from tasks.annotators import AnnotatorConfig, make_annotator
 
     cfg = CorpusConfig(**corpus_cfg)
+    annotator_cfg = {**annotator_what, **annotator_how}
     inputs = {"chunks": chunks_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
     params = {"shard": shard, "annotator": annotator_cfg, "corpus": cfg.as_key(), "dtype": dtype}
     with StageRun("annotate_corpus_shard", inputs=inputs, params=params) as run:

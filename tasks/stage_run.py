@@ -67,8 +67,12 @@ class StoreEpoch(CachePolicy):
         return f"{store.home}:{store.epoch}"
 
 
-def stage_cache(*modules: str) -> CachePolicy:
-    return INPUTS + StageCode(modules) + StoreEpoch()
+def stage_cache(*modules: str, ignore: tuple[str, ...] = ()) -> CachePolicy:
+    """``ignore``: task parameters that say how, not what (an endpoint's address, a concurrency)."""
+    inputs = INPUTS
+    for name in ignore:
+        inputs = inputs - name
+    return inputs + StageCode(modules) + StoreEpoch()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
