@@ -201,6 +201,17 @@ def serve_annotator(
         pass
 
 
+@bench_app.command("annotator")
+def bench_annotator(
+    model: str = typer.Option("tiny", "--model", help="tiny | smollm2-135m-instruct | a model folder"),
+    requests: int = typer.Option(96, "--requests"),
+    max_tokens: int = typer.Option(16, "--max-tokens"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The openai annotator against a local served model at concurrency 1, 8 and 32."""
+    load_benchmark("bench_annotator").main(model=model, requests=requests, max_tokens=max_tokens, as_json=as_json)
+
+
 def load_benchmark(name: str):
     """A script from benchmarks/ (a folder of scripts, not an installed package)."""
     import importlib.util
