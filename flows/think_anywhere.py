@@ -25,6 +25,15 @@ from tasks.stage_run import PROJECT_ROOT
 from tasks.training import train_grpo, train_sft
 
 
+def annotator_model(stages: StageLog, recipe, base_model: str) -> str | None:
+    """The local model the annotator runs: the policy, another registry model, or none (an endpoint)."""
+    if recipe.annotator.kind == "openai":
+        return None
+    if recipe.annotator.model == "policy":
+        return base_model
+    return stages.run("annotator model", build_base_model, ModelConfig(name=recipe.annotator.model).as_key())
+
+
 def resolve_config(config: str) -> Path:
     path = Path(config)
     return path if path.exists() or path.is_absolute() else PROJECT_ROOT / path
@@ -40,11 +49,10 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     loaded = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
     problems = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, sandbox, system, dtype)
     train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
-    annotator = base_model
-    if recipe.coldstart.annotator != "policy":
-        annotator = stages.run("annotator", build_base_model, ModelConfig(name=recipe.coldstart.annotator).as_key())
+    annotator = recipe.annotator
     coldstart = stages.run(
-        "cold-start set", build_coldstart_set, train, base_model, annotator, recipe.coldstart.as_key(), sandbox, system, dtype
+        "cold-start set", build_coldstart_set, train, base_model, annotator_model(stages, recipe, base_model), annotator.what(),
+        annotator.how(), recipe.coldstart.as_key(), sandbox, system, dtype,
     )
     sft_model = stages.run("sft", train_sft, base_model, coldstart, recipe.sft.as_key())
     rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl.as_key(), sandbox, system)

@@ -13,19 +13,10 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.stage_log import StageLog
-from flows.think_anywhere import resolve_config
+from flows.think_anywhere import annotator_model, resolve_config
 from tasks.midtraining import annotate_corpus_shard, assemble_corpus, chunk_corpus, shard_count
 from tasks.models import build_base_model
-from tasks.recipe import ModelConfig, load_recipe
-
-
-def annotator_model(stages: StageLog, recipe, base_model: str) -> str | None:
-    """The local model the annotator runs (none for an OpenAI-compatible endpoint)."""
-    if recipe.annotator.kind == "openai":
-        return None
-    if recipe.annotator.model == "policy":
-        return base_model
-    return stages.run("annotator model", build_base_model, ModelConfig(name=recipe.annotator.model).as_key())
+from tasks.recipe import load_recipe
 
 
 @flow(name="thinking-midtraining")

@@ -17,7 +17,7 @@ import math
 import tokenize
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from prefect import task
 
@@ -161,15 +161,15 @@ def assemble_sample(pending: PendingSample, max_chars: int = 200) -> tuple[dict[
 def build_coldstart_examples(
     problems: list[dict[str, Any]],
     policy_dir,
-    annotator_dir,
+    make_annotator_for: Callable[[Any], Any],
     cfg: dict[str, Any],
     sandbox_cfg: SandboxConfig,
     system_prompt: str,
     dtype: str = "float32",
     say=lambda message: None,
 ) -> tuple[list[dict[str, Any]], ColdStartReport]:
-    """Reference solutions → verified, annotated SFT records (prompt/completion chat format)."""
-    from tasks.generation import generate_replies
+    """Reference solutions → verified, annotated SFT records (prompt/completion chat format).
+    ``make_annotator_for(loaded_policy)`` gives the annotator (it may reuse the loaded policy)."""
     from tasks.models import load_for_inference
 
     report = ColdStartReport()
@@ -199,16 +199,10 @@ def build_coldstart_examples(
             report.rejected["no_insertion_point"] += 1
 
     say(f"{len(pending)} solutions: insertion points chosen by policy entropy; asking the annotator")
-    annotator = policy if str(annotator_dir) == str(policy_dir) else load_for_inference(annotator_dir, dtype)
-    plans = generate_replies(
-        annotator_dir, [plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"],
-        batch_size=cfg["batch_size"], stop_on_code_end=False, loaded=annotator,
-    )
+    annotator = make_annotator_for(policy)
+    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"])
     requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(pending) for offset in s.offsets]
-    thoughts = generate_replies(
-        annotator_dir, [conversation for _, conversation in requests], max_new_tokens=cfg["thought_max_new_tokens"],
-        batch_size=cfg["batch_size"], stop_on_code_end=False, loaded=annotator,
-    )
+    thoughts = annotator.complete([conversation for _, conversation in requests], max_new_tokens=cfg["thought_max_new_tokens"])
     for sample, plan in zip(pending, plans):
         sample.plan = plan
     for (index, _), thought in zip(requests, thoughts):
@@ -238,18 +232,32 @@ def build_coldstart_examples(
     return records, report
 
 
-@task(name="build-coldstart-set", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30], cache_policy=stage_cache("tasks.thinking", "tasks.generation", "sandbox"), persist_result=True)
+@task(name="build-coldstart-set", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
+      cache_policy=stage_cache("tasks.thinking", "tasks.generation", "tasks.annotators", "sandbox", ignore=("annotator_how",)),
+      persist_result=True)
 def build_coldstart_set(
-    train_problems_id: str, policy_id: str, annotator_id: str, coldstart_cfg: dict, sandbox_cfg: dict, system_prompt: str, dtype: str
+    train_problems_id: str, policy_id: str, annotator_model_id: str | None, annotator_what: dict, annotator_how: dict,
+    coldstart_cfg: dict, sandbox_cfg: dict, system_prompt: str, dtype: str,
 ) -> str:
     """Annotated cold-start SFT set from the reference solutions of the train split."""
-    inputs = {"problems": train_problems_id, "policy": policy_id, "annotator": annotator_id}
-    params = {"coldstart": coldstart_cfg, "sandbox": sandbox_cfg, "system_prompt": system_prompt, "dtype": dtype}
+    from tasks.annotators import AnnotatorConfig, make_annotator
+
+    inputs = {"problems": train_problems_id, "policy": policy_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
+    annotator_cfg = AnnotatorConfig(**annotator_what, **annotator_how)
+    params = {"coldstart": coldstart_cfg, "annotator": annotator_cfg.as_key(), "sandbox": sandbox_cfg,
+              "system_prompt": system_prompt, "dtype": dtype}
     with StageRun("coldstart", inputs=inputs, params=params, code_modules=("tasks.coldstart", "tasks.thinking")) as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
+        annotator_dir = run.input_path("annotator") if annotator_model_id else None
+        same_model = annotator_model_id == policy_id
+
+        def annotator_for(loaded_policy):
+            return make_annotator(annotator_cfg, annotator_dir, run.store.home / "cache" / "annotator", dtype,
+                                  loaded=loaded_policy if same_model else None)
+
         records, report = build_coldstart_examples(
-            problems, run.input_path("policy"), run.input_path("annotator"), coldstart_cfg,
-            SandboxConfig(**sandbox_cfg), system_prompt, dtype, say=run.log.info,
+            problems, run.input_path("policy"), annotator_for, coldstart_cfg, SandboxConfig(**sandbox_cfg), system_prompt,
+            dtype, say=run.log.info,
         )
         run.log.info("cold start: %d of %d solutions accepted, rejected %s", report.accepted, report.solutions_in, dict(report.rejected))
         if not records:

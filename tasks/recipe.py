@@ -76,13 +76,11 @@ class GenerationConfig(Section):
     batch_size: int = Field(default=16, ge=1)
 
 
-class ColdStartConfig(Section):
-    annotator: str = "policy"  # "policy" (the base model) or any model name the registry resolves
+class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
     strategy: Literal["entropy"] = "entropy"
     thoughts_per_solution: int = Field(default=1, ge=1, le=8)
     thought_max_new_tokens: int = Field(default=24, ge=4)
     plan_max_new_tokens: int = Field(default=40, ge=4)
-    batch_size: int = Field(default=16, ge=1)
     limit: int | None = Field(default=None, ge=1)
 
 
@@ -151,7 +149,7 @@ class PromptsConfig(Section):
 
 class Recipe(Section):
     name: str = "think-anywhere"
-    annotator: AnnotatorConfig = AnnotatorConfig()  # writes the thoughts of the mid-training corpus
+    annotator: AnnotatorConfig = AnnotatorConfig()  # writes thoughts: cold-start set and mid-training corpus
     corpus: CorpusConfig = CorpusConfig()  # thinking-midtraining: what to chunk and annotate
     model: ModelConfig = ModelConfig()
     problems: ProblemsConfig = ProblemsConfig()
