@@ -8,6 +8,12 @@ there. The annotator also writes the short upfront plan. A sample is kept only i
 inline blocks gives back the original code exactly, each block sits inside a statement, and the
 stripped code still passes the problem's tests in the sandbox; every rejection is counted by
 reason.
+
+Strategy ``rewrite``: the annotator rewrites each correct solution with inline blocks, following
+``configs/prompts/rewrite.md`` (inside a statement, never on a line of its own, not wrapping a
+comment). A rewrite is kept when its blocks sit inside statements and the stripped code passes
+the problem's tests in the sandbox; ``rewrites_token_identical`` counts those whose stripped code
+is the original token for token.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import math
 import tokenize
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from prefect import task
@@ -27,6 +34,8 @@ from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.thinking import (
     clean_thought,
     extract_code,
+    find_inline_thoughts,
+    last_python_block,
     has_inline_thought_in_statement,
     insert_inline_thoughts,
     render_response,
@@ -42,6 +51,7 @@ class ColdStartReport:
     solutions_in: int = 0
     accepted: int = 0
     thoughts: int = 0
+    rewrites_identical: int = 0  # rewrite strategy: stripped code equal to the original token for token
     rejected: Counter = field(default_factory=Counter)
 
     def metrics(self) -> dict[str, float]:
@@ -51,6 +61,8 @@ class ColdStartReport:
             "acceptance_rate": self.accepted / self.solutions_in if self.solutions_in else 0.0,
             "thoughts_per_sample": self.thoughts / self.accepted if self.accepted else 0.0,
         }
+        if self.rewrites_identical:
+            out["rewrites_token_identical"] = self.rewrites_identical
         out.update({f"rejected_{reason}": n for reason, n in sorted(self.rejected.items())})
         return out
 
@@ -187,35 +199,11 @@ def build_coldstart_examples(
             report.rejected[f"reference_{verdict.status}"] += 1
 
     policy = load_for_inference(policy_dir, dtype)
-    tokenizer, model = policy
-    pending: list[PendingSample] = []
-    for problem in correct:
-        context = tokenizer.apply_chat_template(chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False)
-        spans = token_entropies(model, tokenizer, context + "```python\n", problem["reference"])
-        offsets = choose_insertion_offsets(problem["reference"], spans, cfg["thoughts_per_solution"])
-        if offsets:
-            pending.append(PendingSample(problem, problem["reference"], offsets))
-        else:
-            report.rejected["no_insertion_point"] += 1
-
-    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; asking the annotator")
     annotator = make_annotator_for(policy)
-    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"])
-    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(pending) for offset in s.offsets]
-    thoughts = annotator.complete([conversation for _, conversation in requests], max_new_tokens=cfg["thought_max_new_tokens"])
-    for sample, plan in zip(pending, plans):
-        sample.plan = plan
-    for (index, _), thought in zip(requests, thoughts):
-        pending[index].thoughts.append(thought)
-
-    say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written; verifying")
-    assembled = []
-    for sample in pending:
-        record, reason = assemble_sample(sample)
-        if record is None:
-            report.rejected[reason] += 1
-        else:
-            assembled.append((sample.problem, record))
+    if cfg.get("strategy", "entropy") == "rewrite":
+        assembled = rewrite_samples(correct, annotator, cfg, report, say)
+    else:
+        assembled = entropy_samples(correct, policy, annotator, cfg, report, system_prompt, say)
     verdicts = run_batch(
         [Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled], sandbox_cfg
     )
@@ -232,8 +220,95 @@ def build_coldstart_examples(
     return records, report
 
 
+def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, system_prompt: str, say) -> list[tuple[dict, dict]]:
+    """Thoughts where the policy's entropy is highest, written by the annotator: (problem, record) pairs."""
+    tokenizer, model = policy
+    pending: list[PendingSample] = []
+    for problem in correct:
+        context = tokenizer.apply_chat_template(chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False)
+        spans = token_entropies(model, tokenizer, context + "```python\n", problem["reference"])
+        offsets = choose_insertion_offsets(problem["reference"], spans, cfg["thoughts_per_solution"])
+        if offsets:
+            pending.append(PendingSample(problem, problem["reference"], offsets))
+        else:
+            report.rejected["no_insertion_point"] += 1
+    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; asking the annotator")
+    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg["plan_max_new_tokens"])
+    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(pending) for offset in s.offsets]
+    thoughts = annotator.complete([conversation for _, conversation in requests], max_new_tokens=cfg["thought_max_new_tokens"])
+    for sample, plan in zip(pending, plans):
+        sample.plan = plan
+    for (index, _), thought in zip(requests, thoughts):
+        pending[index].thoughts.append(thought)
+    say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written; verifying")
+    assembled = []
+    for sample in pending:
+        record, reason = assemble_sample(sample)
+        if record is None:
+            report.rejected[reason] += 1
+        else:
+            assembled.append((sample.problem, record))
+    return assembled
+
+
+REWRITE_PROMPT = Path(__file__).resolve().parent.parent / "configs" / "prompts" / "rewrite.md"
+
+
+def rewrite_request(task_text: str, code: str) -> list[dict[str, str]]:
+    template = REWRITE_PROMPT.read_text()
+    return [{"role": "user", "content": template.replace("{task}", task_text.strip()[:1500]).replace("{code}", code.rstrip())}]
+
+
+def code_tokens(code: str) -> list[tuple[int, str]] | None:
+    """The Python tokens that carry meaning (no comments, no blank-line tokens); None if it does not tokenize."""
+    try:
+        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(code).readline)
+                if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING)]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+
+
+def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str) -> tuple[dict[str, Any] | None, str | None]:
+    """Check an annotator's rewrite: (record, None) or (None, rejection reason). ``record["identical"]``
+    says whether the stripped code is the original token for token; if not, it is accepted only
+    after its tests pass in the sandbox (the caller runs them for every record)."""
+    plan = clean_thought(plan, max_chars=300)
+    annotated = last_python_block(reply) or reply
+    thoughts = [clean_thought(t.text) for t in find_inline_thoughts(annotated)]
+    if not plan:
+        return None, "empty_plan"
+    if not thoughts or any(not t for t in thoughts):
+        return None, "no_inline_thought"
+    response = render_response(annotated, upfront=plan)
+    if not all(t.inside_statement for t in find_inline_thoughts(annotated)):
+        return None, "not_inside_statement"
+    stripped = extract_code(response)
+    if code_tokens(stripped) is None:
+        return None, "stripped_code_does_not_parse"
+    return {"problem_id": problem["id"], "response": response, "code": stripped, "annotated_code": annotated, "plan": plan,
+            "thoughts": thoughts, "identical": code_tokens(stripped) == code_tokens(problem["reference"])}, None
+
+
+def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> list[tuple[dict, dict]]:
+    """The annotator rewrites each correct solution with inline blocks (configs/prompts/rewrite.md)."""
+    say(f"{len(correct)} solutions: asking the annotator to rewrite them with inline thoughts")
+    plans = annotator.complete([plan_request(p["prompt"]) for p in correct], max_new_tokens=cfg["plan_max_new_tokens"])
+    replies = annotator.complete([rewrite_request(p["prompt"], p["reference"]) for p in correct],
+                                 max_new_tokens=cfg["rewrite_max_new_tokens"])
+    assembled = []
+    for problem, plan, reply in zip(correct, plans, replies):
+        record, reason = assemble_rewrite(problem, plan, reply)
+        if record is None:
+            report.rejected[reason] += 1
+        else:
+            report.rewrites_identical += record["identical"]
+            assembled.append((problem, record))
+    return assembled
+
+
 @task(name="build-coldstart-set", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
-      cache_policy=stage_cache("tasks.thinking", "tasks.generation", "tasks.annotators", "sandbox", ignore=("annotator_how",)),
+      cache_policy=stage_cache("tasks.thinking", "tasks.generation", "tasks.annotators", "sandbox", ignore=("annotator_how",),
+                               files=(REWRITE_PROMPT,)),
       persist_result=True)
 def build_coldstart_set(
     train_problems_id: str, policy_id: str, annotator_model_id: str | None, annotator_what: dict, annotator_how: dict,

@@ -77,10 +77,11 @@ class GenerationConfig(Section):
 
 
 class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
-    strategy: Literal["entropy"] = "entropy"
+    strategy: Literal["entropy", "rewrite"] = "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
     thoughts_per_solution: int = Field(default=1, ge=1, le=8)
     thought_max_new_tokens: int = Field(default=24, ge=4)
     plan_max_new_tokens: int = Field(default=40, ge=4)
+    rewrite_max_new_tokens: int = Field(default=512, ge=16)
     limit: int | None = Field(default=None, ge=1)
 
 

@@ -47,16 +47,16 @@ def source_hash(files: list[Path]) -> str:
 
 
 class StageCode(CachePolicy):
-    """The source of the task's module plus the named modules/packages it relies on."""
+    """The source of the task's module plus the named modules/packages and files (prompts) it relies on."""
 
-    def __init__(self, modules: tuple[str, ...] = ()):
-        self.modules = modules
+    def __init__(self, modules: tuple[str, ...] = (), files: tuple[Path, ...] = ()):
+        self.modules, self.files = modules, files
 
     def compute_key(self, task_ctx: TaskRunContext, inputs, flow_parameters, **kwargs) -> str | None:
         if not task_ctx:
             return None
         own = Path(inspect.getfile(task_ctx.task.fn))
-        return source_hash([own] + module_sources(self.modules))
+        return source_hash([own] + module_sources(self.modules) + list(self.files))
 
 
 class StoreEpoch(CachePolicy):
@@ -67,12 +67,13 @@ class StoreEpoch(CachePolicy):
         return f"{store.home}:{store.epoch}"
 
 
-def stage_cache(*modules: str, ignore: tuple[str, ...] = ()) -> CachePolicy:
-    """``ignore``: task parameters that say how, not what (an endpoint's address, a concurrency)."""
+def stage_cache(*modules: str, ignore: tuple[str, ...] = (), files: tuple[Path, ...] = ()) -> CachePolicy:
+    """``ignore``: task parameters that say how, not what (an endpoint's address, a concurrency);
+    ``files``: non-Python files the stage reads (prompt templates)."""
     inputs = INPUTS
     for name in ignore:
         inputs = inputs - name
-    return inputs + StageCode(modules) + StoreEpoch()
+    return inputs + StageCode(modules, files) + StoreEpoch()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
