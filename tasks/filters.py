@@ -10,8 +10,8 @@ different lengths, a bad field) were quarantined by the loaders; the stage's rep
 per source and reason, rows in = kept + filtered + quarantined.
 
 Registered: ``prompt_length`` (tokens of the chat prompt, with the policy's tokenizer),
-``difficulty_band`` (Skywork's per-model difficulty, 0-16), ``exact_duplicate`` (normalized prompt
-hash), ``near_duplicate`` (MinHash + LSH on word shingles, confirmed by exact Jaccard),
+``difficulty_band`` (Skywork's per-model difficulty, 0-16), ``exact_duplicate`` (prompt hash up to case
+and spacing), ``near_duplicate`` (MinHash + LSH on word shingles, confirmed by exact Jaccard),
 ``reference_fails`` (the reference solution fails its tests in the sandbox) and ``pass_rate_band``
 (sample k from the policy, keep problems it solves sometimes but not always; off by default).
 """
@@ -151,13 +151,19 @@ def difficulty_band(problems: list[dict], ctx: FilterContext, model: str = "Deep
     return decisions
 
 
+def prompt_words(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks: spacing is ignored, symbols are not (HumanEval/56
+    and /61 differ only in ``<>`` against ``()``)."""
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
 def normalized_prompt(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    return " ".join(prompt_words(text))
 
 
 @register("exact_duplicate")
 def exact_duplicate(problems: list[dict], ctx: FilterContext) -> list[Decision]:
-    """Same prompt after lower-casing and dropping punctuation and spacing: the first one stays."""
+    """Same prompt up to case and spacing: the first one stays."""
     first: dict[str, str] = {}
     decisions = []
     for problem in problems:
@@ -171,7 +177,7 @@ PRIME = (1 << 31) - 1  # a*x + b stays below 2**62 for a, b, x < 2**31: exact in
 
 
 def shingles(text: str, size: int) -> set[str]:
-    words = normalized_prompt(text).split()
+    words = prompt_words(text)
     return {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
 
 

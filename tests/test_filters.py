@@ -97,8 +97,16 @@ def test_difficulty_band_judges_only_sources_that_have_it():
 
 
 def test_exact_duplicate_ignores_case_punctuation_and_spacing():
-    problems = [problem("a", "Sum the list."), problem("b", "  sum THE list "), problem("c", "Sum the lists.")]
-    assert exact_duplicate(problems, FilterContext()) == [None, "same prompt as a", None]
+    problems = [problem("a", "Sum the list."), problem("b", "  sum THE\n list. "), problem("c", "Sum the lists."),
+                problem("d", "Sum the list!")]
+    assert exact_duplicate(problems, FilterContext()) == [None, "same prompt as a", None, None]
+
+
+def test_humaneval_bracket_problems_are_not_duplicates():
+    humaneval = {p["id"]: p for p in load_source("humaneval").problems}
+    pair = [humaneval["humaneval/56"], humaneval["humaneval/61"]]  # the same task with <> and with ()
+    assert exact_duplicate(pair, FilterContext()) == [None, None]
+    assert near_duplicate(pair, FilterContext()) == [None, None]
 
 
 def test_near_duplicate_finds_rewordings_and_keeps_distinct_prompts():
