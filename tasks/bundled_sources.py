@@ -150,12 +150,11 @@ def load_leetcode(folder: Path | None = None, difficulties: Iterable[str] | None
                 continue
             problem, reason = convert_leetcode(raw)
         except RowError as error:
-            result.quarantined.append(Quarantined("leetcode", str(path), 1, error.field, error.reason,
-                                                  f"{path.name} row 1: {error.field}: {error.detail}"))
+            result.quarantined.append(Quarantined.from_error("leetcode", path, 1, error))
             continue
         except (KeyError, TypeError) as exc:
-            result.quarantined.append(Quarantined("leetcode", str(path), 1, str(exc), "bad_record",
-                                                  f"{path.name} row 1: field {exc} missing or of the wrong type"))
+            error = RowError(str(exc), "bad_record", f"field {exc} missing or of the wrong type")
+            result.quarantined.append(Quarantined.from_error("leetcode", path, 1, error))
             continue
         if problem is None:
             result.skipped[reason] += 1

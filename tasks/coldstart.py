@@ -35,9 +35,9 @@ from tasks.thinking import (
     clean_thought,
     extract_code,
     find_inline_thoughts,
-    last_python_block,
     has_inline_thought_in_statement,
     insert_inline_thoughts,
+    last_python_block,
     render_response,
     strip_inline_thoughts,
 )
@@ -274,19 +274,21 @@ def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str) -> tuple[di
     after its tests pass in the sandbox (the caller runs them for every record)."""
     plan = clean_thought(plan, max_chars=300)
     annotated = last_python_block(reply) or reply
-    thoughts = [clean_thought(t.text) for t in find_inline_thoughts(annotated)]
+    blocks = find_inline_thoughts(annotated)
+    thoughts = [clean_thought(block.text) for block in blocks]
     if not plan:
         return None, "empty_plan"
     if not thoughts or any(not t for t in thoughts):
         return None, "no_inline_thought"
-    response = render_response(annotated, upfront=plan)
-    if not all(t.inside_statement for t in find_inline_thoughts(annotated)):
+    if not all(block.inside_statement for block in blocks):
         return None, "not_inside_statement"
+    response = render_response(annotated, upfront=plan)
     stripped = extract_code(response)
-    if code_tokens(stripped) is None:
+    tokens = code_tokens(stripped)
+    if tokens is None:
         return None, "stripped_code_does_not_parse"
     return {"problem_id": problem["id"], "response": response, "code": stripped, "annotated_code": annotated, "plan": plan,
-            "thoughts": thoughts, "identical": code_tokens(stripped) == code_tokens(problem["reference"])}, None
+            "thoughts": thoughts, "identical": tokens == code_tokens(problem["reference"])}, None
 
 
 def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> list[tuple[dict, dict]]:

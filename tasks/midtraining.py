@@ -197,7 +197,7 @@ def chunk_corpus(policy_id: str, corpus_cfg: dict) -> str:
         chunks = chunks[: cfg.limit_chunks] if cfg.limit_chunks else chunks
         staged = run.staging("chunks")
         write_jsonl(staged / "chunks.jsonl", chunks)
-        shards = -(-len(chunks) // cfg.shard_size)
+        shards = shards_for(len(chunks), cfg.shard_size)
         run.log.info("%d chunks of at most %d tokens in %d shards", len(chunks), cfg.chunk_tokens, shards)
         return run.output("chunks", staged, kind="dataset", name="midtraining-chunks",
                           metrics={"chunks": len(chunks), "shards": shards})
@@ -209,7 +209,11 @@ def shard_count(chunks_id: str, corpus_cfg: dict) -> int:
 
     with open(ArtifactStore().path(chunks_id) / "chunks.jsonl") as handle:
         chunks = sum(1 for line in handle if line.strip())
-    return -(-chunks // CorpusConfig(**corpus_cfg).shard_size)
+    return shards_for(chunks, CorpusConfig(**corpus_cfg).shard_size)
+
+
+def shards_for(items: int, shard_size: int) -> int:
+    return -(-items // shard_size)
 
 
 @task(name="annotate-corpus-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],

@@ -50,6 +50,10 @@ class Quarantined:
     reason: str
     message: str
 
+    @classmethod
+    def from_error(cls, source: str, path: Path, row: int, error: "RowError") -> "Quarantined":
+        return cls(source, str(path), row, error.field, error.reason, f"{path.name} row {row}: {error.field}: {error.detail}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -129,10 +133,6 @@ def load_rows(source: str, path: Path, convert: Callable[[Any, int], dict[str, A
     result = LoadResult(problems=[], source=source)
     seen: set[str] = set()
 
-    def quarantine(row_number: int, error: RowError) -> None:
-        message = f"{path.name} row {row_number}: {error.field}: {error.detail}"
-        result.quarantined.append(Quarantined(source, str(path), row_number, error.field, error.reason, message))
-
     for row_number, row in read_rows(path):
         result.rows_in += 1
         try:
@@ -148,7 +148,7 @@ def load_rows(source: str, path: Path, convert: Callable[[Any, int], dict[str, A
             if problem["id"] in seen:
                 raise RowError("id", "duplicate_id", f"{problem['id']} already appeared in an earlier row")
         except RowError as error:
-            quarantine(row_number, error)
+            result.quarantined.append(Quarantined.from_error(source, path, row_number, error))
             continue
         seen.add(problem["id"])
         result.problems.append(problem)
