@@ -1,4 +1,5 @@
-"""Think-Anywhere: problems → filters → cold-start set with inline thoughts → SFT → GRPO → evaluation.
+"""Think-Anywhere: problems → filters → split → rejection-sampled solutions → cold-start set with
+inline thoughts → SFT → GRPO → evaluation.
 
     prefect deployment run 'think-anywhere/default' --param config=configs/default.yaml
     thinkflow run think-anywhere --config configs/tiny.yaml [--set rl.max_steps=8] [--json]
@@ -15,12 +16,13 @@ from pathlib import Path
 from prefect import flow
 
 from flows.stage_log import StageLog
-from tasks.coldstart import build_coldstart_set
+from tasks.coldstart import assemble_coldstart_set, build_coldstart_shard, coldstart_shards
 from tasks.evaluation import evaluate_model
 from tasks.filters import filter_problems
 from tasks.models import build_base_model
 from tasks.problems import load_problems, split_problems
 from tasks.recipe import ModelConfig, load_recipe
+from tasks.solutions import attach_sampled_solutions, sample_solutions_shard, solution_shards
 from tasks.stage_run import PROJECT_ROOT
 from tasks.training import train_grpo, train_sft
 
@@ -49,11 +51,15 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     loaded = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
     problems = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, sandbox, system, dtype)
     train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
-    annotator = recipe.annotator
-    coldstart = stages.run(
-        "cold-start set", build_coldstart_set, train, base_model, annotator_model(stages, recipe, base_model), annotator.what(),
-        annotator.how(), recipe.coldstart.as_key(), sandbox, system, dtype,
-    )
+    annotator = dict(annotator_model_id=annotator_model(stages, recipe, base_model), annotator_what=recipe.annotator.what(),
+                     annotator_how=recipe.annotator.how(), policy_id=base_model, sandbox_cfg=sandbox, system_prompt=system, dtype=dtype)
+    solutions, coldstart = recipe.solutions.as_key(), recipe.coldstart.as_key()
+    samples = stages.run_shards("solutions", sample_solutions_shard, solution_shards(train, solutions), recipe.solutions.parallel_shards,
+                                problems_id=train, solutions_cfg=solutions, **annotator)
+    train = stages.run("train split with solutions", attach_sampled_solutions, train, samples, solutions)
+    shards = stages.run_shards("cold-start", build_coldstart_shard, coldstart_shards(train, coldstart), recipe.coldstart.parallel_shards,
+                               problems_id=train, coldstart_cfg=coldstart, **annotator)
+    coldstart = stages.run("cold-start set", assemble_coldstart_set, train, shards, coldstart)
     sft_model = stages.run("sft", train_sft, base_model, coldstart, recipe.sft.as_key())
     rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl.as_key(), sandbox, system)
     evaluation = recipe.evaluate.as_key()

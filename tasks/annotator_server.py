@@ -3,8 +3,8 @@
 Serves ``POST /v1/chat/completions`` and ``GET /v1/models`` on 127.0.0.1 from a transformers model
 (the tiny test model, SmolLM2, any local folder), so the ``openai`` annotator can be run and
 measured end to end with no remote service. Concurrent requests are gathered into batches (up to
-``max_batch``) for one ``generate`` call, the way a serving engine would. ``GET /stats`` reports
-what was received and served.
+``max_batch``) for one ``generate`` call, the way a serving engine would; a request with a temperature above 0 is sampled on
+its own, seeded by its ``seed``. ``GET /stats`` reports what was received and served.
 
 Faults can be injected to test clients: ``fail_every=N`` answers every Nth request with HTTP 500,
 ``stall_every=N`` holds every Nth request ``stall_s`` seconds before answering (longer than a
@@ -64,14 +64,24 @@ class BatchingGenerator:
         self.thread = threading.Thread(target=self.loop, daemon=True, name="annotator-model")
         self.thread.start()
 
-    def submit(self, messages: list[dict], max_tokens: int) -> Future:
+    def submit(self, messages: list[dict], max_tokens: int, temperature: float = 0.0, seed: int = 0) -> Future:
         future: Future = Future()
-        self.pending.put((messages, max_tokens, future))
+        self.pending.put((messages, (max_tokens, temperature, seed), future))
         return future
 
-    def loop(self) -> None:
-        from tasks.generation import generate_replies
+    def answer(self, conversations: list[list[dict]], settings: tuple[int, float, int]) -> list[str]:
+        """Greedy replies for a batch; a sampled request (temperature > 0) is answered on its own,
+        seeded, so the same (messages, seed) gives the same reply whatever else was queued."""
+        from tasks.generation import generate_replies, sample_replies
 
+        max_tokens, temperature, seed = settings
+        if temperature > 0:
+            return [sample_replies(self.model_dir, conversations, samples=1, max_new_tokens=max_tokens, temperature=temperature,
+                                   seed=seed, loaded=self.loaded)[0][0]]
+        return generate_replies(self.model_dir, conversations, max_new_tokens=max_tokens, batch_size=len(conversations),
+                                stop_on_code_end=False, loaded=self.loaded)
+
+    def loop(self) -> None:
         while True:
             batch = [self.pending.get()]
             deadline = time.monotonic() + 0.005  # let requests that arrive together share a batch
@@ -81,13 +91,13 @@ class BatchingGenerator:
                 except queue.Empty:
                     break
             self.stats.count("batches")
-            by_length: dict[int, list] = {}
-            for item in batch:
-                by_length.setdefault(item[1], []).append(item)
-            for max_tokens, items in by_length.items():
+            groups: dict[tuple, list] = {}
+            for number, item in enumerate(batch):
+                settings = item[1]
+                groups.setdefault(settings if settings[1] == 0 else (*settings, number), []).append(item)
+            for items in groups.values():
                 try:
-                    replies = generate_replies(self.model_dir, [m for m, _, _ in items], max_new_tokens=max_tokens,
-                                               batch_size=len(items), stop_on_code_end=False, loaded=self.loaded)
+                    replies = self.answer([m for m, _, _ in items], items[0][1])
                 except Exception as exc:  # noqa: BLE001 - each waiting request gets the error
                     for _, _, future in items:
                         future.set_exception(exc)
@@ -140,6 +150,7 @@ class AnnotatorServer:
                 try:
                     request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                     messages, max_tokens = request["messages"], int(request.get("max_tokens") or 64)
+                    temperature, seed = float(request.get("temperature") or 0.0), int(request.get("seed") or 0)
                 except (ValueError, KeyError, TypeError) as exc:
                     return self.reply(400, {"error": {"message": f"bad request: {exc}"}})
                 number = server.stats.count("received")
@@ -152,7 +163,7 @@ class AnnotatorServer:
                     server.stopping.wait(faults.stall_s if not faults.stall_after or number <= faults.stall_after else None)
                     if server.stopping.is_set():
                         return None
-                reply = server.generator.submit(messages, max_tokens).result()
+                reply = server.generator.submit(messages, max_tokens, temperature, seed).result()
                 server.stats.count("served")
                 self.reply(200, {
                     "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),

@@ -1,14 +1,17 @@
 """Annotators: the model that writes thoughts for the cold-start and mid-training sets.
 
 One interface, ``annotator.complete(conversations, max_new_tokens) -> replies`` (one reply per
-conversation, in order), three kinds chosen in the recipe (``AnnotatorConfig``):
+conversation, in order) and ``annotator.sample(conversations, k, max_new_tokens, temperature,
+seed) -> k replies per conversation`` (rejection sampling), three kinds chosen in the recipe
+(``AnnotatorConfig``):
 
 * ``hf``: a local transformers model, batched greedy generation (CPU or GPU).
 * ``openai``: any OpenAI-compatible chat endpoint (a vLLM server, a provider,
   ``thinkflow serve-annotator``). Requests run ``concurrency`` at a time; 429, 5xx, timeouts and
   dropped connections are retried with exponential backoff (``Retry-After`` honoured) up to
   ``max_retries``; any other error stops the stage naming the request. Every reply is cached on
-  disk by the hash of (model, messages, max tokens, temperature), so a re-run costs nothing.
+  disk by the hash of (model, messages, max tokens, temperature, and for samples the seed), so a
+  re-run costs nothing.
   Replies come back in input order, exactly one per request.
 * ``vllm``: vLLM's offline engine (GPU only; imported when used).
 """
@@ -96,10 +99,19 @@ class HFAnnotator:
         return generate_replies(self.model_dir, conversations, max_new_tokens=max_new_tokens, batch_size=self.cfg.batch_size,
                                 dtype=self.dtype, stop_on_code_end=False, loaded=self.loaded)
 
+    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+        from tasks.generation import sample_replies
 
-def request_key(model: str, messages: Conversation, max_tokens: int, temperature: float) -> str:
-    payload = json.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature},
-                         sort_keys=True)
+        self.calls.add("requested", len(conversations) * k)
+        return sample_replies(self.model_dir, conversations, samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
+                              seed=seed, batch_size=self.cfg.batch_size, dtype=self.dtype, loaded=self.loaded)
+
+
+def request_key(model: str, messages: Conversation, max_tokens: int, temperature: float, seed: int | None = None) -> str:
+    request = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+    if seed is not None:
+        request["seed"] = seed
+    payload = json.dumps(request, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -145,20 +157,31 @@ class OpenAIAnnotator:
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
             return list(pool.map(lambda c: self.complete_one(c, max_new_tokens), conversations))
 
-    def complete_one(self, messages: Conversation, max_new_tokens: int) -> str:
-        key = request_key(self.cfg.model, messages, max_new_tokens, self.cfg.temperature)
+    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+        """``k`` requests per conversation, each with its own seed (``seed + j``), so each is cached
+        on its own; a server that ignores seeds still samples at ``temperature``."""
+        requests = [(c, seed + j) for c in conversations for j in range(k)]
+        with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
+            replies = list(pool.map(lambda r: self.complete_one(r[0], max_new_tokens, temperature, r[1]), requests))
+        return [replies[i * k:(i + 1) * k] for i in range(len(conversations))]
+
+    def complete_one(self, messages: Conversation, max_new_tokens: int, temperature: float | None = None,
+                     seed: int | None = None) -> str:
+        temperature = self.cfg.temperature if temperature is None else temperature
+        key = request_key(self.cfg.model, messages, max_new_tokens, temperature, seed)
         if self.cache and (reply := self.cache.get(key)) is not None:
             self.calls.add("cached")
             return reply
-        reply = self.post_with_retries(messages, max_new_tokens, key)
+        body = {"model": self.cfg.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature,
+                **({"seed": seed} if seed is not None else {})}
+        reply = self.post_with_retries(body, key)
         if self.cache:
             self.cache.put(key, reply)
         return reply
 
-    def post_with_retries(self, messages: Conversation, max_new_tokens: int, key: str) -> str:
+    def post_with_retries(self, body: dict[str, Any], key: str) -> str:
         import httpx
 
-        body = {"model": self.cfg.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": self.cfg.temperature}
         problem, retry_after = "", None
         for attempt in range(self.cfg.max_retries + 1):
             if attempt:
@@ -208,6 +231,11 @@ class VLLMAnnotator:
         self.calls.add("requested", len(conversations))
         params = self.params_type(max_tokens=max_new_tokens, temperature=self.cfg.temperature)
         return [output.outputs[0].text for output in self.engine.chat(conversations, params)]
+
+    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+        self.calls.add("requested", len(conversations) * k)
+        params = self.params_type(n=k, max_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        return [[choice.text for choice in output.outputs] for output in self.engine.chat(conversations, params)]
 
 
 def make_annotator(cfg: AnnotatorConfig, model_dir: Path | None, cache_folder: Path | None, dtype: str = "float32", loaded=None):

@@ -14,11 +14,16 @@ Strategy ``rewrite``: the annotator rewrites each correct solution with inline b
 comment). A rewrite is kept when its blocks sit inside statements and the stripped code passes
 the problem's tests in the sandbox; ``rewrites_token_identical`` counts those whose stripped code
 is the original token for token.
+
+The stage runs one cached task per shard of ``shard_size`` solutions (``parallel_shards`` at a
+time), then one that concatenates the shards and sums their reports: a run that is killed
+part-way redoes only the shards that had not finished.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import tokenize
 from collections import Counter
@@ -170,6 +175,12 @@ def assemble_sample(pending: PendingSample, max_chars: int = 200) -> tuple[dict[
     }, None
 
 
+def raise_on_infra_error(verdict) -> None:
+    """A sandbox that could not run the code says nothing about the code: stop (the task retries)."""
+    if verdict.status == "infra_error":
+        raise RuntimeError(f"{verdict.problem_id}/{verdict.solution_id}: the sandbox could not run it: {verdict.detail}")
+
+
 def build_coldstart_examples(
     problems: list[dict[str, Any]],
     policy_dir,
@@ -181,18 +192,18 @@ def build_coldstart_examples(
     say=lambda message: None,
 ) -> tuple[list[dict[str, Any]], ColdStartReport]:
     """Reference solutions → verified, annotated SFT records (prompt/completion chat format).
-    ``make_annotator_for(loaded_policy)`` gives the annotator (it may reuse the loaded policy)."""
+    ``make_annotator_for(loaded_policy)`` gives the annotator (it may reuse the loaded policy).
+    Problems without a reference are not used (``coldstart_candidates`` chooses them)."""
     from tasks.models import load_for_inference
 
     report = ColdStartReport()
     candidates = [p for p in problems if p.get("reference")]
-    if cfg.get("limit"):
-        candidates = candidates[: cfg["limit"]]
     report.solutions_in = len(candidates)
     verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg)
     say(f"{len(candidates)} reference solutions checked in the sandbox")
     correct = []
     for problem, verdict in zip(candidates, verdicts):
+        raise_on_infra_error(verdict)
         if verdict.status == "passed":
             correct.append(problem)
         else:
@@ -209,6 +220,7 @@ def build_coldstart_examples(
     )
     records = []
     for (problem, record), verdict in zip(assembled, verdicts):
+        raise_on_infra_error(verdict)
         if verdict.status != "passed":
             report.rejected["stripped_code_failed"] += 1
             continue
@@ -308,23 +320,52 @@ def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> li
     return assembled
 
 
-@task(name="build-coldstart-set", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
+def coldstart_candidates(problems: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The problems with a reference solution (given or rejection-sampled), up to ``limit``."""
+    candidates = [p for p in problems if p.get("reference")]
+    return candidates[: cfg["limit"]] if cfg.get("limit") else candidates
+
+
+def coldstart_shards(problems_id: str, coldstart_cfg: dict) -> int:
+    """How many shards of ``shard_size`` candidates the cold-start stage runs for this split."""
+    from storage import ArtifactStore
+
+    problems = read_jsonl(ArtifactStore().path(problems_id) / "problems.jsonl")
+    return -(-len(coldstart_candidates(problems, coldstart_cfg)) // coldstart_cfg["shard_size"])
+
+
+def merged_report(reports: list[dict[str, Any]]) -> ColdStartReport:
+    """The shards' reports summed into one."""
+    total = ColdStartReport()
+    for report in reports:
+        total.solutions_in += report["solutions_in"]
+        total.accepted += report["accepted"]
+        total.thoughts += report["thoughts"]
+        total.rewrites_identical += report["rewrites_identical"]
+        total.rejected.update(report["rejected"])
+    return total
+
+
+@task(name="coldstart-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
       cache_policy=stage_cache("tasks.thinking", "tasks.generation", "tasks.annotators", "sandbox", ignore=("annotator_how",),
                                files=(REWRITE_PROMPT,)),
       persist_result=True)
-def build_coldstart_set(
-    train_problems_id: str, policy_id: str, annotator_model_id: str | None, annotator_what: dict, annotator_how: dict,
+def build_coldstart_shard(
+    problems_id: str, shard: int, policy_id: str, annotator_model_id: str | None, annotator_what: dict, annotator_how: dict,
     coldstart_cfg: dict, sandbox_cfg: dict, system_prompt: str, dtype: str,
 ) -> str:
-    """Annotated cold-start SFT set from the reference solutions of the train split."""
+    """One shard's annotated, verified samples (records.jsonl) and its report, cached on its own:
+    an interrupted run redoes only the shards that had not finished."""
     from tasks.annotators import AnnotatorConfig, make_annotator
 
-    inputs = {"problems": train_problems_id, "policy": policy_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
+    inputs = {"problems": problems_id, "policy": policy_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
     annotator_cfg = AnnotatorConfig(**annotator_what, **annotator_how)
-    params = {"coldstart": coldstart_cfg, "annotator": annotator_cfg.as_key(), "sandbox": sandbox_cfg,
+    params = {"shard": shard, "coldstart": coldstart_cfg, "annotator": annotator_cfg.as_key(), "sandbox": sandbox_cfg,
               "system_prompt": system_prompt, "dtype": dtype}
-    with StageRun("coldstart", inputs=inputs, params=params, code_modules=("tasks.coldstart", "tasks.thinking")) as run:
-        problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
+    with StageRun("coldstart_shard", inputs=inputs, params=params, code_modules=("tasks.thinking",)) as run:
+        size = coldstart_cfg["shard_size"]
+        problems = coldstart_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), coldstart_cfg)
+        problems = problems[shard * size:(shard + 1) * size]
         annotator_dir = run.input_path("annotator") if annotator_model_id else None
         same_model = annotator_model_id == policy_id
 
@@ -336,12 +377,31 @@ def build_coldstart_set(
             problems, run.input_path("policy"), annotator_for, coldstart_cfg, SandboxConfig(**sandbox_cfg), system_prompt,
             dtype, say=run.log.info,
         )
+        run.log.info("cold-start shard %d: %d of %d solutions accepted, rejected %s", shard, report.accepted,
+                     report.solutions_in, dict(report.rejected))
+        staged = run.staging(f"shard{shard}")
+        write_jsonl(staged / "records.jsonl", records)
+        (staged / "report.json").write_text(json.dumps({"solutions_in": report.solutions_in, "accepted": report.accepted,
+                                                        "thoughts": report.thoughts, "rewrites_identical": report.rewrites_identical,
+                                                        "rejected": dict(report.rejected)}, indent=1))
+        return run.output("records", staged, kind="dataset", name=f"coldstart-shard-{shard}", metrics=report.metrics())
+
+
+@task(name="assemble-coldstart-set", cache_policy=stage_cache(), persist_result=True)
+def assemble_coldstart_set(problems_id: str, shard_ids: list[str], coldstart_cfg: dict) -> str:
+    """The cold-start SFT set (train.jsonl) from its shards, with the summed report as metrics."""
+    inputs = {"problems": problems_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
+    with StageRun("coldstart", inputs=inputs, params={"coldstart": coldstart_cfg}) as run:
+        records = [row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "records.jsonl")]
+        report = merged_report([json.loads((run.input_path(f"shard{i}") / "report.json").read_text()) for i in range(len(shard_ids))])
         run.log.info("cold start: %d of %d solutions accepted, rejected %s", report.accepted, report.solutions_in, dict(report.rejected))
         if not records:
             raise ValueError(
-                f"the cold-start set is empty: {report.solutions_in} reference solutions, rejected {dict(report.rejected)}; "
-                "the train split needs problems with reference solutions (e.g. the humaneval source)"
+                f"the cold-start set is empty: {report.solutions_in} solutions, rejected {dict(report.rejected)}; "
+                "the train split needs problems with a reference solution (given, e.g. the humaneval source, or found by "
+                "the `solutions` stage's rejection sampling)"
             )
         staged = run.staging("coldstart")
         write_jsonl(staged / "train.jsonl", records)
+        (staged / "report.json").write_text(json.dumps(report.metrics(), indent=1))
         return run.output("dataset", staged, kind="dataset", name="coldstart", metrics=report.metrics())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.annotators import AnnotatorConfig
 from tasks.midtraining import CorpusConfig
+from tasks.solutions import SolutionsConfig
 
 
 class RecipeError(ValueError):
@@ -83,6 +84,8 @@ class ColdStartConfig(Section):  # the annotator that writes plans and thoughts:
     plan_max_new_tokens: int = Field(default=40, ge=4)
     rewrite_max_new_tokens: int = Field(default=512, ge=16)
     limit: int | None = Field(default=None, ge=1)
+    shard_size: int = Field(default=32, ge=1)  # solutions per cached shard
+    parallel_shards: int = Field(default=1, ge=1)  # shards at a time on the flow's task runner
 
 
 class SFTSection(Section):
@@ -156,6 +159,7 @@ class Recipe(Section):
     problems: ProblemsConfig = ProblemsConfig()
     sandbox: SandboxSection = SandboxSection()
     prompts: PromptsConfig = PromptsConfig()
+    solutions: SolutionsConfig = SolutionsConfig()  # rejection sampling for train problems without a reference
     coldstart: ColdStartConfig = ColdStartConfig()
     sft: SFTSection = SFTSection()
     rl: RLSection = RLSection()

@@ -32,14 +32,53 @@ def stage_ids(summary, stage):
     return next(s["artifact_ids"] for s in summary["stages"] if s["stage"] == stage)
 
 
+def shard_stage(summary, prefix):
+    return next(s for s in summary["stages"] if s["stage"].startswith(prefix + " ("))
+
+
 def test_every_stage_produced_an_artifact(tiny_runs):
     first = tiny_runs["first"]
     stages = [s["stage"] for s in first["stages"]]
-    assert stages == ["base model", "problems", "filter", "split", "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
+    solutions, coldstart = shard_stage(first, "solutions"), shard_stage(first, "cold-start")
+    assert stages == ["base model", "problems", "filter", "split", solutions["stage"], "train split with solutions",
+                      coldstart["stage"], "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
     assert not any(s["cached"] for s in first["stages"])
     produced = {a for s in first["stages"] for a in s["artifact_ids"]}
     assert produced == set(tiny_runs["artifacts"][0])
-    assert len(produced) == 10
+    shards = len(solutions["artifact_ids"]) + len(coldstart["artifact_ids"])
+    assert len(solutions["artifact_ids"]) == 2 and len(coldstart["artifact_ids"]) >= 2
+    assert len(produced) == 11 + shards
+
+
+def test_rejection_sampling_recorded_a_pass_rate_for_every_train_problem(tiny_runs):
+    from storage import ArtifactStore
+
+    store = ArtifactStore(tiny_runs["home"])
+    train, _ = stage_ids(tiny_runs["first"], "split")
+    solved = stage_ids(tiny_runs["first"], "train split with solutions")[0]
+    before = [json.loads(l) for l in (store.path(train) / "problems.jsonl").read_text().splitlines()]
+    after = [json.loads(l) for l in (store.path(solved) / "problems.jsonl").read_text().splitlines()]
+    samples = [json.loads(l) for l in (store.path(solved) / "samples.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in after] == [p["id"] for p in before] == [s["problem_id"] for s in samples]
+    for problem, result in zip(after, samples):
+        assert len(result["samples"]) == 2
+        assert problem["meta"]["sampled_pass_rate"] == sum(s["status"] == "passed" for s in result["samples"]) / 2
+        assert problem["reference"] == next(p for p in before if p["id"] == problem["id"])["reference"]
+
+
+def test_coldstart_set_is_the_concatenation_of_its_shards(tiny_runs):
+    from storage import ArtifactStore, LineageStore
+
+    store = ArtifactStore(tiny_runs["home"])
+    shards = shard_stage(tiny_runs["first"], "cold-start")["artifact_ids"]
+    coldstart = stage_ids(tiny_runs["first"], "cold-start set")[0]
+    rows = (store.path(coldstart) / "train.jsonl").read_text().splitlines()
+    assert rows == [line for shard in shards for line in (store.path(shard) / "records.jsonl").read_text().splitlines()]
+    lineage = LineageStore(tiny_runs["home"] / "lineage.duckdb")
+    per_shard = [lineage.metrics_of(s) for s in shards]
+    total = lineage.metrics_of(coldstart)
+    assert total["accepted"] == sum(m["accepted"] for m in per_shard) == len(rows)
+    assert total["solutions_in"] == sum(m["solutions_in"] for m in per_shard)
 
 
 def test_filter_stage_report_reconciles_and_is_a_prefect_table(tiny_runs):
@@ -77,10 +116,13 @@ def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
     train, _ = stage_ids(first, "split")
     problems, filtered = stage_ids(first, "problems")[0], stage_ids(first, "filter")[0]
     links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(report)}
-    for link in [(report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base),
-                 (coldstart, "coldstart", train), (train, "split_problems", filtered), (filtered, "filter_problems", problems)]:
+    solved = stage_ids(first, "train split with solutions")[0]
+    for link in [(report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base), (rl, "grpo", solved),
+                 (coldstart, "coldstart", solved), (solved, "attach_solutions", train), (train, "split_problems", filtered),
+                 (filtered, "filter_problems", problems)]:
         assert link in links, link
-    assert lineage.counts()["runs"] == 9  # one per executed stage; the cached second run added none
+    runs = sum(len(s["artifact_ids"]) if " shards)" in s["stage"] else 1 for s in first["stages"])
+    assert lineage.counts()["runs"] == runs  # one per executed stage or shard; the cached second run added none
 
 
 def test_sft_loss_is_finite_and_recorded_per_step(tiny_runs):
