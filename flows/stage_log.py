@@ -12,7 +12,7 @@ from prefect.logging import get_run_logger
 from storage import ArtifactStore, LineageStore
 
 KEY_METRICS = (
-    "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "accepted", "acceptance_rate", "thoughts_per_sample",
+    "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "sampled_problems", "solved", "accepted", "acceptance_rate", "thoughts_per_sample",
     "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate",
 )
 

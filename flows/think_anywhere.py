@@ -24,7 +24,7 @@ from tasks.problems import load_problems, split_problems
 from tasks.recipe import ModelConfig, load_recipe
 from tasks.solutions import attach_sampled_solutions, sample_solutions_shard, solution_shards
 from tasks.stage_run import PROJECT_ROOT
-from tasks.training import train_grpo, train_sft
+from tasks.training import add_think_tokens_to_model, train_grpo, train_sft
 
 
 def annotator_model(stages: StageLog, recipe, base_model: str) -> str | None:
@@ -60,7 +60,11 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     shards = stages.run_shards("cold-start", build_coldstart_shard, coldstart_shards(train, coldstart), recipe.coldstart.parallel_shards,
                                problems_id=train, coldstart_cfg=coldstart, **annotator)
     coldstart = stages.run("cold-start set", assemble_coldstart_set, train, shards, coldstart)
-    sft_model = stages.run("sft", train_sft, base_model, coldstart, recipe.sft.as_key())
+    policy = base_model
+    if recipe.sft.think_tokens.enabled:  # Think-Anywhere*: the tags as new tokens; stage 1 trains only their rows
+        policy = stages.run("think tokens", add_think_tokens_to_model, base_model)
+        policy = stages.run("sft stage 1 (think-token rows)", train_sft, policy, coldstart, recipe.sft.stage1_key())
+    sft_model = stages.run("sft", train_sft, policy, coldstart, recipe.sft.as_key())
     rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl.as_key(), sandbox, system)
     evaluation = recipe.evaluate.as_key()
     if recipe.evaluate.evaluate_base_model:

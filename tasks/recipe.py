@@ -88,44 +88,90 @@ class ColdStartConfig(Section):  # the annotator that writes plans and thoughts:
     parallel_shards: int = Field(default=1, ge=1)  # shards at a time on the flow's task runner
 
 
+class LoraSection(Section):
+    r: int = Field(default=16, ge=1)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+
+
+class ThinkTokensSection(Section):
+    """Think-Anywhere*: the tags become tokens of their own (tasks/think_tokens.py); stage 1 trains
+    only their embedding rows for ``stage1_steps``, then the SFT section's own run (use
+    ``train: lora``: LoRA plus those rows) is stage 2."""
+    enabled: bool = False
+    stage1_steps: int = Field(default=8, ge=1)
+    stage1_learning_rate: float = Field(default=1e-3, gt=0)
+
+
 class SFTSection(Section):
+    train: Literal["full", "lora"] = "full"
+    lora: LoraSection = LoraSection()
+    think_tokens: ThinkTokensSection = ThinkTokensSection()
     max_steps: int = Field(default=10, ge=1)
+    num_train_epochs: float | None = Field(default=None, gt=0)  # when set, epochs decide the length (max_steps is ignored)
     learning_rate: float = Field(default=5e-5, gt=0)
     per_device_train_batch_size: int = Field(default=4, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=512, ge=16)
+    packing: bool = False
     bf16: bool = False
     seed: int = 0
+    save_steps: int = Field(default=50, ge=1)  # a complete checkpoint every N steps: a killed run resumes from it
+    accelerate_config: str = "auto"  # auto: configs/accelerate/cpu.yaml without CUDA, single_gpu.yaml with it
     timeout_s: int = Field(default=3600, ge=10)
     trl: dict[str, Any] = Field(default_factory=dict)  # extra SFTConfig fields, passed through
 
+    def stage1_key(self) -> dict[str, Any]:
+        """The section for Think-Anywhere* stage 1: only the new rows, its own steps and rate."""
+        return {**self.as_key(), "train": "new_rows", "max_steps": self.think_tokens.stage1_steps,
+                "num_train_epochs": None, "learning_rate": self.think_tokens.stage1_learning_rate}
+
+
+THINK_ANYWHERE_TERMS = ("correct", "upfront_think", "inline_think")
+
+
+class RewardSection(Section):
+    name: Literal["think_anywhere", "midtrain_judge", "math"] = "think_anywhere"
+    weights: dict[str, float] = Field(default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08})
+    judge: Literal["overlap", "llm"] = "overlap"  # midtrain_judge: offline token overlap, or the recipe's annotator
+    threshold: float = Field(default=0.3, gt=0, le=1)  # midtrain_judge/overlap: token F1 needed
+    format_weight: float = Field(default=0.0, ge=0)  # midtrain_judge, math: weight of "opens with <think>"
+
+    @field_validator("weights")
+    @classmethod
+    def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = set(weights) - set(THINK_ANYWHERE_TERMS)
+        if unknown:
+            raise ValueError(f"unknown reward terms {sorted(unknown)}; known: {', '.join(THINK_ANYWHERE_TERMS)}")
+        return weights
+
 
 class RLSection(Section):
-    loss_type: str = "dr_grpo"
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dr_grpo"  # dr_grpo: scale_rewards "none"
+    reward: RewardSection = RewardSection()
+    drop_equal_groups: bool = True  # groups whose rewards all tie carry no signal: masked out, counted
+    train: Literal["full", "lora"] = "full"
+    lora: LoraSection = LoraSection()
     max_steps: int = Field(default=4, ge=1)
+    num_train_epochs: float | None = Field(default=None, gt=0)
     learning_rate: float = Field(default=1e-5, gt=0)
     num_generations: int = Field(default=4, ge=2)
     per_device_train_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_prompt_length: int = Field(default=512, ge=16)
     max_completion_length: int = Field(default=128, ge=8)
     temperature: float = Field(default=1.0, gt=0)
     beta: float = Field(default=0.0, ge=0)
+    use_vllm: bool = False  # GPU only
+    vllm_mode: Literal["colocate", "server"] = "colocate"
     bf16: bool = False
     seed: int = 0
-    reward_weights: dict[str, float] = Field(
-        default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
-    )
+    save_steps: int = Field(default=50, ge=1)
+    accelerate_config: str = "auto"
     limit: int | None = Field(default=None, ge=1)
     timeout_s: int = Field(default=3600, ge=10)
     trl: dict[str, Any] = Field(default_factory=dict)  # extra GRPOConfig fields, passed through
-
-    @field_validator("reward_weights")
-    @classmethod
-    def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
-        unknown = set(weights) - {"correct", "upfront_think", "inline_think"}
-        if unknown:
-            raise ValueError(f"unknown reward terms {sorted(unknown)}; known: correct, upfront_think, inline_think")
-        return weights
 
     @field_validator("per_device_train_batch_size")
     @classmethod

@@ -107,6 +107,7 @@ class StageRun:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.metric_rows: list[tuple[str | None, str, float, int | None]] = []
         self._staged: list[Path] = []
+        self._resumable: list[Path] = []
         self.log = run_logger()
 
     def __enter__(self) -> "StageRun":
@@ -121,6 +122,19 @@ class StageRun:
     def staging(self, label: str) -> Path:
         path = self.store.new_staging_dir(f"{self.stage}-{label}")
         self._staged.append(path)
+        return path
+
+    def resumable_dir(self) -> Path:
+        """A folder named by this run's inputs, params and code that outlives a failed or killed
+        attempt (training checkpoints live there, so a retry resumes); removed once the run
+        completes."""
+        import json
+
+        key = hashlib.sha256(json.dumps([self.stage, self.inputs, self.params, self.code_version], sort_keys=True,
+                                        default=str).encode()).hexdigest()[:16]
+        path = self.store.home / "work" / f"{self.stage}-{key}"
+        path.mkdir(parents=True, exist_ok=True)
+        self._resumable.append(path)
         return path
 
     def output(
@@ -150,7 +164,7 @@ class StageRun:
         return artifact.artifact_id
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for path in self._staged:
+        for path in self._staged + (self._resumable if exc_type is None else []):
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
         self.lineage.record_run(

@@ -1,9 +1,14 @@
-"""Training in its own process: ``python -m tasks.train_worker SPEC.json``.
+"""Training in its own process: ``accelerate launch -m tasks.train_worker SPEC.json``.
 
-The Prefect task (tasks/training.py) writes a spec, starts this process, streams its output into
-the run log and enforces the wall-clock limit; killing it frees every byte the trainer held. The
-worker writes the trained model to ``spec.output_dir/model`` and TRL's log history to
-``spec.output_dir/log_history.json``, and nothing else.
+The Prefect task (tasks/training.py) writes a spec, launches this process, streams its output into
+the run log and enforces the wall-clock limit; killing it frees every byte the trainer held.
+
+The worker trains in ``spec.output_dir`` (a folder that outlives a failed attempt), saves a
+checkpoint every ``save_steps`` steps and marks it complete once saved (tasks/checkpoints.py). On
+start it deletes unmarked checkpoints and resumes from the newest complete one: model, optimizer,
+scheduler, RNG states and data position, so a killed run continues where it stopped. At the end
+it writes the model (LoRA merged in) to ``output_dir/model``, TRL's log history to
+``log_history.json`` and what it resumed from to ``resume.json``.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 
-def _device_args() -> dict[str, Any]:
+def device_args() -> dict[str, Any]:
     import torch
 
     return {"use_cpu": not torch.cuda.is_available()}
 
 
-def _load(model_dir: str):
+def load_model(model_dir: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -31,91 +36,130 @@ def _load(model_dir: str):
     return tokenizer, model
 
 
-def _read_jsonl(path: str) -> list[dict[str, Any]]:
+def read_jsonl(path: str) -> list[dict[str, Any]]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def run_sft(spec: dict[str, Any]) -> Any:
+def common_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """Trainer settings every stage shares: checkpoints, logging, device."""
+    return {
+        "output_dir": str(Path(spec["output_dir"]) / "trainer"),
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": spec.get("save_steps", 50),
+        "save_total_limit": 2,
+        "report_to": "none",
+        "disable_tqdm": True,
+        **device_args(),
+    }
+
+
+def lora_config(settings: dict[str, Any], new_rows: list[int]):
+    from peft import LoraConfig
+
+    extra = {"trainable_token_indices": {"embed_tokens": new_rows}} if new_rows else {}
+    return LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
+                      target_modules=settings["target_modules"], task_type="CAUSAL_LM", **extra)
+
+
+def sft_trainer(spec: dict[str, Any]):
+    """SFTTrainer for ``train``: ``full``, ``lora`` (plus the think-token rows when the model has
+    them) or ``new_rows`` (Think-Anywhere* stage 1: only the think-token rows move)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    tokenizer, model = _load(spec["model_dir"])
-    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in _read_jsonl(spec["data_path"])]
-    args = SFTConfig(
-        output_dir=str(Path(spec["output_dir"]) / "trainer"),
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        **_device_args(),
-        **spec["trainer_args"],
-    )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    trainer.train()
-    return trainer, tokenizer
+    from tasks.checkpoints import mark_complete_callback
+    from tasks.think_tokens import freeze_all_but_rows, read_record
+
+    tokenizer, model = load_model(spec["model_dir"])
+    rows = read_jsonl(spec["data_path"])
+    if spec.get("data_format", "chat") == "text":
+        rows = [{"text": r["text"]} for r in rows]
+    else:
+        rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
+    new_rows = sorted(read_record(Path(spec["model_dir"])).values())
+    mode, peft_config = spec.get("train", "full"), None
+    trainer_args = dict(spec["trainer_args"])
+    if mode == "new_rows":
+        freeze_all_but_rows(model, new_rows)
+        trainer_args["weight_decay"] = 0.0
+    elif mode == "lora":
+        peft_config = lora_config(spec["lora"], new_rows)
+    args = SFTConfig(**common_args(spec), **trainer_args)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      peft_config=peft_config, callbacks=[mark_complete_callback()]), tokenizer
 
 
-def reward_functions(sandbox_args: dict[str, Any]):
-    """The three Think-Anywhere terms as TRL reward functions (names show up in TRL's logs)."""
-    from sandbox import Job, SandboxConfig, run_batch
-    from tasks.rewards import completion_text, correct_term, inline_think_term, upfront_think_term
-    from tasks.thinking import extract_code
+def equal_reward_groups_dropped(trainer_class):
+    """GRPOTrainer that drops groups whose rewards are all equal (the reference's rejection
+    sampling): their completions are masked out of the loss, and ``groups_dropped`` is logged."""
 
-    sandbox_cfg = SandboxConfig(**sandbox_args)
+    class DroppingGRPOTrainer(trainer_class):
+        def _generate_and_score_completions(self, inputs):
+            output = super()._generate_and_score_completions(inputs)
+            groups = output["advantages"].view(-1, self.num_generations)
+            equal = groups.abs().amax(dim=1) < 1e-6  # mean-centred advantages are all 0 when rewards tie
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["groups_dropped"].append(float(equal.sum()))
+            self._metrics[mode]["groups"].append(float(groups.shape[0]))
+            if equal.any():
+                keep = (~equal).repeat_interleave(self.num_generations).to(output["completion_mask"].dtype)
+                output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1)
+            return output
 
-    def correct(completions, problem_json, **kwargs):
-        problems = [json.loads(p) for p in problem_json]
-        jobs = [
-            Job(p["id"], f"rollout-{i}", extract_code(completion_text(c)), p["tests"])
-            for i, (p, c) in enumerate(zip(problems, completions))
-        ]
-        verdicts = [v.to_dict() for v in run_batch(jobs, sandbox_cfg)]
-        return correct_term(completions, verdicts)
-
-    def upfront_think(completions, **kwargs):
-        return upfront_think_term(completions)
-
-    def inline_think(completions, **kwargs):
-        return inline_think_term(completions)
-
-    return {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think}
+    return DroppingGRPOTrainer
 
 
-def run_grpo(spec: dict[str, Any]) -> Any:
+def grpo_trainer(spec: dict[str, Any]):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    tokenizer, model = _load(spec["model_dir"])
+    from sandbox import SandboxConfig
+    from tasks.checkpoints import mark_complete_callback
+    from tasks.rewards import reward_functions
+
+    tokenizer, model = load_model(spec["model_dir"])
     tokenizer.padding_side = "left"
-    rows = [{"prompt": r["prompt"], "problem_json": r["problem_json"]} for r in _read_jsonl(spec["data_path"])]
-    weights: dict[str, float] = spec["reward_weights"]
-    functions = reward_functions(spec["sandbox"])
-    names = [name for name in weights if weights[name] != 0]
+    rows = read_jsonl(spec["data_path"])
+    terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig(**spec["sandbox"]))
     trainer_args = dict(spec["trainer_args"])
     if trainer_args.get("loss_type") == "dr_grpo":
         trainer_args.setdefault("scale_rewards", "none")
-    args = GRPOConfig(
-        output_dir=str(Path(spec["output_dir"]) / "trainer"),
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_vllm=False,
-        top_k=0,
-        reward_weights=[weights[n] for n in names],
-        **_device_args(),
-        **trainer_args,
-    )
-    trainer = GRPOTrainer(
-        model=model,
-        reward_funcs=[functions[n] for n in names],
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-    )
-    trainer.train()
+    if trainer_args.get("use_vllm"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU")
+    else:
+        trainer_args["use_vllm"] = False
+    args = GRPOConfig(**common_args(spec), top_k=0, reward_weights=[weight for _, weight in terms.values()], **trainer_args)
+    trainer_class = equal_reward_groups_dropped(GRPOTrainer) if spec.get("drop_equal_groups", True) else GRPOTrainer
+    peft_config = lora_config(spec["lora"], []) if spec.get("train") == "lora" else None
+    trainer = trainer_class(model=model, reward_funcs=[function for function, _ in terms.values()], args=args,
+                            train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config,
+                            callbacks=[mark_complete_callback()])
     return trainer, tokenizer
+
+
+def resume_point(output_dir: Path) -> Path | None:
+    from tasks.checkpoints import discard_incomplete, last_complete_checkpoint
+
+    trainer_dir = output_dir / "trainer"
+    for path in discard_incomplete(trainer_dir):
+        print(f"thinkflow: deleted {path.name}: its save never completed", flush=True)
+    return last_complete_checkpoint(trainer_dir)
+
+
+def save_model(trainer, tokenizer, folder: Path) -> None:
+    """The trained model as a plain checkpoint (a LoRA adapter merged into its base)."""
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(str(folder.parent / "adapter"))
+        model = model.merge_and_unload()
+    model.save_pretrained(str(folder))
+    tokenizer.padding_side = "right"
+    tokenizer.save_pretrained(str(folder))
 
 
 def main(spec_path: str) -> None:
@@ -123,13 +167,16 @@ def main(spec_path: str) -> None:
     import torch
 
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
-    runner = {"sft": run_sft, "grpo": run_grpo}[spec["stage"]]
-    trainer, tokenizer = runner(spec)
     out = Path(spec["output_dir"])
-    trainer.save_model(str(out / "model"))
-    tokenizer.padding_side = "right"
-    tokenizer.save_pretrained(str(out / "model"))
-    (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    trainer, tokenizer = {"sft": sft_trainer, "grpo": grpo_trainer}[spec["kind"]](spec)
+    resume = resume_point(out)
+    if resume is not None:
+        print(f"thinkflow: resuming {spec['stage']} from {resume.name}", flush=True)
+    (out / "resume.json").write_text(json.dumps({"resumed_from_step": int(resume.name.split("-")[1]) if resume else 0}))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.accelerator.is_main_process:
+        save_model(trainer, tokenizer, out / "model")
+        (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     print(f"thinkflow: {spec['stage']} finished after {trainer.state.global_step} steps", flush=True)
 
 

@@ -1,8 +1,15 @@
-"""SFT and RL stages: each trains in its own process (tasks/train_worker.py) launched from here.
+"""SFT and RL stages: each trains in its own process, ``accelerate launch -m tasks.train_worker``.
 
 The task owns the process: it streams the worker's output into the run log, kills the whole
 process group at the stage's wall-clock limit (Prefect's timeout cannot stop a thread), and turns
-a failure into an error that quotes the worker's last lines.
+a failure into an error that quotes the worker's last lines. The worker trains in a folder named
+by the run's inputs, params and code (``StageRun.resumable_dir``) that survives a failed attempt,
+so a retry, or a re-run after the process was killed, resumes from the last complete checkpoint.
+
+Per-step metrics (loss, reward mean and per term, KL, completion length, the share of completions
+with an inline thought, groups dropped) go to DuckDB's ``metrics`` table; RL also draws its reward
+and think-share curves as PNGs, registered as an artifact and linked from a Prefect markdown
+artifact.
 """
 
 from __future__ import annotations
@@ -29,17 +36,33 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def launch_worker(spec: dict[str, Any], workdir: Path, timeout_s: float) -> None:
-    """Run ``python -m tasks.train_worker`` on ``spec``; raise TrainingFailed with its tail on failure."""
+def accelerate_config(name: str) -> Path:
+    """``auto``: one CPU process, or one GPU when CUDA is present; else a path (relative to the project)."""
+    if name == "auto":
+        import torch
+
+        name = "configs/accelerate/single_gpu.yaml" if torch.cuda.is_available() else "configs/accelerate/cpu.yaml"
+    path = Path(name) if Path(name).is_absolute() else PROJECT_ROOT / name
+    if not path.exists():
+        raise ValueError(f"accelerate config {path} does not exist")
+    return path
+
+
+def worker_command(spec_path: Path, config: Path) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "-m", "tasks.train_worker",
+            str(spec_path)]
+
+
+def launch_worker(spec: dict[str, Any], workdir: Path, timeout_s: float, config: Path) -> None:
+    """Run the worker on ``spec``; raise TrainingFailed with its tail on failure or at the time limit."""
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=1))
     log = run_logger()
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tasks.train_worker", str(spec_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-    )
+    proc = subprocess.Popen(worker_command(spec_path, config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True, cwd=PROJECT_ROOT)
+    (workdir / "launcher.pid").write_text(str(proc.pid))
     tail: deque[str] = deque(maxlen=40)
 
     def pump() -> None:
@@ -56,7 +79,8 @@ def launch_worker(spec: dict[str, Any], workdir: Path, timeout_s: float) -> None
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        raise TrainingFailed(f"{spec['stage']} exceeded its {timeout_s:.0f} s limit and was killed") from None
+        raise TrainingFailed(f"{spec['stage']} exceeded its {timeout_s:.0f} s limit and was killed; "
+                             "a re-run resumes from its last complete checkpoint") from None
     finally:
         reader.join(timeout=5)
     if proc.returncode != 0:
@@ -75,40 +99,76 @@ def history_series(log_history: list[dict[str, Any]], keys: dict[str, str]) -> d
     return series
 
 
+SFT_ARGS = ("max_steps", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "packing",
+            "bf16", "seed")
+GRPO_ARGS = ("loss_type", "max_steps", "learning_rate", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
+             "max_completion_length", "temperature", "beta", "bf16", "seed")
+
+
 def trainer_args(section: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     args = {name: section[name] for name in names}
+    if section.get("num_train_epochs"):
+        args["num_train_epochs"], args["max_steps"] = section["num_train_epochs"], -1
+    if section.get("use_vllm"):
+        args.update(use_vllm=True, vllm_mode=section["vllm_mode"])
     args.update(section.get("trl") or {})
     return args
 
 
-SFT_ARGS = ("max_steps", "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "bf16", "seed")
-GRPO_ARGS = ("loss_type", "max_steps", "learning_rate", "num_generations", "per_device_train_batch_size",
-             "max_completion_length", "temperature", "beta", "bf16", "seed")
+def run_worker(run: StageRun, spec: dict[str, Any], section: dict[str, Any]) -> tuple[Path, list[dict[str, Any]], dict[str, float]]:
+    """Launch the worker in the run's resumable folder; (folder, log history, timing metrics)."""
+    work = run.resumable_dir()
+    spec = {**spec, "output_dir": str(work), "save_steps": section["save_steps"]}
+    started = time.monotonic()
+    launch_worker(spec, work, section["timeout_s"], accelerate_config(section["accelerate_config"]))
+    history = json.loads((work / "log_history.json").read_text())
+    resumed = json.loads((work / "resume.json").read_text())["resumed_from_step"]
+    if resumed:
+        run.log.info("%s resumed from step %d", spec["stage"], resumed)
+    return work, history, {"seconds": time.monotonic() - started, "resumed_from_step": resumed}
 
 
-@task(name="sft", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10, cache_policy=stage_cache("tasks.train_worker"), persist_result=True)
-def train_sft(base_model_id: str, dataset_id: str, sft_cfg: dict) -> str:
-    """Cold-start SFT with TRL's SFTTrainer (prompt/completion chat data: loss on the completion)."""
+SFT_SERIES = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "learning_rate"}
+
+
+@task(name="sft", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+      cache_policy=stage_cache("tasks.train_worker", "tasks.checkpoints", "tasks.think_tokens"), persist_result=True)
+def train_sft(base_model_id: str, dataset_id: str, sft_cfg: dict, data_format: str = "chat") -> str:
+    """SFT with TRL's SFTTrainer: ``chat`` data (prompt/completion: loss on the completion only) or
+    ``text`` (plain language modelling); full, LoRA, or only the think-token rows (``new_rows``)."""
     inputs = {"model": base_model_id, "dataset": dataset_id}
-    with StageRun("sft", inputs=inputs, params=sft_cfg, code_modules=("tasks.training", "tasks.train_worker")) as run:
-        work = run.staging("work")
-        spec = {
-            "stage": "sft",
-            "model_dir": str(run.input_path("model")),
-            "data_path": str(run.input_path("dataset") / "train.jsonl"),
-            "output_dir": str(work),
-            "trainer_args": trainer_args(sft_cfg, SFT_ARGS),
-        }
-        started = time.monotonic()
-        launch_worker(spec, work, sft_cfg["timeout_s"])
-        history = json.loads((work / "log_history.json").read_text())
-        series = history_series(history, {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "learning_rate"})
+    params = {**sft_cfg, "data_format": data_format}
+    modules = ("tasks.training", "tasks.train_worker", "tasks.checkpoints", "tasks.think_tokens")
+    with StageRun("sft", inputs=inputs, params=params, code_modules=modules) as run:
+        spec = {"stage": "sft", "kind": "sft", "model_dir": str(run.input_path("model")), "data_format": data_format,
+                "data_path": str(run.input_path("dataset") / "train.jsonl"), "train": sft_cfg["train"], "lora": sft_cfg["lora"],
+                "trainer_args": trainer_args(sft_cfg, SFT_ARGS)}
+        work, history, timing = run_worker(run, spec, sft_cfg)
+        series = history_series(history, SFT_SERIES)
         losses = [v for _, v in series.get("loss", [])]
         if not losses:
             raise TrainingFailed("SFT logged no loss: the dataset produced no training steps")
-        metrics = {"loss_first": losses[0], "loss_last": losses[-1], "steps": len(losses),
-                   "seconds": time.monotonic() - started}
-        return run.output("checkpoint", work / "model", kind="checkpoint", name="sft", metrics=metrics, series=series)
+        metrics = {"loss_first": losses[0], "loss_last": losses[-1], "steps": len(losses), **timing}
+        name = {"new_rows": "sft-think-token-rows", "lora": "sft-lora"}.get(sft_cfg["train"], "sft")
+        return run.output("checkpoint", work / "model", kind="checkpoint", name=name, metrics=metrics, series=series)
+
+
+@task(name="add-think-tokens", cache_policy=stage_cache("tasks.think_tokens"), persist_result=True)
+def add_think_tokens_to_model(base_model_id: str) -> str:
+    """Think-Anywhere*: the base model with the thinking tags as tokens of their own (rows initialised
+    from related tokens, tasks/think_tokens.py); their ids in ``think_tokens.json``."""
+    from tasks.models import load_for_inference
+    from tasks.think_tokens import add_think_tokens, write_record
+
+    with StageRun("add_think_tokens", inputs={"model": base_model_id}, params={}) as run:
+        tokenizer, model = load_for_inference(run.input_path("model"), "float32")
+        ids = add_think_tokens(model, tokenizer)
+        staged = run.staging("model")
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
+        write_record(staged, ids)
+        run.log.info("think tokens added: %s", ids)
+        return run.output("checkpoint", staged, kind="checkpoint", name="base+think-tokens", metrics={"tokens_added": len(ids)})
 
 
 def build_rl_prompts(problems: list[dict[str, Any]], tokenizer, system_prompt: str, max_prompt_length: int, limit: int | None):
@@ -126,41 +186,59 @@ def build_rl_prompts(problems: list[dict[str, Any]], tokenizer, system_prompt: s
     return rows, too_long
 
 
-@task(name="grpo", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10, cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.thinking", "sandbox"), persist_result=True)
+def rl_series_keys(reward: dict[str, Any]) -> dict[str, str]:
+    from tasks.rewards import reward_functions
+
+    keys = {"reward": "reward", "loss": "loss", "kl": "kl", "completion_length": "completions/mean_length",
+            "groups_dropped": "groups_dropped", "reward_std": "reward_std"}
+    for term in reward_functions(reward["name"], {**reward, "judge": "overlap"}, None):
+        keys[f"reward_{term}"] = f"rewards/{term}/mean"
+    return keys
+
+
+def rl_metrics(series: dict[str, list[tuple[int, float]]], prompts: int, too_long: int) -> dict[str, float]:
+    rewards = [v for _, v in series.get("reward", [])]
+    metrics = {"prompts": prompts, "prompts_too_long": too_long, "steps": len(rewards),
+               "reward_first": rewards[0] if rewards else float("nan"), "reward_last": rewards[-1] if rewards else float("nan"),
+               "groups_dropped": sum(v for _, v in series.get("groups_dropped", []))}
+    if "reward_inline_think" in series:
+        series["inline_think_rate"] = list(series["reward_inline_think"])
+        metrics["inline_think_rate"] = series["inline_think_rate"][-1][1]
+    return metrics
+
+
+def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl_cfg: dict, sandbox_cfg: dict, extra: dict | None = None) -> str:
+    """Launch GRPO on ``rows`` (prompt + the reward's columns), record metrics and curves; the checkpoint id."""
+    from tasks.plots import publish_curves
+
+    if not rows:
+        raise ValueError(f"no RL prompts ({too_long} over max_prompt_length)")
+    data = run.staging("prompts")
+    write_jsonl(data / "rl_prompts.jsonl", rows)
+    spec = {"stage": run.stage, "kind": "grpo", "model_dir": str(run.input_path("model")), "data_path": str(data / "rl_prompts.jsonl"),
+            "trainer_args": trainer_args(rl_cfg, GRPO_ARGS), "reward": {**rl_cfg["reward"], **(extra or {})}, "sandbox": sandbox_cfg,
+            "drop_equal_groups": rl_cfg["drop_equal_groups"], "train": rl_cfg["train"], "lora": rl_cfg["lora"]}
+    work, history, timing = run_worker(run, spec, rl_cfg)
+    series = history_series(history, rl_series_keys(rl_cfg["reward"]))
+    metrics = {**rl_metrics(series, len(rows), too_long), **timing}
+    checkpoint = run.output("checkpoint", work / "model", kind="checkpoint", name=run.stage, metrics=metrics, series=series)
+    publish_curves(run, checkpoint, series)
+    return checkpoint
+
+
+@task(name="grpo", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+      cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.thinking", "tasks.checkpoints", "tasks.plots", "sandbox"),
+      persist_result=True)
 def train_grpo(policy_id: str, train_problems_id: str, rl_cfg: dict, sandbox_cfg: dict, system_prompt: str) -> str:
-    """RL with TRL's GRPOTrainer (loss_type from config, default dr_grpo) on the Think-Anywhere reward."""
+    """RL with TRL's GRPOTrainer (loss_type from config, default dr_grpo) on code problems, reward
+    from the registry (default ``think_anywhere``)."""
     from transformers import AutoTokenizer
 
     inputs = {"model": policy_id, "problems": train_problems_id}
     params = {"rl": rl_cfg, "sandbox": sandbox_cfg, "system_prompt": system_prompt}
-    with StageRun("grpo", inputs=inputs, params=params, code_modules=("tasks.training", "tasks.train_worker", "tasks.rewards")) as run:
-        work = run.staging("work")
+    modules = ("tasks.training", "tasks.train_worker", "tasks.rewards", "tasks.checkpoints")
+    with StageRun("grpo", inputs=inputs, params=params, code_modules=modules) as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
         rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl_cfg["max_prompt_length"], rl_cfg["limit"])
-        if not rows:
-            raise ValueError(f"no RL prompts: {len(problems)} train problems, {too_long} over max_prompt_length")
-        write_jsonl(work / "rl_prompts.jsonl", rows)
-        spec = {
-            "stage": "grpo",
-            "model_dir": str(run.input_path("model")),
-            "data_path": str(work / "rl_prompts.jsonl"),
-            "output_dir": str(work),
-            "trainer_args": trainer_args(rl_cfg, GRPO_ARGS),
-            "reward_weights": rl_cfg["reward_weights"],
-            "sandbox": sandbox_cfg,
-        }
-        started = time.monotonic()
-        launch_worker(spec, work, rl_cfg["timeout_s"])
-        history = json.loads((work / "log_history.json").read_text())
-        series = history_series(history, {
-            "reward": "reward", "loss": "loss", "reward_correct": "rewards/correct/mean",
-            "reward_upfront_think": "rewards/upfront_think/mean", "reward_inline_think": "rewards/inline_think/mean",
-            "completion_length": "completions/mean_length", "kl": "kl",
-        })
-        rewards = [v for _, v in series.get("reward", [])]
-        metrics = {"prompts": len(rows), "prompts_too_long": too_long, "steps": len(rewards),
-                   "reward_first": rewards[0] if rewards else float("nan"),
-                   "reward_last": rewards[-1] if rewards else float("nan"),
-                   "seconds": time.monotonic() - started}
-        return run.output("checkpoint", work / "model", kind="checkpoint", name="grpo", metrics=metrics, series=series)
+        return run_grpo(run, rows, too_long, rl_cfg, sandbox_cfg)

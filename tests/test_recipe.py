@@ -9,7 +9,7 @@ from conftest import PROJECT_ROOT
 def test_shipped_recipes_load(name):
     recipe = load_recipe(PROJECT_ROOT / "configs" / name)
     assert recipe.rl.loss_type == "dr_grpo"
-    assert recipe.rl.reward_weights == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
+    assert recipe.rl.reward.weights == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
 
 
 def test_wrong_key_is_named(tmp_path):
@@ -24,7 +24,7 @@ def test_bad_values_are_named(tmp_path):
     path.write_text("rl:\n  num_generations: 4\n  per_device_train_batch_size: 6\n")
     with pytest.raises(RecipeError, match="rl.per_device_train_batch_size.*divisible by num_generations"):
         load_recipe(path)
-    path.write_text("rl:\n  reward_weights: {correct: 1, style: 1}\n")
+    path.write_text("rl:\n  reward: {weights: {correct: 1, style: 1}}\n")
     with pytest.raises(RecipeError, match="unknown reward terms \\['style'\\]"):
         load_recipe(path)
 
