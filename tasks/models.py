@@ -45,7 +45,7 @@ def stdlib_corpus(max_files: int = 300, seed: int = 0) -> list[str]:
     return [p.read_text(errors="replace") for p in files[:max_files]]
 
 
-def build_tiny_tokenizer(out_dir: Path, seed: int = 0):
+def build_tiny_tokenizer(out_dir: Path, seed: int = 0, think_tags: bool = True):
     """Byte-level BPE trained the way transformers 5 rebuilds Qwen2's pre-tokenizer, so ids survive reload."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -72,18 +72,21 @@ def build_tiny_tokenizer(out_dir: Path, seed: int = 0):
         bos_token=None,
         unk_token=None,
     )
-    wrapped.add_tokens(list(THINK_TAGS))  # ordinary (not special) tokens: decode keeps them
+    if think_tags:
+        wrapped.add_tokens(list(THINK_TAGS))  # ordinary (not special) tokens: decode keeps them
     wrapped.chat_template = CHATML_TEMPLATE
     wrapped.save_pretrained(out_dir)
     return wrapped
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+def build_tiny_model(out_dir: Path, seed: int = 0, think_tags: bool = True) -> Path:
+    """The tests' Qwen2-shaped model; ``think_tags=False`` leaves the thinking tags to be split into
+    sub-tokens (what Think-Anywhere* then adds as tokens of their own)."""
     import torch
     from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    build_tiny_tokenizer(out_dir, seed)
+    build_tiny_tokenizer(out_dir, seed, think_tags)
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     torch.manual_seed(seed)
     config = Qwen2Config(

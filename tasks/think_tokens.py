@@ -13,7 +13,8 @@ embedding of the chat start token (opening tags) or end token (closing tags):
 
 The new ids are written next to the model (``think_tokens.json``) so later stages know them.
 Stage 1 of the SFT trains only those rows (``freeze_all_but_rows``); stage 2 is LoRA plus the
-same rows (peft's ``trainable_token_indices``).
+same rows (``train_rows`` on the LoRA model, the rows saved with each checkpoint: peft's own
+trainable-token wrapper breaks TRL's fused LM head on tied embeddings).
 """
 
 from __future__ import annotations
@@ -91,25 +92,62 @@ def read_record(model_dir: Path) -> dict[str, int]:
     return json.loads(path.read_text())["tokens"] if path.exists() else {}
 
 
-def freeze_all_but_rows(model, row_ids: list[int]) -> list[Any]:
-    """Train only ``row_ids`` of the input (and untied output) embeddings: every other parameter
-    is frozen, and a gradient hook zeroes the other rows. Returns the trainable tensors. With
-    Adam and no weight decay a row whose gradient is always zero never moves."""
-    import torch
-
-    if not row_ids:
-        raise ValueError("stage 1 trains the new token rows, but the model has none (add the think tokens first)")
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    trainable = []
+def embedding_matrices(model) -> list[Any]:
+    """The input embedding and, when it is not tied to it, the output embedding."""
     matrices = [model.get_input_embeddings().weight]
     output = model.get_output_embeddings()
     if output is not None and output.weight is not matrices[0]:
         matrices.append(output.weight)
+    return matrices
+
+
+def train_rows(model, row_ids: list[int]) -> list[Any]:
+    """Make ``row_ids`` of the embedding matrices trainable and nothing else of them: a gradient hook
+    zeroes the other rows. With Adam and no weight decay a row whose gradient is always zero never
+    moves. Returns the matrices."""
+    import torch
+
+    if not row_ids:
+        raise ValueError("training the think-token rows needs a model that has them (add the think tokens first)")
+    matrices = embedding_matrices(model)
     for matrix in matrices:
         mask = torch.zeros(matrix.shape[0], 1, dtype=matrix.dtype)
         mask[row_ids] = 1
         matrix.requires_grad_(True)
         matrix.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device, grad.dtype))
-        trainable.append(matrix)
-    return trainable
+    return matrices
+
+
+def freeze_all_but_rows(model, row_ids: list[int]) -> list[Any]:
+    """Think-Anywhere* stage 1: every parameter frozen but the think-token embedding rows."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return train_rows(model, row_ids)
+
+
+ROWS_FILE = "think_rows.pt"
+
+
+def rows_callback(model, row_ids: list[int]):
+    """Stage 2 (LoRA): a LoRA checkpoint holds only the adapter, so each checkpoint also gets the
+    think-token rows (saved before the completion mark); ``restore_rows`` puts them back on resume."""
+    import torch
+    from transformers import TrainerCallback
+
+    class SaveRows(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and checkpoint.is_dir():
+                torch.save([m.detach()[row_ids].clone() for m in embedding_matrices(model)], checkpoint / ROWS_FILE)
+            return control
+
+    return SaveRows()
+
+
+def restore_rows(model, row_ids: list[int], checkpoint: Path) -> None:
+    import torch
+
+    saved = torch.load(checkpoint / ROWS_FILE)
+    with torch.no_grad():
+        for matrix, rows in zip(embedding_matrices(model), saved):
+            matrix[row_ids] = rows.to(matrix.dtype)

@@ -55,12 +55,11 @@ def common_args(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def lora_config(settings: dict[str, Any], new_rows: list[int]):
+def lora_config(settings: dict[str, Any]):
     from peft import LoraConfig
 
-    extra = {"trainable_token_indices": {"embed_tokens": new_rows}} if new_rows else {}
     return LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
-                      target_modules=settings["target_modules"], task_type="CAUSAL_LM", **extra)
+                      target_modules=settings["target_modules"], task_type="CAUSAL_LM")
 
 
 def sft_trainer(spec: dict[str, Any]):
@@ -70,7 +69,7 @@ def sft_trainer(spec: dict[str, Any]):
     from trl import SFTConfig, SFTTrainer
 
     from tasks.checkpoints import mark_complete_callback
-    from tasks.think_tokens import freeze_all_but_rows, read_record
+    from tasks.think_tokens import freeze_all_but_rows, read_record, rows_callback, train_rows
 
     tokenizer, model = load_model(spec["model_dir"])
     rows = read_jsonl(spec["data_path"])
@@ -79,16 +78,21 @@ def sft_trainer(spec: dict[str, Any]):
     else:
         rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
     new_rows = sorted(read_record(Path(spec["model_dir"])).values())
-    mode, peft_config = spec.get("train", "full"), None
+    mode = spec.get("train", "full")
     trainer_args = dict(spec["trainer_args"])
     if mode == "new_rows":
         freeze_all_but_rows(model, new_rows)
-        trainer_args["weight_decay"] = 0.0
-    elif mode == "lora":
-        peft_config = lora_config(spec["lora"], new_rows)
+    if new_rows:
+        trainer_args["weight_decay"] = 0.0  # a decayed row would move without a gradient
+    lora_rows = mode == "lora" and bool(new_rows)
+    callbacks = ([rows_callback(model, new_rows)] if lora_rows else []) + [mark_complete_callback()]
     args = SFTConfig(**common_args(spec), **trainer_args)
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                      peft_config=peft_config, callbacks=[mark_complete_callback()]), tokenizer
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=lora_config(spec["lora"]) if mode == "lora" else None, callbacks=callbacks)
+    if lora_rows:  # stage 2 of Think-Anywhere*: LoRA plus the think-token rows
+        train_rows(model, new_rows)
+        trainer.thinkflow_rows = new_rows
+    return trainer, tokenizer
 
 
 def equal_reward_groups_dropped(trainer_class):
@@ -135,7 +139,7 @@ def grpo_trainer(spec: dict[str, Any]):
         trainer_args["use_vllm"] = False
     args = GRPOConfig(**common_args(spec), top_k=0, reward_weights=[weight for _, weight in terms.values()], **trainer_args)
     trainer_class = equal_reward_groups_dropped(GRPOTrainer) if spec.get("drop_equal_groups", True) else GRPOTrainer
-    peft_config = lora_config(spec["lora"], []) if spec.get("train") == "lora" else None
+    peft_config = lora_config(spec["lora"]) if spec.get("train") == "lora" else None
     trainer = trainer_class(model=model, reward_funcs=[function for function, _ in terms.values()], args=args,
                             train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config,
                             callbacks=[mark_complete_callback()])
@@ -172,10 +176,18 @@ def main(spec_path: str) -> None:
     resume = resume_point(out)
     if resume is not None:
         print(f"thinkflow: resuming {spec['stage']} from {resume.name}", flush=True)
+        if getattr(trainer, "thinkflow_rows", None):
+            from tasks.think_tokens import restore_rows
+
+            restore_rows(trainer.model.get_base_model(), trainer.thinkflow_rows, resume)
     (out / "resume.json").write_text(json.dumps({"resumed_from_step": int(resume.name.split("-")[1]) if resume else 0}))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.accelerator.is_main_process:
+        from tasks.think_tokens import read_record, write_record
+
         save_model(trainer, tokenizer, out / "model")
+        if read_record(Path(spec["model_dir"])):
+            write_record(out / "model", read_record(Path(spec["model_dir"])))
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     print(f"thinkflow: {spec['stage']} finished after {trainer.state.global_step} steps", flush=True)
 

@@ -1,0 +1,180 @@
+"""Training stages for real on the tiny model: crash-safe resume after SIGKILL, Think-Anywhere*
+token rows (initialisation rule, stage 1 moves only them), LoRA, checkpoint marks."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PROMPT = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "Add one to x."}]
+
+
+def chat_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        code = f"def f(x):\n    return x + <thinkanywhere>step {i}</thinkanywhere>{i}\n"
+        completion = f"<think>\nadd {i}\n</think>\n```python\n{code}```"
+        rows.append({"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+                     "completion": [{"role": "assistant", "content": completion}]})
+    return rows
+
+
+def commit_folder(folder: Path, kind: str, name: str) -> str:
+    from storage import ArtifactStore
+
+    return ArtifactStore().commit(folder, kind=kind, name=name, parents=[], config={}, metadata={}).artifact_id
+
+
+def commit_dataset(tmp_path: Path, rows: list[dict]) -> str:
+    folder = tmp_path / f"data-{len(rows)}"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return commit_folder(folder, "dataset", "hand-written")
+
+
+def commit_model(source: Path, tmp_path: Path) -> str:
+    from tasks.models import copy_model_dir
+
+    return commit_folder(copy_model_dir(source, tmp_path / f"model-{time.monotonic_ns()}"), "checkpoint", "tiny")
+
+
+def sft_section(**changes) -> dict:
+    from tasks.recipe import SFTSection
+
+    base = {"max_steps": 240, "save_steps": 40, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
+            "timeout_s": 600}
+    return SFTSection(**{**base, **changes}).as_key()
+
+
+def tensors(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+def kill_after_first_checkpoint(home: Path, done: threading.Event, killed: list) -> None:
+    """Watch the SFT run's folder; once a checkpoint is marked complete, SIGKILL the whole worker group."""
+    from tasks.checkpoints import COMPLETE
+
+    while not done.is_set():
+        marks = list(home.glob(f"work/sft-*/trainer/checkpoint-*/{COMPLETE}"))
+        pid_files = list(home.glob("work/sft-*/launcher.pid"))
+        if marks and pid_files:
+            os.killpg(int(pid_files[0].read_text()), signal.SIGKILL)
+            killed.append(sorted(int(m.parent.name.split("-")[1]) for m in marks))
+            return
+        time.sleep(0.02)
+
+
+def test_sft_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupted_run_ends(
+        prefect_harness, tiny_model_dir, tmp_path, monkeypatch):
+    from prefect import flow
+
+    from storage import ArtifactStore, LineageStore
+    from tasks.training import TrainingFailed, train_sft
+
+    @flow
+    def sft_flow(model_id: str, data_id: str, cfg: dict) -> str:
+        return train_sft.with_options(retries=0)(model_id, data_id, cfg)
+
+    cfg, finals = sft_section(), {}
+    for label in ("uninterrupted", "killed"):
+        home = tmp_path / label
+        monkeypatch.setenv("THINKFLOW_HOME", str(home))
+        model_id, data_id = commit_model(tiny_model_dir, tmp_path / label), commit_dataset(tmp_path / label, chat_rows(12))
+        if label == "killed":
+            done, killed = threading.Event(), []
+            watcher = threading.Thread(target=kill_after_first_checkpoint, args=(home, done, killed))
+            watcher.start()
+            with pytest.raises(TrainingFailed, match="worker exited with -9"):
+                sft_flow(model_id, data_id, cfg)
+            done.set()
+            watcher.join()
+            assert killed and killed[0][-1] < cfg["max_steps"], "the run was not killed between checkpoints"
+        final = sft_flow(model_id, data_id, cfg)
+        finals[label] = (home, final)
+
+    home, final = finals["killed"]
+    lineage = LineageStore(home / "lineage.duckdb")
+    metrics = lineage.metrics_of(final)
+    assert 0 < metrics["resumed_from_step"] < cfg["max_steps"]
+    assert metrics["resumed_from_step"] % cfg["save_steps"] == 0
+    steps = [step for step, _ in lineage.metric_series(final, "loss")]
+    assert steps == list(range(1, cfg["max_steps"] + 1))  # the step counter went on from the checkpoint
+    assert not list(home.glob("work/sft-*")), "the resumable folder is removed once the run completes"
+    ours = tensors(ArtifactStore(home).path(final))
+    theirs = tensors(ArtifactStore(finals["uninterrupted"][0]).path(finals["uninterrupted"][1]))
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert (ours[name] - theirs[name]).abs().max().item() <= 1e-6, name
+
+
+@pytest.fixture(scope="module")
+def tiny_without_tags(tmp_path_factory):
+    from tasks.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
+
+
+def test_think_tokens_are_added_with_rows_initialised_by_the_rule(tiny_without_tags):
+    import torch
+
+    from tasks.models import load_for_inference
+    from tasks.think_tokens import TAGS, add_think_tokens
+
+    tokenizer, model = load_for_inference(tiny_without_tags)
+    before = model.get_input_embeddings().weight.detach().clone()
+    pieces = {tag: tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in TAGS}
+    assert all(len(ids) > 1 for ids in pieces.values())  # split into sub-tokens before
+    ids = add_think_tokens(model, tokenizer)
+    assert set(ids) == set(TAGS) and len(tokenizer) == before.shape[0] + 4
+    after = model.get_input_embeddings().weight.detach()
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied: one matrix
+    for tag, (word, chat) in TAGS.items():
+        word_ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        expected = 0.5 * before[word_ids].mean(0) + 0.5 * before[tokenizer.convert_tokens_to_ids(chat)]
+        assert torch.allclose(after[ids[tag]], expected, atol=1e-6), tag
+        assert tokenizer(f"x = {tag}y", add_special_tokens=False)["input_ids"].count(ids[tag]) == 1
+    assert torch.equal(after[: before.shape[0]], before)  # old rows untouched
+    text = "return x + <thinkanywhere>why</thinkanywhere>1"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(prefect_harness, tiny_without_tags, tmp_path,
+                                                                                home):
+    import torch
+
+    from storage import ArtifactStore
+    from tasks.think_tokens import read_record
+    from tasks.training import add_think_tokens_to_model, train_sft
+
+    store = ArtifactStore()
+    base = commit_model(tiny_without_tags, tmp_path)
+    extended = add_think_tokens_to_model(base)
+    data = commit_dataset(tmp_path, chat_rows(8))
+    new_rows = sorted(read_record(store.path(extended)).values())
+    stage1 = train_sft(extended, data, {**sft_section(max_steps=3, save_steps=50), "train": "new_rows"})
+    before, after = tensors(store.path(extended)), tensors(store.path(stage1))
+    assert before.keys() == after.keys()
+    for name in before:
+        if name.endswith("embed_tokens.weight"):
+            others = [i for i in range(before[name].shape[0]) if i not in new_rows]
+            assert torch.equal(before[name][others], after[name][others]), "an old embedding row moved"
+            assert not torch.equal(before[name][new_rows], after[name][new_rows]), "the new rows did not train"
+        else:
+            assert torch.equal(before[name], after[name]), f"{name} changed in stage 1"
+    assert read_record(store.path(stage1)) == read_record(store.path(extended))  # the ids travel with the model
+
+    stage2 = train_sft(stage1, data, sft_section(max_steps=2, save_steps=50, train="lora", lora={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                                                                 "target_modules": ["q_proj", "v_proj"]}))
+    merged = tensors(store.path(stage2))
+    assert merged.keys() == after.keys()  # LoRA merged back: a plain checkpoint
+    embed = next(n for n in merged if n.endswith("embed_tokens.weight"))
+    assert not torch.equal(merged[embed][new_rows], after[embed][new_rows])  # the think rows train with LoRA
+    assert any(not torch.equal(merged[n], after[n]) for n in merged if "q_proj" in n or "v_proj" in n)
