@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PROJECT_ROOT
+
 pytestmark = pytest.mark.integration
 
 PROMPT = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "Add one to x."}]
@@ -47,7 +49,7 @@ def commit_model(source: Path, tmp_path: Path) -> str:
 def sft_section(**changes) -> dict:
     from tasks.recipe import SFTSection
 
-    base = {"max_steps": 240, "save_steps": 40, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
+    base = {"max_steps": 120, "save_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
             "timeout_s": 600}
     return SFTSection(**{**base, **changes}).as_key()
 
@@ -178,3 +180,45 @@ def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(p
     embed = next(n for n in merged if n.endswith("embed_tokens.weight"))
     assert not torch.equal(merged[embed][new_rows], after[embed][new_rows])  # the think rows train with LoRA
     assert any(not torch.equal(merged[n], after[n]) for n in merged if "q_proj" in n or "v_proj" in n)
+
+
+def format_reward(series, steps):
+    upfront = dict(series["reward_upfront_think"])
+    inline = dict(series["reward_inline_think"])
+    return [0.02 * upfront[s] + 0.08 * inline[s] for s in steps]
+
+
+def test_grpo_raises_the_format_reward_on_the_tiny_model(prefect_harness, tiny_model_dir, tmp_path, home):
+    """A short SFT teaches the tags a little (about one completion in ten opens with a thought);
+    30 GRPO steps on the Think-Anywhere reward (no completion of a random 300k-parameter model
+    passes a test, so only the format terms move) raise the mean format reward well above where
+    it started (seen: 0.0020 over the first ten steps, 0.0065 over the last ten)."""
+    from storage import LineageStore
+    from tasks.problem_schema import chat_prompt
+    from tasks.recipe import RLSection, load_recipe
+    from tasks.training import train_grpo, train_sft
+
+    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml")
+    problems = [{"id": f"p/{i}", "source": "hand", "prompt": f"Add {i} to x.", "starter_code": "", "reference": None, "meta": {},
+                 "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1 + i]}} for i in range(16)]
+    folder = tmp_path / "problems"
+    folder.mkdir()
+    (folder / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
+    problems_id = commit_folder(folder, "dataset", "hand-problems")
+    rows = [{**row, "prompt": chat_prompt(problem, "Write Python.")} for row, problem in zip(chat_rows(16), problems)]
+    sft = train_sft(commit_model(tiny_model_dir, tmp_path), commit_dataset(tmp_path, rows),
+                    sft_section(max_steps=24, learning_rate=5e-3, per_device_train_batch_size=4))
+    rl = RLSection(max_steps=30, num_generations=4, per_device_train_batch_size=8, learning_rate=3e-3, temperature=1.0,
+                   max_completion_length=64, max_prompt_length=256, save_steps=100, timeout_s=900).as_key()
+    checkpoint = train_grpo(sft, problems_id, rl, recipe.sandbox.as_key(), "Write Python.")
+    lineage = LineageStore(home / "lineage.duckdb")
+    series = {name: lineage.metric_series(checkpoint, name) for name in ("reward_upfront_think", "reward_inline_think",
+                                                                           "groups_dropped", "reward_correct")}
+    steps = [step for step, _ in series["reward_upfront_think"]]
+    assert steps == list(range(1, 31))
+    rewards = format_reward(series, steps)
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    print(f"format reward: first ten steps {first:.4f}, last ten {last:.4f}")
+    assert last > 1.5 * first and last - first > 0.003, (first, last)  # 0.003: 15 points more completions open with a thought
+    assert all(v == 0 for _, v in series["reward_correct"])
+    assert lineage.metrics_of(checkpoint)["groups_dropped"] == sum(v for _, v in series["groups_dropped"]) > 0
