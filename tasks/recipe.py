@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.annotators import AnnotatorConfig
 from tasks.midtraining import CorpusConfig
@@ -182,6 +182,25 @@ class RLSection(Section):
         return batch
 
 
+def midtraining_rl() -> "RLSection":
+    return RLSection(reward=RewardSection(name="midtrain_judge"), max_completion_length=96, max_prompt_length=384)
+
+
+class MidtrainingSection(Section):
+    """Thinking Mid-training after the corpus: SFT on the SFT half (plain text with thoughts), RL on
+    the RL half (prefix → thought + next segment, judged), then optional RLVR post-training."""
+    sft: SFTSection = SFTSection()
+    rl: RLSection = Field(default_factory=midtraining_rl)
+    post_training: Literal["none", "code", "math"] = "none"  # code: the Think-Anywhere RL stage (recipe `rl`) + evaluation
+    math_source: str | None = None  # post_training math: gsm8k:PATH or jsonl:PATH (question, answer); RL with recipe `rl`
+
+    @model_validator(mode="after")
+    def _math_needs_source(self) -> "MidtrainingSection":
+        if self.post_training == "math" and not self.math_source:
+            raise ValueError("post_training: math needs math_source (gsm8k:PATH or jsonl:PATH)")
+        return self
+
+
 class EvaluateConfig(Section):
     max_new_tokens: int = Field(default=256, ge=1)
     batch_size: int = Field(default=16, ge=1)
@@ -201,6 +220,7 @@ class Recipe(Section):
     name: str = "think-anywhere"
     annotator: AnnotatorConfig = AnnotatorConfig()  # writes thoughts: cold-start set and mid-training corpus
     corpus: CorpusConfig = CorpusConfig()  # thinking-midtraining: what to chunk and annotate
+    midtraining: MidtrainingSection = MidtrainingSection()  # thinking-midtraining: SFT, RL, post-training
     model: ModelConfig = ModelConfig()
     problems: ProblemsConfig = ProblemsConfig()
     sandbox: SandboxSection = SandboxSection()

@@ -39,3 +39,31 @@ def test_overrides_parse_yaml_values():
 def test_missing_recipe_is_named(tmp_path):
     with pytest.raises(RecipeError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-coder-7b-think-anywhere", "llama3-8b-thinking-midtraining"])
+def test_paper_recipes_load_and_resolve(name):
+    from tasks.training import GRPO_ARGS, SFT_ARGS, accelerate_config, trainer_args
+
+    recipe = load_recipe(PROJECT_ROOT / "configs" / f"{name}.yaml")
+    for section in (recipe.sft, recipe.rl, recipe.midtraining.sft, recipe.midtraining.rl):
+        assert accelerate_config(section.accelerate_config).exists()
+    rl = trainer_args(recipe.rl.as_key(), GRPO_ARGS)
+    assert rl["max_steps"] == -1 and rl["num_train_epochs"] >= 1 and rl["use_vllm"] is True
+    if name.startswith("qwen"):
+        assert (recipe.rl.num_generations, recipe.rl.learning_rate, recipe.rl.temperature) == (8, 1e-6, 1.0)
+        assert (recipe.rl.max_prompt_length, recipe.rl.max_completion_length, recipe.rl.num_train_epochs) == (1024, 4096, 3)
+        completions_per_step = recipe.rl.per_device_train_batch_size * recipe.rl.gradient_accumulation_steps * 8  # 8 GPUs
+        assert completions_per_step // recipe.rl.num_generations == 128  # prompts per optimizer step
+        assert (recipe.sft.train, recipe.sft.lora.r, recipe.sft.lora.alpha) == ("lora", 16, 32)
+        assert trainer_args(recipe.sft.as_key(), SFT_ARGS)["num_train_epochs"] == 3
+    else:
+        assert recipe.midtraining.rl.reward.name == "midtrain_judge" and recipe.midtraining.rl.loss_type == "dr_grpo"
+        assert recipe.midtraining.post_training == "math" and recipe.rl.reward.name == "math"
+
+
+def test_math_post_training_needs_a_source(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("midtraining:\n  post_training: math\n")
+    with pytest.raises(RecipeError, match="post_training: math needs math_source"):
+        load_recipe(path)
