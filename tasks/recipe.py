@@ -182,15 +182,18 @@ class RLSection(Section):
         return batch
 
 
-def midtraining_rl() -> "RLSection":
-    return RLSection(reward=RewardSection(name="midtrain_judge"), max_completion_length=96, max_prompt_length=384)
+class MidtrainingRLSection(RLSection):
+    """RL mid-training: the same settings as ``rl``, judged by ``midtrain_judge`` by default."""
+    reward: RewardSection = RewardSection(name="midtrain_judge")
+    max_prompt_length: int = Field(default=384, ge=16)
+    max_completion_length: int = Field(default=96, ge=8)
 
 
 class MidtrainingSection(Section):
     """Thinking Mid-training after the corpus: SFT on the SFT half (plain text with thoughts), RL on
     the RL half (prefix → thought + next segment, judged), then optional RLVR post-training."""
     sft: SFTSection = SFTSection()
-    rl: RLSection = Field(default_factory=midtraining_rl)
+    rl: MidtrainingRLSection = MidtrainingRLSection()
     post_training: Literal["none", "code", "math"] = "none"  # code: the Think-Anywhere RL stage (recipe `rl`) + evaluation
     math_source: str | None = None  # post_training math: gsm8k:PATH or jsonl:PATH (question, answer); RL with recipe `rl`
 

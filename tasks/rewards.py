@@ -193,15 +193,20 @@ def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     if judge == "llm":
         from tasks.annotators import AnnotatorConfig, make_annotator
 
-        annotator = make_annotator(AnnotatorConfig(**settings["annotator"]), settings.get("annotator_dir"), None)
+        from pathlib import Path
 
-    def judged(completions, prefix, suffix, **kwargs):
+        model_dir = Path(settings["annotator_dir"]) if settings.get("annotator_dir") else None
+        annotator = make_annotator(AnnotatorConfig(**settings["annotator"]), model_dir, None)
+
+    def judge_term(completions, prefix, suffix, **kwargs):
         return midtrain_judge_reward(completions, prefix, suffix, judge=judge, threshold=threshold, annotator=annotator)
+
+    judge_term.__name__ = "judge"  # TRL logs each term under its function's name
 
     def upfront_think(completions, **kwargs):
         return [1.0 if split_thought(completion_text(c))[0] else 0.0 for c in completions]
 
-    return {"judge": (judged, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0))}
+    return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0))}
 
 
 def math_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
@@ -222,7 +227,12 @@ REWARDS: dict[str, Callable[[dict[str, Any], Any], dict[str, tuple[Callable, flo
 
 
 def reward_functions(name: str, settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
-    """{term: (TRL reward function, weight)}; a term with weight 0 is still computed and logged."""
+    """{term: (TRL reward function, weight)}; a term with weight 0 is still computed and logged
+    (as ``rewards/<term>/mean``: each function carries its term's name)."""
     if name not in REWARDS:
         raise ValueError(f"unknown reward {name!r}; registered: {sorted(REWARDS)}")
-    return REWARDS[name](settings, sandbox_cfg)
+    terms = REWARDS[name](settings, sandbox_cfg)
+    misnamed = [term for term, (function, _) in terms.items() if function.__name__ != term]
+    if misnamed:
+        raise RuntimeError(f"reward {name}: functions for {misnamed} are not named after their terms")
+    return terms

@@ -242,3 +242,59 @@ def train_grpo(policy_id: str, train_problems_id: str, rl_cfg: dict, sandbox_cfg
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
         rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl_cfg["max_prompt_length"], rl_cfg["limit"])
         return run_grpo(run, rows, too_long, rl_cfg, sandbox_cfg)
+
+
+# -- Thinking Mid-training: RL on the corpus's RL half, RLVR on math ------------------------------
+
+def midtraining_rl_rows(examples: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None):
+    """RL rows from the corpus's RL half: the prompt is the prefix's last ``max_prompt_length``
+    tokens (raw text, no chat template); ``prefix`` and ``suffix`` go to the judge. (rows, trimmed)."""
+    rows, trimmed = [], 0
+    for example in examples[:limit] if limit else examples:
+        ids = tokenizer(example["prefix"], add_special_tokens=False)["input_ids"]
+        if len(ids) > max_prompt_length:
+            trimmed += 1
+        rows.append({"prompt": tokenizer.decode(ids[-max_prompt_length:]), "prefix": example["prefix"], "suffix": example["suffix"]})
+    return rows, trimmed
+
+
+@task(name="midtraining-rl", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+      cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.checkpoints", "tasks.plots", ignore=("annotator_how",)),
+      persist_result=True)
+def train_midtraining_rl(policy_id: str, rl_half_id: str, rl_cfg: dict, judge_model_id: str | None, annotator_what: dict,
+                         annotator_how: dict) -> str:
+    """RL mid-training: the model sees a prefix, writes ``<think>…</think>`` and the next segment; the
+    ``midtrain_judge`` reward (offline overlap, or the recipe's annotator as an LLM judge)."""
+    from transformers import AutoTokenizer
+
+    judged_by_llm = rl_cfg["reward"]["judge"] == "llm"
+    inputs = {"model": policy_id, "examples": rl_half_id, **({"judge": judge_model_id} if judged_by_llm and judge_model_id else {})}
+    params = {"rl": rl_cfg, **({"judge": annotator_what} if judged_by_llm else {})}
+    with StageRun("midtrain_grpo", inputs=inputs, params=params, code_modules=("tasks.training", "tasks.train_worker", "tasks.rewards")) as run:
+        tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
+        examples = read_jsonl(run.input_path("examples") / "train.jsonl")
+        rows, trimmed = midtraining_rl_rows(examples, tokenizer, rl_cfg["max_prompt_length"], rl_cfg["limit"])
+        run.log.info("%d RL examples (%d prefixes trimmed to their last %d tokens)", len(rows), trimmed, rl_cfg["max_prompt_length"])
+        judge = {"annotator": {**annotator_what, **annotator_how},
+                 "annotator_dir": str(run.input_path("judge")) if "judge" in inputs else None} if judged_by_llm else {}
+        return run_grpo(run, rows, 0, rl_cfg, {}, extra=judge)
+
+
+MATH_INSTRUCTION = "Solve the problem. Think first, then give the final answer in \\boxed{}."
+
+
+def math_rows(problems: list[dict[str, Any]], system_prompt: str, limit: int | None) -> list[dict[str, Any]]:
+    rows = [{"prompt": [{"role": "system", "content": system_prompt},
+                        {"role": "user", "content": f"{p['question']}\n\n{MATH_INSTRUCTION}"}], "answer": p["answer"]} for p in problems]
+    return rows[:limit] if limit else rows
+
+
+@task(name="math-rl", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+      cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.checkpoints", "tasks.plots"), persist_result=True)
+def train_math_rl(policy_id: str, math_problems_id: str, rl_cfg: dict, system_prompt: str) -> str:
+    """RLVR post-training on math problems with the ``math`` reward (math-verify against the answer)."""
+    inputs = {"model": policy_id, "problems": math_problems_id}
+    with StageRun("math_grpo", inputs=inputs, params={"rl": rl_cfg, "system_prompt": system_prompt},
+                  code_modules=("tasks.training", "tasks.train_worker", "tasks.rewards")) as run:
+        problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
+        return run_grpo(run, math_rows(problems, system_prompt, rl_cfg["limit"]), 0, rl_cfg, {})

@@ -222,3 +222,24 @@ def test_grpo_raises_the_format_reward_on_the_tiny_model(prefect_harness, tiny_m
     assert last > 1.5 * first and last - first > 0.003, (first, last)  # 0.003: 15 points more completions open with a thought
     assert all(v == 0 for _, v in series["reward_correct"])
     assert lineage.metrics_of(checkpoint)["groups_dropped"] == sum(v for _, v in series["groups_dropped"]) > 0
+
+
+def test_gsm8k_rows_load_with_bad_rows_quarantined_and_math_rl_runs(prefect_harness, tiny_model_dir, tmp_path, home):
+    from storage import ArtifactStore, LineageStore
+    from tasks.math_data import load_math_problems, load_math_source
+    from tasks.recipe import RLSection
+    from tasks.training import train_math_rl
+
+    source = f"gsm8k:{PROJECT_ROOT}/tests/fixtures/gsm8k.jsonl"
+    problems, quarantined, rows = load_math_source(source)
+    assert rows == 6 and [p["answer"] for p in problems] == ["7", "60", "300"]
+    assert [(q.row, q.field, q.reason) for q in quarantined] == [(4, "answer", "no_final_answer"), (5, "question", "missing_field"),
+                                                                 (6, "(row)", "not_json")]
+    assert quarantined[0].message == "gsm8k.jsonl row 4: answer: a GSM8K answer ends with '#### <final answer>'"
+    math_id = load_math_problems(source)
+    assert len((ArtifactStore().path(math_id) / "quarantine.jsonl").read_text().splitlines()) == 3
+    rl = RLSection(reward={"name": "math", "format_weight": 0.1}, max_steps=2, num_generations=2, per_device_train_batch_size=4,
+                   max_completion_length=16, save_steps=100).as_key()
+    checkpoint = train_math_rl(commit_model(tiny_model_dir, tmp_path), math_id, rl, "Be brief.")
+    series = LineageStore(home / "lineage.duckdb").metric_series(checkpoint, "reward_correct")
+    assert [step for step, _ in series] == [1, 2] and all(0 <= v <= 1 for _, v in series)
