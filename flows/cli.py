@@ -212,6 +212,16 @@ def bench_annotator(
     load_benchmark("bench_annotator").main(model=model, requests=requests, max_tokens=max_tokens, as_json=as_json)
 
 
+@bench_app.command("train")
+def bench_train(
+    model: str = typer.Option("tiny", help="tiny | smollm2-135m-instruct"),
+    steps: int = typer.Option(20, help="SFT steps (GRPO runs a quarter as many)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Steps/s of our SFT and GRPO stages vs a bare TRL script on the same model, data and settings."""
+    load_benchmark("train_overhead").main(model=model, steps=steps, as_json=as_json)
+
+
 def load_benchmark(name: str):
     """A script from benchmarks/ (a folder of scripts, not an installed package)."""
     import importlib.util
