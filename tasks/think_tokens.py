@@ -72,6 +72,8 @@ def add_think_tokens(model, tokenizer) -> dict[str, int]:
     tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in tags])
     ids = {tag: tokenizer.convert_tokens_to_ids(tag) for tag in tags}
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    if tied and model.get_output_embeddings() is not None:  # resizing can leave a fresh, untied head behind
+        model.get_output_embeddings().weight = model.get_input_embeddings().weight
     with torch.no_grad():
         embedding = model.get_input_embeddings().weight
         for row, tag in zip(input_rows, tags):
