@@ -69,7 +69,7 @@ def bare_run(kind: str, model_dir: Path, data_path: Path, trainer_args: dict, re
     return result
 
 
-def our_run(kind: str, run_stage, folder: Path) -> dict:
+def our_run(run_stage) -> dict:
     started, cpu = time.monotonic(), os.times()
     history = run_stage()
     after = os.times()
@@ -120,7 +120,7 @@ def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
         for kind, section, data, names in (("sft", sft, folder / "sft.jsonl", SFT_ARGS), ("grpo", rl, folder / "rl.jsonl", GRPO_ARGS)):
             bare_args = trainer_args(section, names)
             results[kind] = {"bare": bare_run(kind, store.path(model_id), data, bare_args, section.get("reward", {}), folder),
-                             "ours": our_run(kind, ours(kind, section, data), folder)}
+                             "ours": our_run(ours(kind, section, data))}
             steps_done = bare_args["max_steps"]
             results[kind]["steps"] = steps_done
             results[kind]["overhead"] = 1 - results[kind]["ours"]["steps_per_second"] / results[kind]["bare"]["steps_per_second"]

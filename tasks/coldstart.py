@@ -35,7 +35,7 @@ from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 from tasks.thinking import (
     clean_thought,
     extract_code,
@@ -331,7 +331,7 @@ def coldstart_shards(problems_id: str, coldstart_cfg: dict) -> int:
     from storage import ArtifactStore
 
     problems = read_jsonl(ArtifactStore().path(problems_id) / "problems.jsonl")
-    return -(-len(coldstart_candidates(problems, coldstart_cfg)) // coldstart_cfg["shard_size"])
+    return shards_for(len(coldstart_candidates(problems, coldstart_cfg)), coldstart_cfg["shard_size"])
 
 
 def merged_report(reports: list[dict[str, Any]]) -> ColdStartReport:

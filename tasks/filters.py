@@ -244,26 +244,15 @@ def reference_fails(problems: list[dict], ctx: FilterContext) -> list[Decision]:
 def pass_rate_band(problems: list[dict], ctx: FilterContext, samples: int = 8, low: float = 0.2, high: float = 0.8,
                    max_new_tokens: int = 256, temperature: float = 1.0, seed: int = 0) -> list[Decision]:
     """Sample ``samples`` replies per problem from the policy and keep problems whose pass rate
-    lies in ``low..high`` (PRIME-style: neither hopeless nor already solved)."""
-    from tasks.generation import sample_replies
-    from tasks.thinking import extract_code
+    lies in ``low..high`` (PRIME-style: neither hopeless nor already solved). The sampling and the
+    sandbox run are the rejection-sampling stage's (tasks/solutions.py)."""
+    from tasks.solutions import SolutionsConfig, make_sampler, rejection_sample
 
     if ctx.policy_dir is None:
         raise FilterConfigError("pass_rate_band needs the policy model")
-    replies = sample_replies(ctx.policy_dir, [chat_prompt(p, ctx.system_prompt) for p in problems], samples=samples,
-                             max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, dtype=ctx.dtype)
-    jobs = [Job(p["id"], f"sample-{k}", extract_code(text), p["tests"]) for p, texts in zip(problems, replies)
-            for k, text in enumerate(texts)]
-    verdicts = run_batch(jobs, ctx.sandbox)
-    decisions = []
-    for index in range(len(problems)):
-        mine = verdicts[index * samples:(index + 1) * samples]
-        broken = [v for v in mine if v.status == "infra_error"]
-        if broken:
-            raise RuntimeError(f"{broken[0].problem_id}: the sandbox failed on a sample: {broken[0].detail}")
-        rate = sum(v.status == "passed" for v in mine) / samples
-        decisions.append(None if low <= rate <= high else f"pass rate {rate:.2f} outside {low}-{high}")
-    return decisions
+    cfg = SolutionsConfig(problems="all", samples=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    results = rejection_sample(problems, make_sampler(cfg, ctx.policy_dir, None, ctx.dtype), cfg, ctx.sandbox, ctx.system_prompt)
+    return [None if low <= r["pass_rate"] <= high else f"pass rate {r['pass_rate']:.2f} outside {low}-{high}" for r in results]
 
 
 # -- the stage -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.problem_schema import read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 from tasks.thinking import THINK_CLOSE, THINK_OPEN, clean_thought, render_interleaved, strip_thoughts
 
 
@@ -210,10 +210,6 @@ def shard_count(chunks_id: str, corpus_cfg: dict) -> int:
     with open(ArtifactStore().path(chunks_id) / "chunks.jsonl") as handle:
         chunks = sum(1 for line in handle if line.strip())
     return shards_for(chunks, CorpusConfig(**corpus_cfg).shard_size)
-
-
-def shards_for(items: int, shard_size: int) -> int:
-    return -(-items // shard_size)
 
 
 @task(name="annotate-corpus-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],

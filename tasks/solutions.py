@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 
 Sampler = Callable[[list[list[dict[str, str]]], int], list[list[str]]]  # (conversations, k) -> k replies each
 
@@ -120,7 +120,7 @@ def solution_shards(problems_id: str, solutions_cfg: dict) -> int:
 
     cfg = SolutionsConfig(**solutions_cfg)
     problems = read_jsonl(ArtifactStore().path(problems_id) / "problems.jsonl")
-    return -(-len(sampling_targets(problems, cfg)) // cfg.shard_size)
+    return shards_for(len(sampling_targets(problems, cfg)), cfg.shard_size)
 
 
 def make_sampler(cfg: SolutionsConfig, policy_dir, annotator, dtype: str) -> Sampler:

@@ -181,6 +181,11 @@ class StageRun:
         )
 
 
+def shards_for(items: int, shard_size: int) -> int:
+    """How many shards of ``shard_size`` hold ``items`` (the last one may be short)."""
+    return -(-items // shard_size)
+
+
 PERMANENT_ERRORS = (ValueError, LookupError, TypeError)  # bad data or config: a retry cannot help
 
 
