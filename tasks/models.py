@@ -104,6 +104,12 @@ def build_tiny_model(out_dir: Path, seed: int = 0, think_tags: bool = True) -> P
         bos_token_id=None,
     )
     model = Qwen2ForCausalLM(config)
+    # Seen in long test processes: the built model came out untied (the config's flag lost), so tie
+    # explicitly and check, rather than save a model whose head is a second random matrix.
+    model.config.tie_word_embeddings = True
+    model.lm_head.weight = model.model.embed_tokens.weight
+    if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+        raise RuntimeError("the tiny model's head is not tied to its embeddings")
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
