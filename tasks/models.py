@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import random
 import sysconfig
 from pathlib import Path
@@ -104,12 +105,6 @@ def build_tiny_model(out_dir: Path, seed: int = 0, think_tags: bool = True) -> P
         bos_token_id=None,
     )
     model = Qwen2ForCausalLM(config)
-    # Seen in long test processes: the built model came out untied (the config's flag lost), so tie
-    # explicitly and check, rather than save a model whose head is a second random matrix.
-    model.config.tie_word_embeddings = True
-    model.lm_head.weight = model.model.embed_tokens.weight
-    if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
-        raise RuntimeError("the tiny model's head is not tied to its embeddings")
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
@@ -181,6 +176,13 @@ def copy_model_dir(source: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+# transformers' from_pretrained swaps process-wide state while it builds a model (default dtype,
+# init and weight-tying switches). Two threads loading at once (shards running in parallel on the
+# thread task runner) can leave that state wrong for every later load: seen as models whose tied
+# head came back untied and random. One load at a time per process.
+MODEL_LOAD_LOCK = threading.Lock()
+
+
 def load_for_inference(model_dir: Path, dtype: str = "float32"):
     """Tokenizer (left padding for generation) and model in eval mode."""
     import torch
@@ -190,7 +192,8 @@ def load_for_inference(model_dir: Path, dtype: str = "float32"):
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    with MODEL_LOAD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     model.eval()
     return tokenizer, model
 

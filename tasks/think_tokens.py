@@ -67,8 +67,6 @@ def add_think_tokens(model, tokenizer) -> dict[str, int]:
         return {}
     input_rows = initial_rows(model.get_input_embeddings().weight.data, tokenizer, tags)
     output = model.get_output_embeddings()
-    if output is not None and model.config.get_text_config().tie_word_embeddings and output.weight is not model.get_input_embeddings().weight:
-        model.tie_weights()  # seen: a model loaded late in a long test process came back with an untied, fresh head
     tied = output is None or model.get_output_embeddings().weight is model.get_input_embeddings().weight
     output_rows = None if tied else initial_rows(output.weight.data, tokenizer, tags)
     tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in tags])
