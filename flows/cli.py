@@ -25,7 +25,7 @@ app.add_typer(lineage_app, name="lineage")
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print ratios measured side by side.")
 app.add_typer(bench_app, name="bench")
 console = Console(width=160)
-PIPELINES = ("think-anywhere", "thinking-midtraining")
+PIPELINES = ("think-anywhere", "thinking-midtraining", "evaluate")
 
 
 def fail(message: str) -> None:
@@ -38,6 +38,10 @@ def pipeline_flow(pipeline: str):
         from flows.thinking_midtraining import thinking_midtraining
 
         return thinking_midtraining
+    if pipeline == "evaluate":
+        from flows.evaluate import evaluate
+
+        return evaluate
     from flows.think_anywhere import think_anywhere
 
     return think_anywhere
@@ -49,7 +53,7 @@ def run_pipeline(pipeline: str, config: str, overrides: list[str], as_json: bool
     from tasks.recipe import RecipeError
 
     if pipeline not in PIPELINES:
-        fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)} (evaluate: issue 6)")
+        fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)}")
     if not resolve_config(config).exists():
         fail(f"config {config} does not exist")
     try:
@@ -70,9 +74,9 @@ def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON obje
 
 @app.command()
 def run(
-    pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining"),
+    pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining | evaluate"),
     config: str = typer.Option(..., "--config", "-c", help="recipe YAML"),
-    overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8"),
+    overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8; evaluate: --set checkpoints=[ID1,ID2]"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
 ) -> None:
     """Run a pipeline on a recipe; prints a summary table (stage, artifact, cached?, key metrics)."""
@@ -220,6 +224,19 @@ def bench_train(
 ) -> None:
     """Steps/s of our SFT and GRPO stages vs a bare TRL script on the same model, data and settings."""
     load_benchmark("train_overhead").main(model=model, steps=steps, as_json=as_json)
+
+
+@bench_app.command("generate")
+def bench_generate(
+    model: str = typer.Option("smollm2-135m-instruct", help="tiny | smollm2-135m-instruct | a model folder"),
+    prompts: int = typer.Option(32, help="HumanEval prompts"),
+    batch_size: int = typer.Option(16),
+    max_new_tokens: int = typer.Option(128),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Tokens/s of batched vs per-sample HF generation on the same prompts (target: batched >= 4x)."""
+    load_benchmark("generate_speed").main(model=model, prompts=prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                          as_json=as_json)
 
 
 def load_benchmark(name: str):

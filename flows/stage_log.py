@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,8 +55,9 @@ class StageLog:
         self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(cached)))
         return ids
 
-    def finish(self) -> dict[str, Any]:
-        """Attach each artifact's recorded metrics, publish the table, return the JSON summary."""
+    def finish(self, comparison: str | None = None) -> dict[str, Any]:
+        """Attach each artifact's recorded metrics, publish the table, return the JSON summary
+        (with the evaluation comparison's table when one was made)."""
         store = ArtifactStore()
         lineage = LineageStore(store.home / "lineage.duckdb")
         for result in self.results:
@@ -66,6 +68,8 @@ class StageLog:
             "stages": [r.to_dict() for r in self.results],
             "all_cached": all(r.cached for r in self.results),
         }
+        if comparison:
+            summary["comparison"] = {"artifact_id": comparison, "folder": str(store.path(comparison)), **json.loads((store.path(comparison) / "comparison.json").read_text())}
         try:
             get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
         except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
@@ -113,4 +117,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         table.add_column(column, overflow="fold")
     for row in summary_rows(summary):
         table.add_row(*row)
-    Console(width=160).print(table)
+    console = Console(width=200)
+    console.print(table)
+    if "comparison" in summary:
+        comparison = Table(title=f"evaluation: pass@1 [bootstrap interval over problems] — {summary['comparison']['artifact_id']}")
+        for column in summary["comparison"]["header"]:
+            comparison.add_column(column, overflow="fold")
+        for row in summary["comparison"]["rows"]:
+            comparison.add_row(*row)
+        console.print(comparison)
+        console.print(f"plots: {summary['comparison']['folder']}/*.png")

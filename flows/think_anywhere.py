@@ -1,5 +1,6 @@
 """Think-Anywhere: problems → filters → split → rejection-sampled solutions → cold-start set with
-inline thoughts → SFT → GRPO → evaluation.
+inline thoughts → SFT → GRPO → evaluation of
+the base, SFT and RL models, compared in one table.
 
     prefect deployment run 'think-anywhere/default' --param config=configs/default.yaml
     thinkflow run think-anywhere --config configs/tiny.yaml [--set rl.max_steps=8] [--json]
@@ -15,9 +16,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.evaluate import evaluate_checkpoints
 from flows.stage_log import StageLog
 from tasks.coldstart import assemble_coldstart_set, build_coldstart_shard, coldstart_shards
-from tasks.evaluation import evaluate_model
 from tasks.filters import filter_problems
 from tasks.models import build_base_model
 from tasks.problems import load_problems, split_problems
@@ -50,7 +51,7 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     base_model = stages.run("base model", build_base_model, recipe.model.as_key())
     loaded = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
     problems = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, sandbox, system, dtype)
-    train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
+    train, _ = stages.run("split", split_problems, problems, recipe.problems.as_key())  # evaluation holds out by id
     annotator = dict(annotator_model_id=annotator_model(stages, recipe, base_model), annotator_what=recipe.annotator.what(),
                      annotator_how=recipe.annotator.how(), policy_id=base_model, sandbox_cfg=sandbox, system_prompt=system, dtype=dtype)
     solutions, coldstart = recipe.solutions.as_key(), recipe.coldstart.as_key()
@@ -66,8 +67,6 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
         policy = stages.run("sft stage 1 (think-token rows)", train_sft, policy, coldstart, recipe.sft.stage1_key())
     sft_model = stages.run("sft", train_sft, policy, coldstart, recipe.sft.as_key())
     rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl.as_key(), sandbox, system)
-    evaluation = recipe.evaluate.as_key()
-    if recipe.evaluate.evaluate_base_model:
-        stages.run("evaluate base", evaluate_model, base_model, held_out, evaluation, sandbox, system, dtype)
-    stages.run("evaluate rl", evaluate_model, rl_model, held_out, evaluation, sandbox, system, dtype)
-    return stages.finish()
+    checkpoints = [("base", base_model)] if recipe.evaluate.evaluate_base_model else []
+    comparison = evaluate_checkpoints(stages, recipe, checkpoints + [("sft", sft_model), ("rl", rl_model)], loaded)
+    return stages.finish(comparison=comparison)

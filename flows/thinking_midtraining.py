@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.evaluate import evaluate_checkpoints
 from flows.stage_log import StageLog
 from flows.think_anywhere import annotator_model, resolve_config
-from tasks.evaluation import evaluate_model
 from tasks.filters import filter_problems
 from tasks.math_data import load_math_problems
 from tasks.midtraining import annotate_corpus_shard, assemble_corpus, chunk_corpus, shard_count
@@ -44,13 +44,15 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
     sft_model = stages.run("mid-training sft", train_sft, base_model, sft_half, mid.sft.as_key(), "text")
     rl_model = stages.run("mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl.as_key(), annotator_id,
                           annotator.what(), annotator.how())
+    comparison = None
     if mid.post_training == "code":
         loaded = stages.run("problems", load_problems, recipe.problems.as_key(), sandbox)
         problems = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, sandbox, system, dtype)
-        train, held_out = stages.run("split", split_problems, problems, recipe.problems.as_key())
+        train, _ = stages.run("split", split_problems, problems, recipe.problems.as_key())
         final = stages.run("rlvr (code)", train_grpo, rl_model, train, recipe.rl.as_key(), sandbox, system)
-        stages.run("evaluate", evaluate_model, final, held_out, recipe.evaluate.as_key(), sandbox, system, dtype)
+        checkpoints = [("base", base_model)] if recipe.evaluate.evaluate_base_model else []
+        comparison = evaluate_checkpoints(stages, recipe, checkpoints + [("rlvr", final)], loaded)
     elif mid.post_training == "math":
         math_problems = stages.run("math problems", load_math_problems, mid.math_source)
         stages.run("rlvr (math)", train_math_rl, rl_model, math_problems, recipe.rl.as_key(), system)
-    return stages.finish()
+    return stages.finish(comparison=comparison)

@@ -1,21 +1,46 @@
-"""Batched HF generation on CPU (vLLM on GPU comes with issue 6).
+"""Text generation: batched HF ``generate`` (CPU or GPU) and vLLM (GPU, imported only when chosen).
 
-Prompts are chat conversations. They are sorted by length so a batch pads little, left-padded,
-and each row stops on its own once its ```python block closes (a reply that keeps going after the
-code only costs time: 17 % of SmolLM2's HumanEval replies loop to the cap otherwise).
+Both take chat-templated prompt texts and a ``Sampling`` and return ``n`` completions per prompt,
+in input order. HF batches are sorted by prompt length so a batch pads little, left-padded, and
+each row stops on its own once its ```python block closes (a reply that keeps going after the
+code only costs time: 17 % of SmolLM2's HumanEval replies loop to the cap otherwise) or at a stop
+string.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 _CLOSED_BLOCK = re.compile(r"```[a-zA-Z0-9]*[ \t]*\n.*?```", re.DOTALL)
+BACKENDS = ("hf", "vllm")
 
 
 def closes_code_block(text: str) -> bool:
     return _CLOSED_BLOCK.search(text) is not None
+
+
+def cut_after_code_block(text: str) -> str:
+    """The text up to the end of its first closed code block (all of it when none closes)."""
+    match = _CLOSED_BLOCK.search(text)
+    return text if match is None else text[:match.end()]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_new_tokens: int
+    n: int = 1  # completions per prompt
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = field(default_factory=tuple)  # stop strings, kept in the output
+    stop_on_code_end: bool = True
+
+    def __post_init__(self):
+        if self.temperature == 0.0 and self.n > 1:
+            raise ValueError(f"greedy decoding (temperature 0) gives one completion per prompt, not n={self.n}")
 
 
 def make_stop_on_closing_fence(tokenizer, prompt_length: int):
@@ -34,6 +59,86 @@ def make_stop_on_closing_fence(tokenizer, prompt_length: int):
     return StopOnClosingFence()
 
 
+class HFBackend:
+    """``model.generate`` over length-sorted, left-padded batches of ``batch_size`` prompts."""
+
+    def __init__(self, model_dir: Path, dtype: str = "float32", batch_size: int = 16, loaded=None):
+        from tasks.models import load_for_inference
+
+        self.batch_size = batch_size
+        self.tokenizer, self.model = loaded or load_for_inference(model_dir, dtype)
+
+    def complete(self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        tokenizer = self.tokenizer
+        if sampling.temperature > 0:
+            torch.manual_seed(sampling.seed)
+            decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None,
+                        "num_return_sequences": sampling.n}
+        else:
+            decoding = {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
+        if sampling.stop:
+            decoding.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
+        lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        replies: list[list[str]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
+            prompt_length = batch["input_ids"].shape[1]
+            stopping = StoppingCriteriaList([make_stop_on_closing_fence(tokenizer, prompt_length)]) if sampling.stop_on_code_end else None
+            with torch.no_grad():
+                out = self.model.generate(**batch.to(self.model.device), max_new_tokens=sampling.max_new_tokens,
+                                          pad_token_id=tokenizer.pad_token_id, stopping_criteria=stopping, **decoding)
+            for position, sequence in enumerate(out[:, prompt_length:]):
+                replies[rows[position // sampling.n]].append(tokenizer.decode(sequence, skip_special_tokens=True))
+            if progress:
+                progress(len(rows))
+        return replies
+
+
+class VLLMBackend:
+    """vLLM's offline engine on a GPU; ``pip install thinkflow[gpu]``."""
+
+    def __init__(self, model_dir: Path, dtype: str = "bfloat16", gpu_memory_utilization: float = 0.85):
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise RuntimeError("evaluate.backend is 'vllm' but vLLM is not installed: pip install 'thinkflow[gpu]' "
+                               "on a machine with a GPU, or use backend: hf") from exc
+        self.llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
+
+    def complete(self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
+                                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
+                                include_stop_str_in_output=True)
+        outputs = self.llm.generate(texts, params, use_tqdm=False)
+        replies = [[cut_after_code_block(c.text) if sampling.stop_on_code_end else c.text for c in out.outputs] for out in outputs]
+        if progress:
+            progress(len(texts))
+        return replies
+
+
+def open_backend(name: str, model_dir: Path, dtype: str, batch_size: int = 16):
+    if name == "vllm":
+        return VLLMBackend(model_dir, dtype)
+    if name == "hf":
+        return HFBackend(model_dir, dtype, batch_size)
+    raise ValueError(f"unknown generation backend {name!r}; known: {', '.join(BACKENDS)}")
+
+
+def chat_texts(tokenizer, conversations: list[list[dict[str, str]]], prefixes: list[str] | str = "") -> list[str]:
+    """Chat-templated prompts ready for the assistant's turn, each followed by its prefill."""
+    if isinstance(prefixes, str):
+        prefixes = [prefixes] * len(conversations)
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefix
+            for c, prefix in zip(conversations, prefixes)]
+
+
 def generate_replies(
     model_dir: Path,
     conversations: list[list[dict[str, str]]],
@@ -46,12 +151,11 @@ def generate_replies(
     progress: Callable[[int], None] | None = None,
     loaded=None,
 ) -> list[str]:
-    """Greedy replies, one per conversation, in input order."""
-    greedy = {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
-    replies = run_generation(model_dir, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype,
-                             stop_on_code_end=stop_on_code_end, assistant_prefix=assistant_prefix, progress=progress,
-                             loaded=loaded, sampling=greedy)
-    return [texts[0] for texts in replies]
+    """Greedy replies on HF, one per conversation, in input order (the prefill included)."""
+    backend = HFBackend(model_dir, dtype, batch_size, loaded=loaded)
+    texts = chat_texts(backend.tokenizer, conversations, assistant_prefix)
+    replies = backend.complete(texts, Sampling(max_new_tokens=max_new_tokens, stop_on_code_end=stop_on_code_end), progress)
+    return [assistant_prefix + r[0] for r in replies]
 
 
 def sample_replies(
@@ -66,42 +170,7 @@ def sample_replies(
     dtype: str = "float32",
     loaded=None,
 ) -> list[list[str]]:
-    """``samples`` sampled replies per conversation (seeded), in input order."""
-    import torch
-
-    torch.manual_seed(seed)
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": None, "top_p": None, "num_return_sequences": samples}
-    return run_generation(model_dir, conversations, max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype,
-                          stop_on_code_end=True, assistant_prefix="", progress=None, loaded=loaded, sampling=sampling)
-
-
-def run_generation(model_dir, conversations, *, max_new_tokens, batch_size, dtype, stop_on_code_end, assistant_prefix,
-                   progress, loaded, sampling) -> list[list[str]]:
-    """Length-sorted, left-padded batches through ``model.generate``; replies per conversation."""
-    import torch
-    from transformers import StoppingCriteriaList
-
-    from tasks.models import load_for_inference
-
-    tokenizer, model = loaded or load_for_inference(model_dir, dtype)
-    texts = [
-        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + assistant_prefix
-        for c in conversations
-    ]
-    per_prompt = sampling.get("num_return_sequences", 1)
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    replies: list[list[str]] = [[] for _ in texts]
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
-        prompt_length = batch["input_ids"].shape[1]
-        stopping = StoppingCriteriaList([make_stop_on_closing_fence(tokenizer, prompt_length)]) if stop_on_code_end else None
-        with torch.no_grad():
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 stopping_criteria=stopping, **sampling)
-        for position, sequence in enumerate(out[:, prompt_length:]):
-            replies[rows[position // per_prompt]].append(assistant_prefix + tokenizer.decode(sequence, skip_special_tokens=True))
-        if progress:
-            progress(len(rows))
-    return replies
+    """``samples`` sampled replies per conversation on HF (seeded), in input order."""
+    backend = HFBackend(model_dir, dtype, batch_size, loaded=loaded)
+    sampling = Sampling(max_new_tokens=max_new_tokens, n=samples, temperature=temperature, seed=seed)
+    return backend.complete(chat_texts(backend.tokenizer, conversations), sampling)

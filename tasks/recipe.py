@@ -6,6 +6,7 @@ changing one stage's settings recomputes that stage and what follows, nothing be
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -204,11 +205,73 @@ class MidtrainingSection(Section):
         return self
 
 
+VARIANTS = ("thinking", "plain_prompt", "no_thinking", "think_budget")
+NO_THINKING_PREFILL = "<think>\nOkay, I think I have finished thinking.\n</think>\n"  # NoThinking (Ma et al., 2025)
+
+
+class BenchmarkConfig(Section):
+    name: str  # the label in reports: humaneval, leetcode, mbpp, livecodebench, ...
+    source: str | None = None  # a problem source (as in problems.sources); default: the name
+    difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
+    held_out: bool | None = None  # only the problems the split keeps out of training; default: when it is a training source
+    limit: int | None = Field(default=None, ge=1)  # subset: this many problems, drawn by hashed id
+    ids: list[str] | None = None  # subset: exactly these problem ids
+
+    @property
+    def source_name(self) -> str:
+        return self.source or self.name
+
+
 class EvaluateConfig(Section):
+    benchmarks: list[BenchmarkConfig] = Field(default_factory=list)  # empty: every training source, held out
+    samples: int = Field(default=1, ge=1)  # n per problem; greedy when temperature is 0
+    k: list[int] = Field(default_factory=lambda: [1])
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int = 0
     max_new_tokens: int = Field(default=256, ge=1)
     batch_size: int = Field(default=16, ge=1)
-    limit_per_source: int | None = Field(default=None, ge=1)
+    backend: Literal["hf", "vllm"] = "hf"
+    stop: list[str] = Field(default_factory=list)  # extra stop strings
+    variants: list[Literal[VARIANTS]] = Field(default_factory=lambda: ["thinking"])  # for every checkpoint
+    baselines: list[Literal[VARIANTS]] = Field(default_factory=list)  # for the base model only
+    think_budget_tokens: int = Field(default=64, ge=1)  # the think_budget variant's cap on the upfront thought
+    plain_prompt: str = "You are a careful Python programmer. Answer with one ```python code block."
+    entropy: bool = True  # next-token entropy at think sites vs other code positions
+    bootstrap_resamples: int = Field(default=1000, ge=10)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    checkpoints: list[str] = Field(default_factory=list)  # the evaluate flow: checkpoint artifact ids to compare
     evaluate_base_model: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if max(self.k) > self.samples:
+            raise ValueError(f"pass@{max(self.k)} needs at least {max(self.k)} samples per problem; samples is {self.samples}")
+        if min(self.k) < 1:
+            raise ValueError("k values must be at least 1")
+        if self.temperature == 0 and self.samples > 1:
+            raise ValueError(f"temperature 0 is greedy decoding: one sample per problem, not {self.samples}; set a temperature")
+        names = [b.name for b in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names repeat: {names}")
+        return self
+
+    def generation_key(self) -> dict[str, Any]:
+        """What decides the samples: part of every evaluation's cache key."""
+        return self.model_dump(mode="json", include={"samples", "temperature", "top_p", "seed", "max_new_tokens", "batch_size",
+                                                     "backend", "stop"})
+
+    def scoring_key(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", include={"k", "entropy", "bootstrap_resamples", "confidence"})
+
+    def variant_key(self, variant: str, thinking_prompt: str) -> dict[str, Any]:
+        """How a variant prompts: its system prompt, the assistant prefill, the thinking budget."""
+        return {
+            "name": variant,
+            "system_prompt": self.plain_prompt if variant == "plain_prompt" else thinking_prompt,
+            "prefill": NO_THINKING_PREFILL if variant == "no_thinking" else "",
+            "think_budget": self.think_budget_tokens if variant == "think_budget" else None,
+        }
 
 
 class PromptsConfig(Section):
@@ -233,6 +296,30 @@ class Recipe(Section):
     sft: SFTSection = SFTSection()
     rl: RLSection = RLSection()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    def benchmarks(self) -> list[dict[str, Any]]:
+        """The evaluation's benchmarks, resolved: each with its source and whether it is held out.
+
+        A benchmark on a training source is held out by default and loads as that source does
+        (same difficulties and limit), so its pool is exactly the split's held-out share."""
+        training = {s.name: s for s in self.problems.sources}
+        configured = self.evaluate.benchmarks or [
+            BenchmarkConfig(name=source.name.split(":")[0], source=source.name) for source in self.problems.sources
+        ]
+        resolved = []
+        for bench in configured:
+            held_out = bench.source_name in training if bench.held_out is None else bench.held_out
+            if held_out and bench.source_name not in training:
+                raise RecipeError(f"evaluate.benchmarks {bench.name}: held_out needs {bench.source_name!r} among problems.sources")
+            resolved.append({**bench.as_key(), "source": bench.source_name, "held_out": held_out})
+        return resolved
+
+    def benchmark_sources_key(self) -> dict[str, Any] | None:
+        """What load_problems loads for the benchmarks that are not held out (None: there are none)."""
+        sources = [{"name": b["source"], "difficulties": b["difficulties"], "limit": None}
+                   for b in self.benchmarks() if not b["held_out"]]
+        unique = list({json.dumps(s, sort_keys=True): s for s in sources}.values())
+        return {"sources": unique} if unique else None
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:

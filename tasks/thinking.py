@@ -25,9 +25,9 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 INLINE_OPEN, INLINE_CLOSE = "<thinkanywhere>", "</thinkanywhere>"
 THINK_TAGS = (THINK_OPEN, THINK_CLOSE, INLINE_OPEN, INLINE_CLOSE)
 
-_INLINE_BLOCK = re.compile(re.escape(INLINE_OPEN) + r".*?" + re.escape(INLINE_CLOSE), re.DOTALL)
+INLINE_BLOCK = re.compile(re.escape(INLINE_OPEN) + r".*?" + re.escape(INLINE_CLOSE), re.DOTALL)
 _THINK_BLOCK = re.compile(re.escape(THINK_OPEN) + r".*?" + re.escape(THINK_CLOSE), re.DOTALL)
-_FENCE_OPEN = re.compile(r"```(?:python|py|python3)[ \t]*\n", re.IGNORECASE)
+FENCE_OPEN = re.compile(r"```(?:python|py|python3)[ \t]*\n", re.IGNORECASE)
 _ANY_TAG = re.compile("|".join(re.escape(t) for t in THINK_TAGS))
 
 
@@ -58,7 +58,7 @@ class ParsedResponse:
 
 def strip_inline_thoughts(code: str) -> str:
     """Remove every ``<thinkanywhere>…</thinkanywhere>`` block (DOTALL, non-greedy)."""
-    return _INLINE_BLOCK.sub("", code)
+    return INLINE_BLOCK.sub("", code)
 
 
 def strip_thoughts(text: str) -> str:
@@ -74,7 +74,7 @@ def text_after_upfront_thought(text: str) -> str:
 
 def last_python_block(text: str) -> str | None:
     """The body of the last ```python block; a final block with no closing fence counts."""
-    opens = list(_FENCE_OPEN.finditer(text))
+    opens = list(FENCE_OPEN.finditer(text))
     if not opens:
         return None
     start = opens[-1].end()
@@ -105,7 +105,7 @@ def upfront_thought(text: str) -> str | None:
 def find_inline_thoughts(code_with_thoughts: str) -> list[InlineThought]:
     """Every well-formed inline block, with the code around it on its line."""
     found = []
-    for match in _INLINE_BLOCK.finditer(code_with_thoughts):
+    for match in INLINE_BLOCK.finditer(code_with_thoughts):
         line_start = code_with_thoughts.rfind("\n", 0, match.start()) + 1
         line_end = code_with_thoughts.find("\n", match.end())
         line_end = len(code_with_thoughts) if line_end < 0 else line_end

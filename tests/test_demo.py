@@ -23,6 +23,9 @@ def test_demo_runs_end_to_end_with_lineage(tmp_path):
     metrics = stages["evaluate rl"]["metrics"][report_id]
     assert metrics["problems/humaneval"] > 0 and metrics["problems/leetcode"] > 0
     assert 0 <= metrics["pass@1"] <= 1
+    comparison = summary["comparison"]
+    assert [row[0] for row in comparison["rows"]] == ["base", "sft", "rl"]
+    assert all((PROJECT_ROOT / comparison["folder"] / name).exists() for name in ("pass_at_1.png", "think_tokens.png"))
     sft_id = stages["sft"]["artifact_ids"][0]
     assert stages["sft"]["metrics"][sft_id]["loss_last"] < stages["sft"]["metrics"][sft_id]["loss_first"] * 1.5
     upstream = subprocess.run(thinkflow + ["lineage", "upstream", report_id, "--json"], cwd=PROJECT_ROOT, env=env,

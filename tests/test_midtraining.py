@@ -133,7 +133,7 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     first = thinking_midtraining(config="configs/tiny.yaml")
     stages = {s["stage"]: s for s in first["stages"]}
     assert list(stages) == ["base model", "chunks", "annotate (3 shards)", "corpus", "mid-training sft", "mid-training rl",
-                            "problems", "filter", "split", "rlvr (code)", "evaluate"]
+                            "problems", "filter", "split", "rlvr (code)", "eval set", "evaluate base", "evaluate rlvr", "compare"]
     sft_id, rl_id = stages["corpus"]["artifact_ids"]
     metrics = stages["corpus"]["metrics"][sft_id]
     assert metrics["chunks"] == 12 and 0 < metrics["acceptance_rate"] <= 1 and metrics["thoughts_per_sample"] >= 1
@@ -148,8 +148,8 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
         assert chunks[row["chunk_id"]].startswith(row["prefix"] + row["suffix"]) and row["thought"]
     ids = {name: stage["artifact_ids"][0] for name, stage in stages.items()}
     lineage = LineageStore(home / "lineage.duckdb")
-    links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(ids["evaluate"])}
-    for link in [(ids["evaluate"], "evaluate", ids["rlvr (code)"]), (ids["rlvr (code)"], "grpo", ids["mid-training rl"]),
+    links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(ids["compare"])}
+    for link in [(ids["compare"], "compare_evaluations", ids["evaluate rlvr"]), (ids["evaluate rlvr"], "evaluate", ids["rlvr (code)"]), (ids["rlvr (code)"], "grpo", ids["mid-training rl"]),
                  (ids["mid-training rl"], "midtrain_grpo", ids["mid-training sft"]), (ids["mid-training rl"], "midtrain_grpo", rl_id),
                  (ids["mid-training sft"], "sft", sft_id), (sft_id, "assemble_corpus", ids["chunks"])]:
         assert link in links, link

@@ -43,7 +43,8 @@ def test_every_stage_produced_an_artifact(tiny_runs):
     stages = [s["stage"] for s in first["stages"]]
     solutions, coldstart = shard_stage(first, "solutions"), shard_stage(first, "cold-start")
     assert stages == ["base model", "problems", "filter", "split", solutions["stage"], "train split with solutions",
-                      coldstart["stage"], "cold-start set", "sft", "rl", "evaluate base", "evaluate rl"]
+                      coldstart["stage"], "cold-start set", "sft", "rl", "eval set", "evaluate base", "evaluate sft", "evaluate rl",
+                      "compare"]
     assert not any(s["cached"] for s in first["stages"])
     produced = {a for s in first["stages"] for a in s["artifact_ids"]}
     extra = set(tiny_runs["artifacts"][0]) - produced
@@ -51,7 +52,7 @@ def test_every_stage_produced_an_artifact(tiny_runs):
     assert [ArtifactStore(tiny_runs["home"]).get(a).name for a in extra] == ["grpo-curves"]  # the RL run's PNGs
     shards = len(solutions["artifact_ids"]) + len(coldstart["artifact_ids"])
     assert len(solutions["artifact_ids"]) == 2 and len(coldstart["artifact_ids"]) >= 2
-    assert len(produced) == 11 + shards
+    assert len(produced) == 14 + shards
 
 
 def test_rejection_sampling_recorded_a_pass_rate_for_every_train_problem(tiny_runs):
@@ -119,9 +120,11 @@ def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
     coldstart, base = stage_ids(first, "cold-start set")[0], stage_ids(first, "base model")[0]
     train, _ = stage_ids(first, "split")
     problems, filtered = stage_ids(first, "problems")[0], stage_ids(first, "filter")[0]
-    links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(report)}
+    eval_set, comparison = stage_ids(first, "eval set")[0], stage_ids(first, "compare")[0]
+    links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(comparison)}
     solved = stage_ids(first, "train split with solutions")[0]
-    for link in [(report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base), (rl, "grpo", solved),
+    for link in [(comparison, "compare_evaluations", report), (report, "evaluate", eval_set), (eval_set, "eval_set", problems),
+                 (report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base), (rl, "grpo", solved),
                  (coldstart, "coldstart", solved), (solved, "attach_solutions", train), (train, "split_problems", filtered),
                  (filtered, "filter_problems", problems)]:
         assert link in links, link
@@ -151,19 +154,28 @@ def test_coldstart_samples_carry_inline_thoughts_that_strip_to_passing_code(tiny
         assert has_upfront_think(response) and has_inline_thought_in_statement(response)
 
 
-def test_eval_report_has_one_verdict_per_eval_problem(tiny_runs):
+def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(tiny_runs):
+    import pyarrow.parquet as pq
+
     from storage import ArtifactStore
+    from tasks.problems import split_of
 
     store = ArtifactStore(tiny_runs["home"])
-    _, held_out = stage_ids(tiny_runs["first"], "split")
-    eval_ids = {json.loads(l)["id"] for l in (store.path(held_out) / "problems.jsonl").read_text().splitlines()}
-    for stage in ("evaluate base", "evaluate rl"):
-        report = store.path(stage_ids(tiny_runs["first"], stage)[0])
-        verdicts = [json.loads(l) for l in (report / "verdicts.jsonl").read_text().splitlines()]
-        assert sorted(v["problem_id"] for v in verdicts) == sorted(eval_ids)
-        assert all(v["status"] in ("passed", "failed", "timeout", "memory", "error") for v in verdicts)
-        summary = json.loads((report / "summary.json").read_text())
-        assert summary["problems"] == len(eval_ids) and 0 <= summary["pass@1"] <= 1
+    loaded = store.path(stage_ids(tiny_runs["first"], "problems")[0]) / "problems.jsonl"
+    held_out = {json.loads(l)["id"] for l in loaded.read_text().splitlines() if split_of(json.loads(l)["id"], 0.3, 0) == "eval"}
+    for stage in ("evaluate base", "evaluate sft", "evaluate rl"):
+        folder = store.path(stage_ids(tiny_runs["first"], stage)[0])
+        report = json.loads((folder / "report.json").read_text())
+        assert sorted(i for ids in report["problem_ids"].values() for i in ids) == sorted(held_out)
+        samples = pq.read_table(folder / "samples.parquet").to_pylist()
+        assert sorted(s["problem_id"] for s in samples) == sorted(held_out)  # greedy: one sample each
+        assert all(s["status"] in ("passed", "failed", "timeout", "memory", "error") for s in samples)
+        assert report["pass_at_k"]["all"]["problems"] == len(held_out) and 0 <= report["pass_at_k"]["all"]["pass@1"] <= 1
+        assert report["thinking"]["responses"] == len(held_out)
+    comparison = tiny_runs["first"]["comparison"]
+    assert [row[:2] for row in comparison["rows"]] == [["base", "thinking"], ["sft", "thinking"], ["rl", "thinking"]]
+    folder = store.path(comparison["artifact_id"])
+    assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "think_tokens.png").exists()
 
 
 def test_lineage_cli_shows_the_chain(tiny_runs):
@@ -177,6 +189,6 @@ def test_lineage_cli_shows_the_chain(tiny_runs):
     for name in ("grpo", "sft", "coldstart", "problems-train", "base:tiny"):
         assert name in result.output
     as_json = CliRunner().invoke(app, ["lineage", "downstream", rl, "--json"])
-    assert [l["artifact_id"] for l in json.loads(as_json.output)] == [report]
+    assert {l["artifact_id"] for l in json.loads(as_json.output)} == {report, stage_ids(tiny_runs["first"], "compare")[0]}
     shown = CliRunner().invoke(app, ["lineage", "show", report, "--json"])
     assert json.loads(shown.output)["stage"] == "evaluate"

@@ -30,8 +30,8 @@ def test_bad_values_are_named(tmp_path):
 
 
 def test_overrides_parse_yaml_values():
-    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps=9", "sft.bf16=true", "evaluate.limit_per_source=3"])
-    assert (recipe.rl.max_steps, recipe.sft.bf16, recipe.evaluate.limit_per_source) == (9, True, 3)
+    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps=9", "sft.bf16=true", "evaluate.max_new_tokens=3"])
+    assert (recipe.rl.max_steps, recipe.sft.bf16, recipe.evaluate.max_new_tokens) == (9, True, 3)
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps"])
 
