@@ -98,6 +98,10 @@ def test_cli_compares_named_checkpoints_reusing_cached_evaluations(evaluated):
     summary = json.loads(result.output.strip().splitlines()[-1])
     evaluation = next(s for s in summary["stages"] if s["stage"].startswith("evaluate base:tiny"))
     assert evaluation["cached"] and evaluation["artifact_ids"] == ids_of(evaluated["summary"], "evaluate base")
+    table = CliRunner().invoke(app, ["run", "evaluate", "--config", config, *sets])  # all cached: prints both tables
+    comparison = evaluated["summary"]["comparison"]["artifact_id"]
+    assert table.exit_code == 0 and f"plots: {evaluated['home']}/artifacts/{comparison}/*.png" in table.output
+    assert "plain_prompt" in table.output and "no_thinking" in table.output
     missing = CliRunner().invoke(app, ["run", "evaluate", "--config", config, "--set", "checkpoints=[checkpoint-0000]"])
     assert missing.exit_code == 2 and "checkpoint-0000 is not in the artifact store" in missing.output
 
