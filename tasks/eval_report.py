@@ -58,11 +58,14 @@ def _pyplot():
 
 
 def draw_pass_at_1(reports: list[dict[str, Any]], labels: list[str], path: Path) -> None:
-    """Grouped bars: pass@1 per benchmark, one bar per evaluated (checkpoint, variant), with intervals."""
+    """Grouped bars: pass@1 per benchmark, one bar per evaluated (checkpoint, variant), with its
+    interval and value written on it; the y axis stretches to the largest interval so small
+    scores stay readable, and a zero score still shows its label."""
     plt = _pyplot()
     benchmarks = sorted({name for r in reports for name in r["pass_at_k"]} - {"all"}) + ["all"]
     width = 0.8 / len(reports)
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(benchmarks) + 0.4 * len(reports)), 4.2), dpi=110)
+    top = 0.0
     for index, (label, report) in enumerate(zip(labels, reports)):
         xs, heights, errors = [], [], [[], []]
         for position, bench in enumerate(benchmarks):
@@ -74,11 +77,14 @@ def draw_pass_at_1(reports: list[dict[str, Any]], labels: list[str], path: Path)
             heights.append(scores["pass@1"])
             errors[0].append(scores["pass@1"] - low)
             errors[1].append(high - scores["pass@1"])
-        axes.bar(xs, heights, width=width * 0.95, yerr=errors, capsize=3, label=f"{label} ({report['variant']['name']})")
-    axes.set_xticks(range(len(benchmarks)), benchmarks)
+            top = max(top, high)
+        bars = axes.bar(xs, heights, width=width * 0.95, yerr=errors, capsize=3, label=f"{label} ({report['variant']['name']})")
+        axes.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize=7, padding=2)
+    sizes = {bench: next(r["pass_at_k"][bench]["problems"] for r in reports if bench in r["pass_at_k"]) for bench in benchmarks}
+    axes.set_xticks(range(len(benchmarks)), [f"{bench}\n({sizes[bench]} problems)" for bench in benchmarks])
     axes.set_ylabel("pass@1")
-    axes.set_ylim(0, 1)
-    axes.set_title("pass@1 per benchmark (bars: bootstrap interval over problems)")
+    axes.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
+    axes.set_title("pass@1 per benchmark (whiskers: bootstrap interval over problems)", fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8, loc="upper right")
     figure.tight_layout()
@@ -113,16 +119,27 @@ def draw_entropy(entropies: list[list[dict[str, list[float]]]], labels: list[str
 
 
 def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Path) -> None:
-    """Accuracy per band of tokens spent thinking (the overthinking view)."""
+    """Accuracy per band of tokens spent thinking (the overthinking view); every band on the x axis,
+    a point where an evaluation has samples in it, marked with how many."""
+    from tasks.think_stats import bucket_labels
+
     plt = _pyplot()
+    bands = bucket_labels()
     figure, axes = plt.subplots(figsize=(6.5, 4), dpi=110)
+    top = 0.0
     for label, report in zip(labels, reports):
-        bands = report["thinking"]["accuracy_by_think_tokens"]
-        axes.plot(list(bands), [b["accuracy"] for b in bands.values()], marker="o", label=f"{label} ({report['variant']['name']})")
-    axes.set_xlabel("tokens spent thinking per response")
+        found = report["thinking"]["accuracy_by_think_tokens"]
+        xs = [bands.index(band) for band in found]
+        ys = [entry["accuracy"] for entry in found.values()]
+        line, = axes.plot(xs, ys, marker="o", label=f"{label} ({report['variant']['name']})")
+        for x, y, entry in zip(xs, ys, found.values()):
+            axes.annotate(f"n={entry['samples']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=line.get_color())
+        top = max([top] + ys)
+    axes.set_xticks(range(len(bands)), bands)
+    axes.set_xlabel("tokens spent thinking per response (upfront + inline)")
     axes.set_ylabel("share of samples passing")
-    axes.set_ylim(0, 1)
-    axes.set_title("Accuracy by thinking tokens")
+    axes.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
+    axes.set_title("Accuracy by thinking tokens", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -142,7 +159,8 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
         staged = run.staging("comparison")
         draw_pass_at_1(reports, labels, staged / "pass_at_1.png")
         draw_think_tokens(reports, labels, staged / "think_tokens.png")
-        has_entropy = draw_entropy(entropies, labels, staged / "entropy.png")
+        titles = [f"{label} ({report['variant']['name']})" for label, report in zip(labels, reports)]
+        has_entropy = draw_entropy(entropies, titles, staged / "entropy.png")
         (staged / "comparison.md").write_text(table + "\n")
         (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids))},
                                                            indent=1))

@@ -92,6 +92,11 @@ def bucket_label(tokens: int) -> str:
     return f">{THINK_TOKEN_BUCKETS[-1]}"
 
 
+def bucket_labels() -> list[str]:
+    """Every band of thinking tokens, in order."""
+    return [bucket_label(edge) for edge in THINK_TOKEN_BUCKETS] + [bucket_label(THINK_TOKEN_BUCKETS[-1] + 1)]
+
+
 def shares(values: list[str]) -> dict[str, float]:
     counts = Counter(values)
     return {name: counts[name] / len(values) for name in sorted(counts)} if values else {}

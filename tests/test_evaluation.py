@@ -225,3 +225,13 @@ def test_bench_generate_runs_both_modes_on_the_same_prompts():
     assert figures["prompts"] == 4 and figures["batched_tokens_per_s"] > 0 and figures["per_sample_tokens_per_s"] > 0
     assert figures["speedup"] == pytest.approx(figures["batched_tokens_per_s"] / figures["per_sample_tokens_per_s"])
     assert 0 <= figures["identical_replies"] <= 4
+
+
+def test_entropy_histogram_is_drawn_only_for_evaluations_with_think_sites(tmp_path):
+    from tasks.eval_report import draw_entropy
+
+    without = [{"sites": [], "elsewhere": [0.5, 0.1]}]
+    assert not draw_entropy([without, []], ["base", "sft"], tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+    with_sites = [{"sites": [2.0, 2.5], "elsewhere": [0.2, 0.4, 0.1, 1.0]}]
+    assert draw_entropy([without, with_sites], ["base", "sft"], tmp_path / "entropy.png")
+    assert (tmp_path / "entropy.png").stat().st_size > 5_000
