@@ -111,6 +111,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{summary['pipeline']} — artifacts in {summary['home']}")
     for column in ("stage", "artifact", "cached", "key metrics"):
@@ -120,7 +121,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     console = Console(width=200)
     console.print(table)
     if "comparison" in summary:
-        comparison = Table(title=f"evaluation: pass@1 [bootstrap interval over problems] — {summary['comparison']['artifact_id']}")
+        title = Text(f"evaluation: pass@1 [bootstrap interval over problems] — {summary['comparison']['artifact_id']}")
+        comparison = Table(title=title)
         for column in summary["comparison"]["header"]:
             comparison.add_column(column, overflow="fold")
         for row in summary["comparison"]["rows"]:
