@@ -20,7 +20,7 @@ from typing import Any
 from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
-from tasks.generation import Sampling, chat_texts, open_backend
+from tasks.generation import HFBackend, Sampling, chat_texts, open_backend
 from tasks.problem_schema import ProblemFormatError, chat_prompt, read_jsonl, write_jsonl
 from tasks.problems import split_of
 from tasks.scoring import per_benchmark, per_problem
@@ -194,12 +194,14 @@ def evaluate_checkpoint(model_dir: Path, problems: list[dict[str, Any]], variant
     if log:
         log.info("generated %d samples for %d problems; running them in the sandbox", sum(map(len, responses)), len(problems))
     rows = score_samples(problems, responses, sandbox_cfg)
-    count_tokens = lambda text: len(backend.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    def count_tokens(text: str) -> int:
+        return len(backend.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     for row in rows:
         row.update(response_features(row["response"], count_tokens))
     entropy = None
-    if scoring["entropy"]:
-        tokenizer, model = (backend.tokenizer, backend.model) if hasattr(backend, "model") else load_for_inference(model_dir, "float32")
+    if scoring["entropy"]:  # the HF model scores its own replies; behind vLLM a float32 HF copy does
+        tokenizer, model = (backend.tokenizer, backend.model) if isinstance(backend, HFBackend) else load_for_inference(model_dir, "float32")
         entropy = add_entropy(rows, dict(zip((p["id"] for p in problems), prompts)), model, tokenizer)
     summary, problem_rows = summarize_evaluation(rows, entropy, scoring)
     return rows, problem_rows, summary, entropy

@@ -109,6 +109,7 @@ class VLLMBackend:
             raise RuntimeError("evaluate.backend is 'vllm' but vLLM is not installed: pip install 'thinkflow[gpu]' "
                                "on a machine with a GPU, or use backend: hf") from exc
         self.llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
+        self.tokenizer = self.llm.get_tokenizer()
 
     def complete(self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None) -> list[list[str]]:
         from vllm import SamplingParams
