@@ -14,12 +14,12 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.stage_log import StageLog
+from storage import ArtifactStore
 from tasks.eval_report import compare_evaluations
 from tasks.evaluation import build_eval_set, evaluate_model
 from tasks.models import build_base_model
 from tasks.problems import load_problems
 from tasks.recipe import RecipeError, load_recipe
-from storage import ArtifactStore
 
 
 def evaluate_checkpoints(stages: StageLog, recipe, checkpoints: list[tuple[str, str]], training_problems: str) -> str:
