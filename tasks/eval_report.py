@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import task
 
+from tasks.plots import pyplot
 from tasks.stage_run import StageRun, stage_cache
 
 
@@ -48,20 +49,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def draw_pass_at_1(reports: list[dict[str, Any]], labels: list[str], path: Path) -> None:
     """Grouped bars: pass@1 per benchmark, one bar per evaluated (checkpoint, variant), with its
     interval and value written on it; the y axis stretches to the largest interval so small
     scores stay readable, and a zero score still shows its label."""
-    plt = _pyplot()
+    plt = pyplot()
     benchmarks = sorted({name for r in reports for name in r["pass_at_k"]} - {"all"}) + ["all"]
     width = 0.8 / len(reports)
     figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(benchmarks) + 0.4 * len(reports)), 4.2), dpi=110)
@@ -98,7 +90,7 @@ def draw_entropy(entropies: list[list[dict[str, list[float]]]], labels: list[str
     panels = [(label, values) for label, values in zip(labels, entropies) if any(v["sites"] for v in values)]
     if not panels:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), dpi=110, squeeze=False)
     for axis, (label, values) in zip(axes[0], panels):
         sites = [x for v in values for x in v["sites"]]
@@ -123,7 +115,7 @@ def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Pa
     a point where an evaluation has samples in it, marked with how many."""
     from tasks.think_stats import bucket_labels
 
-    plt = _pyplot()
+    plt = pyplot()
     bands = bucket_labels()
     figure, axes = plt.subplots(figsize=(6.5, 4), dpi=110)
     top = 0.0
@@ -147,7 +139,7 @@ def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Pa
     plt.close(figure)
 
 
-@task(name="compare-evaluations", cache_policy=stage_cache("tasks.scoring", "tasks.think_stats"), persist_result=True)
+@task(name="compare-evaluations", cache_policy=stage_cache("tasks.scoring", "tasks.think_stats", "tasks.plots"), persist_result=True)
 def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
     """comparison.json, comparison.md and PNG plots over the given evaluation reports."""
     inputs = {f"report_{i}": report_id for i, report_id in enumerate(report_ids)}

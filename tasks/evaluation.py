@@ -10,31 +10,26 @@ empty thought pre-filled (NoThinking), or a cap on the upfront thought's tokens.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
-from tasks.generation import HFBackend, Sampling, chat_texts, open_backend
-from tasks.problem_schema import ProblemFormatError, chat_prompt, read_jsonl, write_jsonl
+from tasks.generation import HFBackend, Sampling, chat_texts, generate_with_budget, open_backend
+from tasks.problem_schema import ProblemFormatError, chat_prompt, hashed_fraction, read_jsonl, write_jsonl
 from tasks.problems import split_of
 from tasks.scoring import per_benchmark, per_problem
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.think_stats import entropy_at_think_sites, response_features, summarize_entropy, summarize_thinking
-from tasks.thinking import THINK_CLOSE, THINK_OPEN, extract_code
+from tasks.thinking import extract_code
 
 
 def subset_by_hash(problems: list[dict[str, Any]], limit: int, seed: int) -> list[dict[str, Any]]:
     """``limit`` problems chosen by hashed id: stable when the pool grows, independent of file order."""
-    def rank(problem):
-        return hashlib.sha256(f"{seed}:{problem['id']}".encode()).hexdigest()
-
-    return sorted(problems, key=rank)[:limit]
+    return sorted(problems, key=lambda problem: hashed_fraction(problem["id"], seed))[:limit]
 
 
 def select_benchmark(pool: list[dict[str, Any]], bench: dict[str, Any], seed: int) -> list[dict[str, Any]]:
@@ -89,23 +84,6 @@ def build_eval_set(training_problems_id: str, extra_problems_id: str | None, ben
         (staged / "ids.json").write_text(json.dumps(ids, indent=1))
         metrics["problems"] = len(chosen)
         return run.output("eval-set", staged, kind="dataset", name="eval-set", metadata={"benchmarks": list(ids)}, metrics=metrics)
-
-
-def generate_with_budget(backend, texts: list[str], sampling: Sampling, budget: int, prefill: str = "") -> list[list[str]]:
-    """Thinking-budget decoding: the upfront thought gets at most ``budget`` tokens; one still open
-    then (counting the prefill at the end of each text) is closed with ``</think>`` and the answer
-    is generated after it in the remaining tokens. A reply that opens no thought is continued as is."""
-    def still_open(head: str) -> bool:
-        started = (prefill + head).lstrip()
-        return started.startswith(THINK_OPEN) and THINK_CLOSE not in started
-
-    thinking = backend.complete(texts, replace(sampling, max_new_tokens=budget, stop=(THINK_CLOSE,), stop_on_code_end=False))
-    heads = [head + f"\n{THINK_CLOSE}\n" if still_open(head) else head for heads in thinking for head in heads]
-    prompts = [text for text in texts for _ in range(sampling.n)]
-    rest = backend.complete([p + h for p, h in zip(prompts, heads)],
-                            replace(sampling, n=1, max_new_tokens=max(1, sampling.max_new_tokens - budget)))
-    flat = [h + r[0] for h, r in zip(heads, rest)]
-    return [flat[i * sampling.n:(i + 1) * sampling.n] for i in range(len(texts))]
 
 
 def generate_samples(backend, problems: list[dict[str, Any]], variant: dict[str, Any], sampling: Sampling):

@@ -4,15 +4,17 @@ Both take chat-templated prompt texts and a ``Sampling`` and return ``n`` comple
 in input order. HF batches are sorted by prompt length so a batch pads little, left-padded, and
 each row stops on its own once its ```python block closes (a reply that keeps going after the
 code only costs time: 17 % of SmolLM2's HumanEval replies loop to the cap otherwise) or at a stop
-string.
+string. ``generate_with_budget`` caps the upfront thought for the thinking-budget baseline.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
+
+from tasks.thinking import THINK_CLOSE, THINK_OPEN
 
 _CLOSED_BLOCK = re.compile(r"```[a-zA-Z0-9]*[ \t]*\n.*?```", re.DOTALL)
 BACKENDS = ("hf", "vllm")
@@ -130,6 +132,23 @@ def open_backend(name: str, model_dir: Path, dtype: str, batch_size: int = 16):
     if name == "hf":
         return HFBackend(model_dir, dtype, batch_size)
     raise ValueError(f"unknown generation backend {name!r}; known: {', '.join(BACKENDS)}")
+
+
+def generate_with_budget(backend, texts: list[str], sampling: Sampling, budget: int, prefill: str = "") -> list[list[str]]:
+    """Thinking-budget decoding: the upfront thought gets at most ``budget`` tokens; one still open
+    then (counting the prefill at the end of each text) is closed with ``</think>`` and the answer
+    is generated after it in the remaining tokens. A reply that opens no thought is continued as is."""
+    def still_open(head: str) -> bool:
+        started = (prefill + head).lstrip()
+        return started.startswith(THINK_OPEN) and THINK_CLOSE not in started
+
+    thinking = backend.complete(texts, replace(sampling, max_new_tokens=budget, stop=(THINK_CLOSE,), stop_on_code_end=False))
+    heads = [head + f"\n{THINK_CLOSE}\n" if still_open(head) else head for heads in thinking for head in heads]
+    prompts = [text for text in texts for _ in range(sampling.n)]
+    rest = backend.complete([p + h for p, h in zip(prompts, heads)],
+                            replace(sampling, n=1, max_new_tokens=max(1, sampling.max_new_tokens - budget)))
+    flat = [h + r[0] for h, r in zip(heads, rest)]
+    return [flat[i * sampling.n:(i + 1) * sampling.n] for i in range(len(texts))]
 
 
 def chat_texts(tokenizer, conversations: list[list[dict[str, str]]], prefixes: list[str] | str = "") -> list[str]:

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sysconfig
 from collections import Counter
@@ -25,7 +24,7 @@ from typing import Any, Literal
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.problem_schema import read_jsonl, write_jsonl
+from tasks.problem_schema import hashed_fraction, read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 from tasks.thinking import THINK_CLOSE, THINK_OPEN, clean_thought, render_interleaved, strip_thoughts
 
@@ -152,8 +151,7 @@ def verify_sample(chunk: str, segments: list[str], thoughts: list[str]) -> tuple
 
 
 def in_rl_half(chunk_id: str, rl_fraction: float, seed: int) -> bool:
-    digest = hashlib.sha256(f"{seed}:{chunk_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < rl_fraction
+    return hashed_fraction(chunk_id, seed) < rl_fraction
 
 
 def rl_examples(chunk_id: str, sample: dict[str, Any]) -> list[dict[str, Any]]:

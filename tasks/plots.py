@@ -15,13 +15,19 @@ CURVES = {  # file: (title, y label, series drawn)
 }
 
 
-def draw_curve(series: Series, names: tuple[str, ...], title: str, ylabel: str, path: Path) -> bool:
-    """One line per named series present; False (nothing written) when none is."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def draw_curve(series: Series, names: tuple[str, ...], title: str, ylabel: str, path: Path) -> bool:
+    """One line per named series present; False (nothing written) when none is."""
+    plt = pyplot()
     present = [name for name in names if series.get(name)]
     if not present:
         return False

@@ -7,6 +7,7 @@ silent drop.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -70,6 +71,13 @@ def render_user_prompt(problem: dict[str, Any]) -> str:
 
 def chat_prompt(problem: dict[str, Any], system_prompt: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system_prompt}, {"role": "user", "content": render_user_prompt(problem)}]
+
+
+def hashed_fraction(key: str, seed: int) -> float:
+    """A number in [0, 1) from a seeded hash of ``key``: stable across runs, machines and orderings
+    (train/eval splits, corpus halves, benchmark subsets)."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:

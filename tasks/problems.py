@@ -7,7 +7,6 @@ the filter stage's report can reconcile rows in = kept + filtered + quarantined.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,7 @@ from prefect import task
 from sandbox import SandboxConfig
 from sandbox.reference import convert_tests
 from tasks.bundled_sources import load_humaneval, load_leetcode
-from tasks.problem_schema import ProblemFormatError, read_jsonl, write_jsonl
+from tasks.problem_schema import ProblemFormatError, hashed_fraction, read_jsonl, write_jsonl
 from tasks.sources import PUBLISHED_FORMATS, LoadResult, load_rows
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 
@@ -44,8 +43,7 @@ def load_source(name: str, difficulties: Iterable[str] | None = None, limit: int
 
 def split_of(problem_id: str, eval_fraction: float, seed: int) -> str:
     """``train`` or ``eval``, from a hash of the id: stable across runs, machines and orderings."""
-    digest = hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction else "train"
+    return "eval" if hashed_fraction(problem_id, seed) < eval_fraction else "train"
 
 
 # -- Prefect tasks -------------------------------------------------------------------------------

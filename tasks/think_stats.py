@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import keyword
+import statistics
 import tokenize
 from collections import Counter
 from typing import Any, Callable
@@ -103,7 +104,11 @@ def shares(values: list[str]) -> dict[str, float]:
 
 
 def mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+    return statistics.fmean(values) if values else None
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def summarize_thinking(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -203,11 +208,3 @@ def summarize_entropy(per_response: list[dict[str, list[float]]]) -> dict[str, A
         "entropy_think_sites_median": median(sites),
         "entropy_elsewhere_median": median(elsewhere),
     }
-
-
-def median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -187,8 +187,7 @@ def test_recipe_checks_evaluation_settings():
 
 
 def test_think_budget_caps_the_upfront_thought_on_the_tiny_model(tiny_model_dir):
-    from tasks.evaluation import generate_with_budget
-    from tasks.generation import HFBackend, Sampling, chat_texts
+    from tasks.generation import HFBackend, Sampling, chat_texts, generate_with_budget
 
     backend = HFBackend(tiny_model_dir, batch_size=4)
     texts = chat_texts(backend.tokenizer, [[{"role": "user", "content": f"problem {i}"}] for i in range(3)], "<think>\n")
