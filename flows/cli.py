@@ -14,23 +14,17 @@ from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
 
 import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.tree import Tree  # noqa: E402
+
+from flows.cli_output import console, fail  # noqa: E402
+from flows.lineage_cli import lineage_app  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 problems_app = typer.Typer(no_args_is_help=True, help="Load problem sources into Problem JSONL.")
-lineage_app = typer.Typer(no_args_is_help=True, help="Ask where an artifact came from and what came of it.")
 app.add_typer(problems_app, name="problems")
 app.add_typer(lineage_app, name="lineage")
 bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements that print ratios measured side by side.")
 app.add_typer(bench_app, name="bench")
-console = Console(width=160)
-PIPELINES = ("think-anywhere", "thinking-midtraining", "evaluate")
-
-
-def fail(message: str) -> None:
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    raise typer.Exit(2)
+PIPELINES = ("think-anywhere", "thinking-midtraining", "evaluate", "retrain")
 
 
 def pipeline_flow(pipeline: str):
@@ -42,6 +36,10 @@ def pipeline_flow(pipeline: str):
         from flows.evaluate import evaluate
 
         return evaluate
+    if pipeline == "retrain":
+        from flows.retrain import retrain
+
+        return retrain
     from flows.think_anywhere import think_anywhere
 
     return think_anywhere
@@ -74,7 +72,7 @@ def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON obje
 
 @app.command()
 def run(
-    pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining | evaluate"),
+    pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining | evaluate | retrain"),
     config: str = typer.Option(..., "--config", "-c", help="recipe YAML"),
     overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8; evaluate: --set checkpoints=[ID1,ID2]"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
@@ -239,6 +237,16 @@ def bench_generate(
                                           as_json=as_json)
 
 
+@bench_app.command("lineage")
+def bench_lineage(
+    edges: int = typer.Option(1_000_000, help="edges in the synthetic store"),
+    stages: int = typer.Option(14, help="stage runs per pipeline chain (the depth of an upstream walk)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Upstream/downstream query times on a store of 1 M edges, next to its size (target <= 50 ms)."""
+    load_benchmark("lineage_scale").main(edges=edges, stages=stages, as_json=as_json)
+
+
 def load_benchmark(name: str):
     """A script from benchmarks/ (a folder of scripts, not an installed package)."""
     import importlib.util
@@ -250,76 +258,6 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def lineage_store():
-    from storage import ArtifactStore, LineageStore
-
-    store = ArtifactStore()
-    return store, LineageStore(store.home / "lineage.duckdb")
-
-
-def lineage_tree(root_id: str, links, label_of, upstream: bool) -> Tree:
-    children: dict[str, list] = {}
-    for link in links:
-        key, other = (link.artifact_id, link.parent_id) if upstream else (link.parent_id, link.artifact_id)
-        children.setdefault(key, []).append((link.stage, link.role, other))
-    tree = Tree(label_of(root_id))
-
-    def grow(node: Tree, artifact_id: str, seen: frozenset) -> None:
-        for stage, role, other in sorted(children.get(artifact_id, []), key=lambda c: c[2]):
-            arrow = "←" if upstream else "→"
-            branch = node.add(f"{arrow} [dim]{stage}[/dim] ({role}) {label_of(other)}")
-            if other not in seen:
-                grow(branch, other, seen | {other})
-
-    grow(tree, root_id, frozenset({root_id}))
-    return tree
-
-
-@lineage_app.command("show")
-def lineage_show(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """An artifact: kind, name, where it lives, the run that made it, its metrics."""
-    store, lineage = lineage_store()
-    record = lineage.artifact(artifact_id)
-    if record is None:
-        fail(f"artifact {artifact_id} is not in the lineage at {store.home}")
-    record["metrics"] = lineage.metrics_of(artifact_id)
-    if as_json:
-        sys.stdout.write(json.dumps(record, default=str) + "\n")
-        return
-    for key in ("artifact_id", "kind", "name", "version", "uri", "stage", "created_by_run", "created_at"):
-        console.print(f"[bold]{key:15}[/bold] {record[key]}")
-    for key, value in record["metrics"].items():
-        console.print(f"  {key:30} {value:g}")
-
-
-def _lineage_walk(artifact_id: str, as_json: bool, upstream: bool) -> None:
-    store, lineage = lineage_store()
-    if lineage.artifact(artifact_id) is None:
-        fail(f"artifact {artifact_id} is not in the lineage at {store.home}")
-    links = lineage.upstream(artifact_id) if upstream else lineage.downstream(artifact_id)
-    if as_json:
-        sys.stdout.write(json.dumps([link.__dict__ for link in links]) + "\n")
-        return
-
-    def label_of(other_id: str) -> str:
-        record = lineage.artifact(other_id)
-        return f"[bold]{other_id}[/bold] {record['name']}" if record else other_id
-
-    console.print(lineage_tree(artifact_id, links, label_of, upstream))
-
-
-@lineage_app.command("upstream")
-def lineage_upstream(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """What produced this artifact, recursively."""
-    _lineage_walk(artifact_id, as_json, upstream=True)
-
-
-@lineage_app.command("downstream")
-def lineage_downstream(artifact_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """What was made from this artifact, recursively."""
-    _lineage_walk(artifact_id, as_json, upstream=False)
 
 
 def main() -> None:

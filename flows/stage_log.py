@@ -129,3 +129,9 @@ def print_summary(summary: dict[str, Any]) -> None:
             comparison.add_row(*row)
         console.print(comparison)
         console.print(f"plots: {summary['comparison']['folder']}/*.png")
+    if "retrain" in summary:
+        retrain = summary["retrain"]
+        best = retrain["best_checkpoint"]
+        console.print(Text(f"retrain: {retrain['message']}"))
+        if best:
+            console.print(Text(f"best checkpoint on record: {best['checkpoint']} ({best['report']}: pass@1 = {best['value']:.4f})"))

@@ -4,9 +4,9 @@ A leaf package: it imports nothing from flows/, tasks/ or sandbox/.
 """
 
 from storage.artifacts import Artifact, ArtifactNotFound, ArtifactStore, default_home
-from storage.lineage import LineageBusy, LineageLink, LineageStore
+from storage.lineage import LineageBusy, LineageLink, LineageNotFound, LineageStore
 
 __all__ = [
     "Artifact", "ArtifactNotFound", "ArtifactStore", "default_home",
-    "LineageBusy", "LineageLink", "LineageStore",
+    "LineageBusy", "LineageLink", "LineageNotFound", "LineageStore",
 ]

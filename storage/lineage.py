@@ -1,16 +1,33 @@
 """Lineage in DuckDB: runs, artifacts, edges and metrics, and the questions users ask of them.
 
-Every write goes through :class:`LineageStore`, one short transaction per call, on a connection
-opened for that call and closed after it: DuckDB admits one writing process per file, so holding
-a connection would lock out the CLI while a flow runs. A lock held by another process is retried
-with backoff for a bounded time, then reported.
+Every write goes through :class:`LineageStore`. DuckDB lets one process at a time open a file for
+writing, and Prefect workers, Dask workers and the CLI all write. So a write happens in two steps:
+
+1. **Journal.** The whole run record is written to ``lineage.duckdb.journal/`` as one JSON file
+   (written beside, fsynced, renamed into place). Once the file is there the record cannot be lost.
+2. **Ingest.** The writer takes the database (bounded retry with jittered backoff while another
+   process holds it) and, in one short transaction, inserts *every* journalled record that is not
+   in yet, then deletes their files. Writers that lose the race find their file gone: another
+   process committed it for them (group commit), so they return without opening the file at all.
+
+A process killed at any point leaves either a journal file (ingested by the next access) or a
+committed transaction; a file whose run is already in the database (killed after the commit,
+before the delete) is skipped. Reads ingest pending records first, then open the file read-only.
+
+Artifact ids are content hashes made by :mod:`storage.artifacts`; run ids are random (a run is an
+event, two identical runs are two runs).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import random
 import time
 import uuid
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,6 +36,7 @@ from typing import Any, Iterator
 
 import duckdb
 
+SCHEMA_VERSION = 2
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, stage VARCHAR NOT NULL, flow_run_id VARCHAR, params JSON,
@@ -31,13 +49,29 @@ SCHEMA = [
         role VARCHAR, PRIMARY KEY (run_id, artifact_id, direction))""",
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id VARCHAR NOT NULL, artifact_id VARCHAR, key VARCHAR NOT NULL, value DOUBLE, step INTEGER)""",
-    "CREATE INDEX IF NOT EXISTS edges_by_artifact ON edges (artifact_id, direction)",
+    "CREATE TABLE IF NOT EXISTS lineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE INDEX IF NOT EXISTS edges_by_artifact ON edges (artifact_id)",
+    "CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id)",
+    "CREATE INDEX IF NOT EXISTS runs_by_stage ON runs (stage)",
+    "CREATE INDEX IF NOT EXISTS runs_by_flow_run ON runs (flow_run_id)",
+    "CREATE INDEX IF NOT EXISTS artifacts_by_name ON artifacts (name)",
+    "CREATE INDEX IF NOT EXISTS metrics_by_artifact ON metrics (artifact_id)",
+    "CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id)",
 ]
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S = 0.002, 0.01, 0.2  # see LineageStore._linger
+STALE_TEMP_S = 3600.0
+WRITER_LOCK = "writer.lock"
+INDEXED_FRONTIER_MAX = 64  # walk_lineage: index probes up to this many runs a step, one recursive query past it  # a half-written journal file this old belongs to a process that died
+log = logging.getLogger("thinkflow.lineage")
 
 
 class LineageBusy(RuntimeError):
+    pass
+
+
+class LineageNotFound(LookupError):
     pass
 
 
@@ -57,35 +91,65 @@ class LineageLink:
     role: str
 
 
+def is_lock_conflict(exc: Exception) -> bool:
+    return isinstance(exc, (duckdb.IOException, duckdb.TransactionException)) and any(m in str(exc) for m in LOCK_MARKERS)
+
+
 class LineageStore:
     def __init__(self, db_path: Path | str, lock_timeout_s: float = 60.0):
-        self.db_path = str(db_path)
+        self.db_path = Path(db_path)
+        self.journal = self.db_path.with_name(self.db_path.name + ".journal")
         self.lock_timeout_s = lock_timeout_s
-        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            for statement in SCHEMA:
-                con.execute(statement)
+        self.journal.mkdir(parents=True, exist_ok=True)
+        with self._writer_turn(), self._writer() as con:  # the turn: a second process must not open a half-created file
+            current = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lineage_meta'").fetchone()[0]
+            version = con.execute("SELECT value FROM lineage_meta WHERE key = 'schema_version'").fetchone() if current else None
+            if version is None or int(version[0]) < SCHEMA_VERSION:
+                if version is None:  # version 1 indexed edges on (artifact_id, direction), which lookups cannot use
+                    con.execute("DROP INDEX IF EXISTS edges_by_artifact")
+                for statement in SCHEMA:  # idempotent: a version-1 file gains the meta table and indices
+                    con.execute(statement)
+                con.execute("INSERT OR REPLACE INTO lineage_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            self._ingest(con)
 
-    @contextmanager
-    def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline, delay = time.monotonic() + self.lock_timeout_s, 0.05
+    # -- connections ---------------------------------------------------------------------------
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file, retrying with jittered backoff while another process holds it."""
+        deadline, delay = time.monotonic() + self.lock_timeout_s, 0.002
         while True:
             try:
-                con = duckdb.connect(self.db_path, read_only=read_only and Path(self.db_path).exists())
-                break
+                return duckdb.connect(str(self.db_path), read_only=read_only)
             except duckdb.IOException as exc:
-                if not any(m in str(exc) for m in LOCK_MARKERS):
+                if not is_lock_conflict(exc):
                     raise
                 if time.monotonic() > deadline:
-                    raise LineageBusy(f"{self.db_path} is locked by another process: {exc}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                    raise LineageBusy(f"{self.db_path} stayed locked by another process for {self.lock_timeout_s:.0f} s: {exc}") from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self._open(read_only=False)
         try:
             yield con
         finally:
             con.close()
 
-    # -- writes -------------------------------------------------------------------------------
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.pending():
+            try:
+                self.flush()
+            except LineageBusy as exc:  # answer from what is committed; the records stay journalled
+                log.warning("lineage: %s; answering without %d journalled record(s)", exc, len(self.pending()))
+        con = self._open(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- writes --------------------------------------------------------------------------------
 
     def record_run(
         self,
@@ -101,43 +165,126 @@ class LineageStore:
         started_at: datetime,
         ended_at: datetime,
     ) -> str:
-        """One stage run with its input/output edges, new artifacts and metrics, atomically.
+        """One stage run with its input/output edges, new artifacts and metrics; atomic, and in the
+        database when this returns.
 
         ``outputs`` maps role -> {artifact_id, kind, name, uri, metadata}; ``metrics`` holds
         (artifact_id, key, value, step) rows.
         """
         run_id = uuid.uuid4().hex
-        with self._connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, stage, flow_run_id, json.dumps(params, default=str), code_version, status, started_at, ended_at],
-                )
-                for role, artifact_id in inputs.items():
-                    con.execute("INSERT OR IGNORE INTO edges VALUES (?, ?, 'input', ?)", [run_id, artifact_id, role])
-                for role, art in outputs.items():
-                    version = con.execute(
-                        "SELECT count(*) FROM artifacts WHERE name = ? AND kind = ?", [art["name"], art["kind"]]
-                    ).fetchone()[0] + 1
-                    con.execute(
-                        "INSERT OR IGNORE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [art["artifact_id"], art["kind"], art["name"], version, art["uri"],
-                         json.dumps(art.get("metadata", {}), default=str), run_id, ended_at],
-                    )
-                    con.execute("INSERT OR IGNORE INTO edges VALUES (?, ?, 'output', ?)", [run_id, art["artifact_id"], role])
-                for artifact_id, key, value, step in metrics:
-                    con.execute("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", [run_id, artifact_id, key, float(value), step])
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        entry = {
+            "run": {"run_id": run_id, "stage": stage, "flow_run_id": flow_run_id, "params": params, "code_version": code_version,
+                    "status": status, "started_at": started_at.isoformat(), "ended_at": ended_at.isoformat()},
+            "inputs": inputs,
+            "outputs": outputs,
+            "metrics": [[artifact_id, key, float(value), step] for artifact_id, key, value, step in metrics],
+        }
+        journalled = self._journal_write(run_id, entry)
+        self.flush(until_gone=journalled)
         return run_id
 
-    # -- queries ------------------------------------------------------------------------------
+    def _journal_write(self, run_id: str, entry: dict[str, Any]) -> Path:
+        final = self.journal / f"{time.time_ns():020d}-{run_id}.json"
+        temp = final.with_suffix(".tmp")
+        with open(temp, "w") as handle:
+            handle.write(json.dumps(entry, default=str))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, final)
+        return final
+
+    def pending(self) -> list[Path]:
+        return sorted(self.journal.glob("*.json"))
+
+    @contextmanager
+    def _writer_turn(self, until_gone: Path | None = None) -> Iterator[bool]:
+        """Take the writers' advisory lock beside the journal (a kernel lock: a killed holder
+        releases it). Yields False, without the lock, once ``until_gone`` has disappeared (another
+        writer ingested it); raises :class:`LineageBusy` after the lock timeout. A waiting writer
+        spends a cheap ``flock`` per millisecond, not a failed DuckDB open."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        with open(self.journal / WRITER_LOCK, "a") as lock:
+            while True:
+                if until_gone is not None and not until_gone.exists():
+                    yield False
+                    return
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LineageBusy(
+                            f"another process kept writing {self.db_path} for {self.lock_timeout_s:.0f} s; any record being "
+                            f"written is kept in {self.journal} and is written by the next lineage access") from None
+                    time.sleep(0.001 * (1 + random.random()))
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def flush(self, until_gone: Path | None = None) -> None:
+        """Ingest every journalled record. With ``until_gone``, return as soon as that file has
+        been ingested, by this process or another."""
+        with self._writer_turn(until_gone) as mine:
+            if mine and (until_gone is None or until_gone.exists()):
+                with self._writer() as con:
+                    self._ingest(con)
+                    self._linger(con)
+
+    def _linger(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Having paid for opening the file, keep it a few milliseconds and ingest what other
+        processes journal meanwhile (they see their files go and skip opening it themselves).
+        Ends after ``LINGER_IDLE_S`` without new records, or ``LINGER_MAX_S`` in all."""
+        started = idle_since = time.monotonic()
+        while time.monotonic() - started < LINGER_MAX_S and time.monotonic() - idle_since < LINGER_IDLE_S:
+            time.sleep(LINGER_POLL_S)
+            if self._ingest(con):
+                idle_since = time.monotonic()
+
+    def _ingest(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Insert every journalled record not in the database yet, in one transaction, then delete
+        the files. Returns how many records were inserted."""
+        self._remove_stale_temps()
+        files = self.pending()
+        if not files:
+            return 0
+        entries = []
+        for path in files:
+            try:
+                entries.append((path, json.loads(path.read_text())))
+            except FileNotFoundError:  # ingested by a process that held the file before us
+                continue
+            except (OSError, ValueError) as exc:
+                rejected = path.with_suffix(".rejected")
+                os.replace(path, rejected)
+                log.error("lineage: journal file %s is unreadable (%s); moved to %s, not ingested", path, exc, rejected)
+        run_ids = [entry["run"]["run_id"] for _, entry in entries]
+        present = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?))", [run_ids]).fetchall()}
+        fresh = [entry for _, entry in entries if entry["run"]["run_id"] not in present]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            insert_entries(con, fresh)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        for path, _ in entries:
+            path.unlink(missing_ok=True)
+        return len(fresh)
+
+    def _remove_stale_temps(self) -> None:
+        cutoff = time.time() - STALE_TEMP_S
+        for temp in self.journal.glob("*.tmp"):
+            try:
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- queries -------------------------------------------------------------------------------
 
     def artifact(self, artifact_id: str) -> dict[str, Any] | None:
-        with self._connect(read_only=True) as con:
+        with self._reader() as con:
             row = con.execute(
                 """SELECT a.artifact_id, a.kind, a.name, a.version, a.uri, a.metadata, a.created_by_run,
                           a.created_at, r.stage FROM artifacts a LEFT JOIN runs r ON r.run_id = a.created_by_run
@@ -152,16 +299,34 @@ class LineageStore:
         record["created_at"] = str(record["created_at"])
         return record
 
+    def artifacts(self, artifact_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Kind, name, version and producing stage of many artifacts at once (for trees and graphs)."""
+        with self._reader() as con:
+            rows = con.execute(
+                "SELECT artifact_id, kind, name, version, uri, created_by_run FROM artifacts WHERE artifact_id IN (SELECT unnest(?))",
+                [list(artifact_ids)],
+            ).fetchall()
+            made_by = sorted({row[5] for row in rows if row[5]})
+            stages = dict(con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [made_by]).fetchall())
+        return {row[0]: {"kind": row[1], "name": row[2], "version": row[3], "uri": row[4], "stage": stages.get(row[5])} for row in rows}
+
+    def latest_artifact(self, name: str, kind: str | None = None) -> dict[str, Any] | None:
+        """The highest version of the artifacts called ``name`` (of ``kind``), or None."""
+        with self._reader() as con:
+            rows = con.execute("SELECT artifact_id, kind, version FROM artifacts WHERE name = ?", [name]).fetchall()
+        rows = [row for row in rows if kind is None or row[1] == kind]
+        return self.artifact(max(rows, key=lambda row: row[2])[0]) if rows else None
+
     def metrics_of(self, artifact_id: str) -> dict[str, float]:
         """Scalar metrics (step is NULL) recorded with the artifact by the run that made it."""
-        with self._connect(read_only=True) as con:
+        with self._reader() as con:
             rows = con.execute(
                 "SELECT key, value FROM metrics WHERE artifact_id = ? AND step IS NULL ORDER BY key", [artifact_id]
             ).fetchall()
         return {key: value for key, value in rows}
 
     def metric_series(self, artifact_id: str, key: str) -> list[tuple[int, float]]:
-        with self._connect(read_only=True) as con:
+        with self._reader() as con:
             return con.execute(
                 "SELECT step, value FROM metrics WHERE artifact_id = ? AND key = ? AND step IS NOT NULL ORDER BY step",
                 [artifact_id, key],
@@ -169,48 +334,215 @@ class LineageStore:
 
     def upstream(self, artifact_id: str, max_depth: int = 64) -> list[LineageLink]:
         """What produced ``artifact_id``, recursively: one link per (artifact, input) pair."""
-        return self._walk(artifact_id, max_depth, towards="up")
+        with self._reader() as con:
+            return walk_lineage(con, artifact_id, max_depth, towards="up")
 
     def downstream(self, artifact_id: str, max_depth: int = 64) -> list[LineageLink]:
         """What was made from ``artifact_id``, recursively."""
-        return self._walk(artifact_id, max_depth, towards="down")
-
-    def _walk(self, artifact_id: str, max_depth: int, towards: str) -> list[LineageLink]:
-        near, far = ("output", "input") if towards == "up" else ("input", "output")
-        query = f"""
-            WITH RECURSIVE walk(artifact_id, depth) AS (
-                SELECT ?::VARCHAR, 0
-                UNION
-                SELECT e_far.artifact_id, walk.depth + 1
-                FROM walk
-                JOIN edges e_near ON e_near.artifact_id = walk.artifact_id AND e_near.direction = '{near}'
-                JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
-                WHERE walk.depth < ?
-            )
-            SELECT DISTINCT min(w.depth) OVER (PARTITION BY w.artifact_id), w.artifact_id, r.run_id, r.stage,
-                   e_far.artifact_id, e_far.role
-            FROM walk w
-            JOIN edges e_near ON e_near.artifact_id = w.artifact_id AND e_near.direction = '{near}'
-            JOIN runs r ON r.run_id = e_near.run_id
-            JOIN edges e_far ON e_far.run_id = r.run_id AND e_far.direction = '{far}'
-        """
-        with self._connect(read_only=True) as con:
-            rows = con.execute(query, [artifact_id, max_depth]).fetchall()
-        if towards == "up":
-            links = {LineageLink(*row) for row in rows}
-        else:  # keep the link's meaning: artifact_id was produced from parent_id
-            links = {LineageLink(depth, made, run, stage, source, role) for depth, source, run, stage, made, role in rows}
-        return sorted(links, key=lambda link: (link.depth, link.artifact_id, link.parent_id, link.run_id))
+        with self._reader() as con:
+            return walk_lineage(con, artifact_id, max_depth, towards="down")
 
     def runs_of_stage(self, stage: str) -> list[dict[str, Any]]:
         """Every run of a stage, oldest first, with its parameters."""
-        with self._connect(read_only=True) as con:
+        with self._reader() as con:
             rows = con.execute(
                 "SELECT run_id, status, started_at, ended_at, params FROM runs WHERE stage = ? ORDER BY started_at", [stage]
             ).fetchall()
         names = ["run_id", "status", "started_at", "ended_at", "params"]
         return [{**dict(zip(names, row)), "params": json.loads(row[4]) if isinstance(row[4], str) else row[4]} for row in rows]
 
+    def recent_runs(self, limit: int = 20, stage: str | None = None, flow_run_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs first: id, stage, status, times, flow run, output ids."""
+        clauses, args = [], []
+        for column, value in (("stage", stage), ("flow_run_id", flow_run_id)):
+            if value is not None:
+                clauses.append(f"r.{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._reader() as con:
+            rows = con.execute(
+                f"""SELECT r.run_id, r.stage, r.status, r.started_at, r.ended_at, r.flow_run_id,
+                           list(e.artifact_id ORDER BY e.artifact_id) FILTER (WHERE e.direction = 'output')
+                    FROM runs r LEFT JOIN edges e ON e.run_id = r.run_id {where}
+                    GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?""",
+                args + [limit],
+            ).fetchall()
+        names = ["run_id", "stage", "status", "started_at", "ended_at", "flow_run_id", "outputs"]
+        return [{**dict(zip(names, row)), "outputs": row[6] or []} for row in rows]
+
+    def resolve_run(self, ref: str) -> str:
+        """A run id, a unique prefix of one, or an artifact id (the run that produced it)."""
+        with self._reader() as con:
+            made = con.execute("SELECT created_by_run FROM artifacts WHERE artifact_id = ?", [ref]).fetchone()
+            if made:
+                return made[0]
+            matches = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 3", [ref]).fetchall()]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise LineageNotFound(f"{ref!r} is neither a run id nor an artifact id in the lineage at {self.db_path}")
+        raise LineageNotFound(f"{ref!r} is the start of several run ids ({', '.join(matches)}, …); give more characters")
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run: stage, status, times, params, input and output artifacts, metrics."""
+        with self._reader() as con:
+            return run_record(con, run_id, self.db_path)
+
+    def runs(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        with self._reader() as con:
+            return [run_record(con, run_id, self.db_path) for run_id in run_ids]
+
+    def run_ids(self, since: datetime | None = None) -> list[str]:
+        with self._reader() as con:
+            rows = con.execute(
+                "SELECT run_id FROM runs WHERE ? IS NULL OR ended_at >= ? ORDER BY started_at, run_id", [since, since]
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def counts(self) -> dict[str, int]:
-        with self._connect(read_only=True) as con:
+        with self._reader() as con:
             return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "artifacts", "edges", "metrics")}
+
+
+RUN_COLUMNS = [("run_id", "VARCHAR"), ("stage", "VARCHAR"), ("flow_run_id", "VARCHAR"), ("params", "JSON"),
+               ("code_version", "VARCHAR"), ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("ended_at", "TIMESTAMPTZ")]
+ARTIFACT_COLUMNS = [("artifact_id", "VARCHAR"), ("kind", "VARCHAR"), ("name", "VARCHAR"), ("version", "INTEGER"), ("uri", "VARCHAR"),
+                    ("metadata", "JSON"), ("created_by_run", "VARCHAR"), ("created_at", "TIMESTAMPTZ")]
+EDGE_COLUMNS = [("run_id", "VARCHAR"), ("artifact_id", "VARCHAR"), ("direction", "VARCHAR"), ("role", "VARCHAR")]
+METRIC_COLUMNS = [("run_id", "VARCHAR"), ("artifact_id", "VARCHAR"), ("key", "VARCHAR"), ("value", "DOUBLE"), ("step", "INTEGER")]
+
+
+def run_record(con: duckdb.DuckDBPyConnection, run_id: str, where: Path) -> dict[str, Any]:
+    row = con.execute(
+        "SELECT run_id, stage, flow_run_id, params, code_version, status, started_at, ended_at FROM runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    if row is None:
+        raise LineageNotFound(f"run {run_id} is not in the lineage at {where}")
+    edges = con.execute("SELECT direction, role, artifact_id FROM edges WHERE run_id = ? ORDER BY role", [run_id]).fetchall()
+    metric_rows = con.execute("SELECT key, value, step FROM metrics WHERE run_id = ? ORDER BY key, step", [run_id]).fetchall()
+    names = ["run_id", "stage", "flow_run_id", "params", "code_version", "status", "started_at", "ended_at"]
+    record = dict(zip(names, row))
+    record["params"] = json.loads(record["params"] or "{}")
+    for direction in ("input", "output"):
+        record[f"{direction}s"] = [{"role": role, "artifact_id": a} for d, role, a in edges if d == direction]
+    record["metrics"] = {key: value for key, value, step in metric_rows if step is None}
+    record["series"] = sorted({key for key, _, step in metric_rows if step is not None})
+    return record
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], rows: list[tuple], ignore: bool) -> None:
+    """Many rows in one statement: each column goes in as one list parameter and is unnested."""
+    if not rows:
+        return
+    values = ", ".join(f"unnest(?::VARCHAR[])::{kind}" if kind in ("JSON", "TIMESTAMPTZ") else f"unnest(?::{kind}[])"
+                       for _, kind in columns)
+    as_text = {i for i, (_, kind) in enumerate(columns) if kind in ("JSON", "TIMESTAMPTZ")}
+    params = [[None if row[i] is None else str(row[i]) if i in as_text else row[i] for row in rows] for i in range(len(columns))]
+    con.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} SELECT {values}", params)
+
+
+def insert_entries(con: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]]) -> None:
+    """Journalled run records as rows, four statements for the whole batch (inside the caller's
+    transaction). An artifact already recorded keeps its first producer and version; a new one
+    gets the next version of its (name, kind)."""
+    outputs = [(entry["run"], art) for entry in entries for art in entry["outputs"].values()]
+    names = sorted({art["name"] for _, art in outputs})
+    versions = Counter()
+    for name, kind in con.execute("SELECT name, kind FROM artifacts WHERE name IN (SELECT unnest(?))", [names]).fetchall():
+        versions[(name, kind)] += 1  # one indexed column only: a second predicate would scan the table
+    ids = sorted({art["artifact_id"] for _, art in outputs})
+    known = {r[0] for r in con.execute("SELECT artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [ids]).fetchall()}
+    artifacts = []
+    for run, art in outputs:
+        if art["artifact_id"] in known:
+            continue
+        known.add(art["artifact_id"])
+        versions[(art["name"], art["kind"])] += 1
+        artifacts.append((art["artifact_id"], art["kind"], art["name"], versions[(art["name"], art["kind"])], art["uri"],
+                          json.dumps(art.get("metadata", {}), default=str), run["run_id"], run["ended_at"]))
+    runs = [(r["run_id"], r["stage"], r["flow_run_id"], json.dumps(r["params"], default=str), r["code_version"], r["status"],
+             r["started_at"], r["ended_at"]) for r in (entry["run"] for entry in entries)]
+    edges = [(entry["run"]["run_id"], artifact_id, "input", role) for entry in entries for role, artifact_id in entry["inputs"].items()]
+    edges += [(run["run_id"], art["artifact_id"], "output", role) for entry in entries
+              for run, (role, art) in ((entry["run"], item) for item in entry["outputs"].items())]
+    metrics = [(entry["run"]["run_id"], *row) for entry in entries for row in entry["metrics"]]
+    insert_rows(con, "runs", RUN_COLUMNS, runs, ignore=False)
+    insert_rows(con, "artifacts", ARTIFACT_COLUMNS, artifacts, ignore=False)
+    insert_rows(con, "edges", EDGE_COLUMNS, edges, ignore=True)
+    insert_rows(con, "metrics", METRIC_COLUMNS, metrics, ignore=False)
+
+
+def producing_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> list[tuple[str, str]]:
+    """(run, artifact) for the run that made each artifact. An artifact id hashes its parents, so
+    every run that produced it read the same inputs: the first producer stands for all."""
+    rows = con.execute("SELECT created_by_run, artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids])
+    return [(run, artifact) for run, artifact in rows.fetchall() if run is not None]
+
+
+def consuming_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> list[tuple[str, str]]:
+    """(run, artifact) for every run that read one of the artifacts. No direction predicate in SQL:
+    DuckDB answers a bare IN-list from the index but scans the table once a second predicate is
+    added, so the direction is checked here."""
+    rows = con.execute("SELECT run_id, artifact_id, direction FROM edges WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids])
+    return [(run, artifact) for run, artifact, direction in rows.fetchall() if direction == "input"]
+
+
+def walk_lineage(con: duckdb.DuckDBPyConnection, artifact_id: str, max_depth: int, towards: str) -> list[LineageLink]:
+    """Breadth-first, one level per query: each level looks the frontier up through the edge
+    indices (artifact → run, then run → its other side), so the cost follows the size of the
+    answer, not of the store."""
+    near, far = ("output", "input") if towards == "up" else ("input", "output")
+    found: set[tuple[int, str, str, str, str]] = set()
+    seen, frontier, depth = {artifact_id}, [artifact_id], 0
+    while frontier and depth < max_depth:
+        run_rows = producing_runs(con, frontier) if towards == "up" else consuming_runs(con, frontier)
+        if not run_rows:
+            break
+        run_ids = sorted({run for run, _ in run_rows})
+        if len(run_ids) > INDEXED_FRONTIER_MAX:  # a wide answer: hash joins over the table beat many index probes
+            found |= recursive_walk(con, frontier, depth, max_depth, towards)
+            break
+        far_rows = [(run, art, role) for run, art, direction, role in con.execute(
+            "SELECT run_id, artifact_id, direction, role FROM edges WHERE run_id IN (SELECT unnest(?))", [run_ids]
+        ).fetchall() if direction == far]
+        nears: dict[str, list[str]] = {}
+        for run, near_id in run_rows:
+            nears.setdefault(run, []).append(near_id)
+        next_frontier = []
+        for run, far_id, role in far_rows:
+            for near_id in nears[run]:
+                if towards == "up":  # near_id was produced from far_id
+                    found.add((depth, near_id, run, far_id, role))
+                else:  # far_id was produced from near_id (role: far_id's output role)
+                    found.add((depth, far_id, run, near_id, role))
+            if far_id not in seen:
+                seen.add(far_id)
+                next_frontier.append(far_id)
+        frontier, depth = next_frontier, depth + 1
+    nearest: dict[tuple[str, str, str, str], int] = {}
+    for depth, made, run, parent, role in found:
+        nearest[(made, run, parent, role)] = min(depth, nearest.get((made, run, parent, role), depth))
+    runs = sorted({run for _, run, _, _ in nearest})
+    stages = dict(con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [runs]).fetchall())
+    links = [LineageLink(depth, made, run, stages[run], parent, role) for (made, run, parent, role), depth in nearest.items()]
+    return sorted(links, key=lambda link: (link.depth, link.artifact_id, link.parent_id, link.run_id))
+
+
+def recursive_walk(con: duckdb.DuckDBPyConnection, frontier: list[str], depth: int, max_depth: int, towards: str) -> set[tuple]:
+    """The rest of a walk from a wide frontier in one recursive query: (depth, made, run, parent, role)."""
+    near, far = ("output", "input") if towards == "up" else ("input", "output")
+    rows = con.execute(f"""
+        WITH RECURSIVE walk(artifact_id, depth) AS (
+            SELECT unnest(?::VARCHAR[]), ?::INTEGER
+            UNION
+            SELECT e_far.artifact_id, walk.depth + 1 FROM walk
+            JOIN edges e_near ON e_near.artifact_id = walk.artifact_id AND e_near.direction = '{near}'
+            JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
+            WHERE walk.depth + 1 < ?)
+        SELECT min(w.depth), w.artifact_id, e_near.run_id, e_far.artifact_id, e_far.role FROM walk w
+        JOIN edges e_near ON e_near.artifact_id = w.artifact_id AND e_near.direction = '{near}'
+        JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
+        GROUP BY ALL""", [frontier, depth, max_depth]).fetchall()
+    if towards == "up":
+        return {(d, near_id, run, far_id, role) for d, near_id, run, far_id, role in rows}
+    return {(d, far_id, run, near_id, role) for d, near_id, run, far_id, role in rows}

@@ -7,16 +7,18 @@ the filter stage's report can reconcile rows in = kept + filtered + quarantined.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
 from prefect import task
+from prefect.cache_policies import CachePolicy
 
 from sandbox import SandboxConfig
 from sandbox.reference import convert_tests
-from tasks.bundled_sources import load_humaneval, load_leetcode
+from tasks.bundled_sources import humaneval_file, leetcode_folder, load_humaneval, load_leetcode
 from tasks.problem_schema import ProblemFormatError, hashed_fraction, read_jsonl, write_jsonl
 from tasks.sources import PUBLISHED_FORMATS, LoadResult, load_rows
 from tasks.stage_run import StageRun, retry_transient, stage_cache
@@ -39,6 +41,39 @@ def load_source(name: str, difficulties: Iterable[str] | None = None, limit: int
         result.skipped["over_limit"] += len(result.problems) - limit
         result.problems = result.problems[:limit]
     return result
+
+
+def source_files(name: str) -> list[Path]:
+    """The files a source reads (the installed wheel's data for leetcode and humaneval)."""
+    kind, _, path = name.partition(":")
+    if name == "leetcode":
+        return sorted(leetcode_folder().glob("*.json"))
+    if name == "humaneval":
+        return [humaneval_file()]
+    if kind in PUBLISHED_FORMATS and path:
+        return [Path(path)]
+    return []
+
+
+def source_fingerprints(sources: list[dict[str, Any]]) -> dict[str, str]:
+    """A content hash of each source's files, so a load is redone when its data changes (new
+    rows in a parquet file, a newer wheel), not only when the recipe does. A missing file hashes
+    as missing; loading it then fails with the file named."""
+    prints = {}
+    for source in sources:
+        digest = hashlib.sha256()
+        for path in source_files(source["name"]):
+            digest.update(path.name.encode() + b"\0")
+            digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        prints[source["name"]] = digest.hexdigest()[:16]
+    return prints
+
+
+class SourceData(CachePolicy):
+    """Cache key part: the bytes of the problem sources' files (``problems_cfg`` argument)."""
+
+    def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str | None:
+        return json.dumps(source_fingerprints(inputs["problems_cfg"]["sources"]), sort_keys=True)
 
 
 def split_of(problem_id: str, eval_fraction: float, seed: int) -> str:
@@ -66,12 +101,13 @@ def record_reference_tests(problems: list[dict[str, Any]], cfg: SandboxConfig) -
     return counts
 
 
-@task(name="load-problems", retry_condition_fn=retry_transient, retries=1, cache_policy=stage_cache("sandbox", "tasks.sources", "tasks.bundled_sources"), persist_result=True)
+@task(name="load-problems", retry_condition_fn=retry_transient, retries=1, persist_result=True,
+      cache_policy=stage_cache("sandbox", "tasks.sources", "tasks.bundled_sources") + SourceData())
 def load_problems(problems_cfg: dict, sandbox_cfg: dict) -> str:
     """Every configured source into one Problem dataset; bad rows quarantined (quarantine.jsonl) and
     every row accounted for per source (ledger.json); check and assert tests recorded from the
     reference into call tests."""
-    params = {"problems": problems_cfg, "sandbox": sandbox_cfg}
+    params = {"problems": problems_cfg, "sandbox": sandbox_cfg, "source_data": source_fingerprints(problems_cfg["sources"])}
     with StageRun("load_problems", inputs={}, params=params) as run:
         problems, quarantined, metrics, ledger, origins = [], [], {}, {}, {}
         for source in problems_cfg["sources"]:
