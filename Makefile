@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip -q --disable-pip-version-check
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench serve clean
 
 install: $(VENV)/.install-stamp
 
@@ -30,6 +30,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# A local Prefect server (127.0.0.1:4200), process work pool + worker, gpu limit, deployments; Ctrl-C stops all.
+serve: install
+	$(VENV)/bin/thinkflow serve
 
 bench: install
 	$(VENV)/bin/thinkflow bench sandbox

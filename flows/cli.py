@@ -81,6 +81,21 @@ def run(
     run_pipeline(pipeline, config, overrides, as_json)
 
 
+@app.command()
+def serve(
+    port: int = typer.Option(4200, help="the Prefect server's port on 127.0.0.1"),
+    deploy: bool = typer.Option(True, "--deploy/--no-deploy", help="register prefect.yaml's deployments"),
+) -> None:
+    """A local Prefect server, the process work pool + worker, the gpu concurrency limit and the
+    deployments, until Ctrl-C (which stops the worker, then the server)."""
+    from flows.serve import ServeError, serve_until_stopped
+
+    try:
+        serve_until_stopped(port, deploy)
+    except ServeError as exc:
+        fail(str(exc))
+
+
 @problems_app.command("load")
 def problems_load(
     source: str = typer.Argument(..., help="leetcode | humaneval | skywork:PATH | mbpp:PATH | livecodebench:PATH | jsonl:PATH"),

@@ -10,11 +10,14 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 
+from flows.fan_out import run_fan_out
 from storage import ArtifactStore, LineageStore
+from tasks.recipe import RunnerConfig
 
 KEY_METRICS = (
     "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "sampled_problems", "solved", "accepted", "acceptance_rate", "thoughts_per_sample",
-    "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate",
+    "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate", "new_pass@1", "previous_best_pass@1",
+    "improved",
 )
 
 
@@ -30,8 +33,9 @@ class StageResult:
 
 
 class StageLog:
-    def __init__(self, pipeline: str):
+    def __init__(self, pipeline: str, runner: RunnerConfig | None = None):
         self.pipeline = pipeline
+        self.runner = runner or RunnerConfig()
         self.results: list[StageResult] = []
 
     def run(self, stage: str, task, *args: Any) -> Any:
@@ -43,16 +47,11 @@ class StageLog:
         return value
 
     def run_shards(self, stage: str, task, shards: int, parallel: int, **arguments: Any) -> list[str]:
-        """One run of ``task`` per shard (passed as ``shard=``), ``parallel`` at a time on the flow's
-        task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
-        ids, cached = [], []
-        for start in range(0, shards, parallel):
-            futures = [task.submit(shard=index, **arguments) for index in range(start, min(start + parallel, shards))]
-            for future in futures:
-                future.wait()
-                ids.append(future.state.result(raise_on_failure=True))
-                cached.append(future.state.name == "Cached")
-        self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(cached)))
+        """One run of ``task`` per shard (passed as ``shard=``), ``parallel`` at a time on the
+        recipe's task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
+        outcomes = run_fan_out(self.runner, stage, task, shards, parallel, arguments)
+        ids = [artifact_id for artifact_id, _ in outcomes]
+        self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(c for _, c in outcomes)))
         return ids
 
     def finish(self, comparison: str | None = None) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def resolve_config(config: str) -> Path:
 @flow(name="think-anywhere")
 def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = load_recipe(resolve_config(config), overrides)
-    stages = StageLog("think-anywhere")
+    stages = StageLog("think-anywhere", recipe.runner)
     system, sandbox, dtype = recipe.prompts.system, recipe.sandbox.as_key(), recipe.model.torch_dtype
 
     base_model = stages.run("base model", build_base_model, recipe.model.as_key())

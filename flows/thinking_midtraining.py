@@ -30,7 +30,7 @@ from tasks.training import train_grpo, train_math_rl, train_midtraining_rl, trai
 @flow(name="thinking-midtraining")
 def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = load_recipe(resolve_config(config), overrides)
-    stages = StageLog("thinking-midtraining")
+    stages = StageLog("thinking-midtraining", recipe.runner)
     corpus, annotator, mid = recipe.corpus.as_key(), recipe.annotator, recipe.midtraining
     system, sandbox, dtype = recipe.prompts.system, recipe.sandbox.as_key(), recipe.model.torch_dtype
 

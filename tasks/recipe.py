@@ -282,8 +282,18 @@ class PromptsConfig(Section):
     )
 
 
+class RunnerConfig(Section):
+    """Where the fan-out stages (solution sampling, cold-start annotation, corpus annotation shards)
+    run. How, not what: never part of a cache key."""
+
+    kind: Literal["thread", "dask", "ray"] = "thread"  # dask: pip install 'thinkflow[dask]'; ray: 'thinkflow[ray]'
+    address: str | None = None  # dask: tcp://scheduler:8786, ray: ray://head:10001; none: a local cluster for the stage
+    workers: int = Field(default=2, ge=1)  # local cluster: worker processes (one thread each)
+
+
 class Recipe(Section):
     name: str = "think-anywhere"
+    runner: RunnerConfig = RunnerConfig()
     annotator: AnnotatorConfig = AnnotatorConfig()  # writes thoughts: cold-start set and mid-training corpus
     corpus: CorpusConfig = CorpusConfig()  # thinking-midtraining: what to chunk and annotate
     midtraining: MidtrainingSection = MidtrainingSection()  # thinking-midtraining: SFT, RL, post-training

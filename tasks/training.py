@@ -131,7 +131,7 @@ def run_worker(run: StageRun, spec: dict[str, Any], section: dict[str, Any]) -> 
 SFT_SERIES = {"loss": "loss", "grad_norm": "grad_norm", "learning_rate": "learning_rate"}
 
 
-@task(name="sft", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+@task(name="sft", tags=["gpu"], retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
       cache_policy=stage_cache("tasks.train_worker", "tasks.checkpoints", "tasks.think_tokens"), persist_result=True)
 def train_sft(base_model_id: str, dataset_id: str, sft_cfg: dict, data_format: str = "chat") -> str:
     """SFT with TRL's SFTTrainer: ``chat`` data (prompt/completion: loss on the completion only) or
@@ -226,7 +226,7 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl_cfg: d
     return checkpoint
 
 
-@task(name="grpo", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+@task(name="grpo", tags=["gpu"], retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
       cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.thinking", "tasks.checkpoints", "tasks.plots", "sandbox"),
       persist_result=True)
 def train_grpo(policy_id: str, train_problems_id: str, rl_cfg: dict, sandbox_cfg: dict, system_prompt: str) -> str:
@@ -258,7 +258,7 @@ def midtraining_rl_rows(examples: list[dict[str, Any]], tokenizer, max_prompt_le
     return rows, trimmed
 
 
-@task(name="midtraining-rl", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+@task(name="midtraining-rl", tags=["gpu"], retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
       cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.checkpoints", "tasks.plots", ignore=("annotator_how",)),
       persist_result=True)
 def train_midtraining_rl(policy_id: str, rl_half_id: str, rl_cfg: dict, judge_model_id: str | None, annotator_what: dict,
@@ -289,7 +289,7 @@ def math_rows(problems: list[dict[str, Any]], system_prompt: str, limit: int | N
     return rows[:limit] if limit else rows
 
 
-@task(name="math-rl", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+@task(name="math-rl", tags=["gpu"], retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
       cache_policy=stage_cache("tasks.train_worker", "tasks.rewards", "tasks.checkpoints", "tasks.plots"), persist_result=True)
 def train_math_rl(policy_id: str, math_problems_id: str, rl_cfg: dict, system_prompt: str) -> str:
     """RLVR post-training on math problems with the ``math`` reward (math-verify against the answer)."""
