@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact
-from prefect.logging import get_run_logger
+from prefect.logging import get_logger, get_run_logger
 
 from flows.fan_out import run_fan_out
 from storage import ArtifactStore, LineageStore
@@ -69,6 +70,9 @@ class StageLog:
         }
         if comparison:
             summary["comparison"] = {"artifact_id": comparison, "folder": str(store.path(comparison)), **json.loads((store.path(comparison) / "comparison.json").read_text())}
+        final = comparison or next((r.artifact_ids[0] for r in reversed(self.results) if r.artifact_ids), None)
+        if final:
+            summary["lineage_graph"] = {"artifact_id": final, "png": str(publish_lineage_graph(self.pipeline, store, lineage, final))}
         try:
             get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
         except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
@@ -78,6 +82,22 @@ class StageLog:
         except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
             pass
         return summary
+
+
+def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageStore, artifact_id: str) -> Path:
+    """Draw the final artifact's lineage graph under THINKFLOW_HOME/lineage-graphs and link it
+    from a Prefect link artifact. A view of lineage, redrawn per run: not itself an artifact."""
+    from prefect.artifacts import create_link_artifact
+
+    from tasks.lineage_graph import draw_lineage_graph
+
+    path = draw_lineage_graph(lineage, artifact_id, store.home / "lineage-graphs" / f"{artifact_id}.png")
+    try:
+        create_link_artifact(key=f"{pipeline}-lineage", link=path.as_uri(), link_text=f"lineage graph of {artifact_id}",
+                             description=f"what {artifact_id} was made from and what was made from it")
+    except Exception as exc:  # noqa: BLE001 - outside a flow run there is nothing to attach it to
+        get_logger("thinkflow").info("lineage graph at %s (no Prefect artifact: %s)", path, exc)
+    return path
 
 
 def format_metric(value: float) -> str:
@@ -104,6 +124,9 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def summary_markdown(summary: dict[str, Any]) -> str:
     lines = ["| stage | artifact | cached | key metrics |", "|---|---|---|---|"]
     lines += [f"| {s} | `{a}` | {c} | {m} |" for s, a, c, m in summary_rows(summary)]
+    if "lineage_graph" in summary:
+        graph = Path(summary["lineage_graph"]["png"])
+        lines += ["", f"Lineage graph of `{summary['lineage_graph']['artifact_id']}`: [{graph.name}]({graph.as_uri()})"]
     return "\n".join(lines)
 
 
@@ -128,6 +151,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             comparison.add_row(*row)
         console.print(comparison)
         console.print(f"plots: {summary['comparison']['folder']}/*.png")
+    if "lineage_graph" in summary:
+        console.print(Text(f"lineage graph: {summary['lineage_graph']['png']}"))
     if "retrain" in summary:
         retrain = summary["retrain"]
         best = retrain["best_checkpoint"]

@@ -1,6 +1,8 @@
 """Fan-out stages on the task runner the recipe names: the tiny pipeline's solution sampling and
 cold-start shards on a real local Dask cluster (worker processes), the rest in the flow."""
 
+import importlib.util
+
 import pytest
 
 from tests.conftest import PROJECT_ROOT
@@ -14,9 +16,7 @@ def test_runner_config_is_validated_and_a_missing_extra_is_named():
     with pytest.raises(RecipeError, match="runner.kind"):
         load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["runner.kind=spark"])
     assert task_at(task_path(build_coldstart_shard)) is build_coldstart_shard
-    try:
-        import prefect_ray  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("prefect_ray") is None:
         with pytest.raises(RecipeError, match=r"pip install 'thinkflow\[ray\]'"):
             build_task_runner(RunnerConfig(kind="ray"))
 

@@ -192,3 +192,15 @@ def test_lineage_cli_shows_the_chain(tiny_runs):
     assert {l["artifact_id"] for l in json.loads(as_json.output)} == {report, stage_ids(tiny_runs["first"], "compare")[0]}
     shown = CliRunner().invoke(app, ["lineage", "show", report, "--json"])
     assert json.loads(shown.output)["stage"] == "evaluate"
+
+
+def test_the_run_links_a_png_of_the_final_artifacts_lineage_graph(tiny_runs):
+    from pathlib import Path
+
+    from prefect.artifacts import Artifact
+
+    graph = tiny_runs["first"]["lineage_graph"]
+    assert graph["artifact_id"] == stage_ids(tiny_runs["first"], "compare")[0]
+    assert Path(graph["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(graph["png"]).is_relative_to(tiny_runs["home"])
+    linked = Artifact.get("think-anywhere-lineage")
+    assert linked is not None and Path(graph["png"]).as_uri() in linked.data  # Prefect stores a link artifact as markdown
