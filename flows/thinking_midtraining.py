@@ -4,8 +4,8 @@ the other (prefix → thought + next segment, judged, Dr.GRPO) → optional RLVR
     prefect deployment run 'thinking-midtraining/default' --param config=configs/default.yaml
     thinkflow run thinking-midtraining --config configs/tiny.yaml [--set midtraining.post_training=none] [--json]
 
-Annotation runs as one cached task per shard, ``corpus.parallel_shards`` at a time on the flow's
-task runner: a run that is killed part-way redoes only the shards that had not finished. RLVR
+Annotation runs as one cached task per shard, ``corpus.parallel_shards`` at a time on the recipe's
+``runner`` (threads, Dask, Ray): a run that is killed part-way redoes only the shards that had not finished. RLVR
 post-training (``midtraining.post_training``) is ``code`` (the Think-Anywhere RL stage on the
 recipe's problems, then pass@1 on their held-out split) or ``math`` (the ``math`` reward on
 ``midtraining.math_source``).

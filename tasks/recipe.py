@@ -86,7 +86,7 @@ class ColdStartConfig(Section):  # the annotator that writes plans and thoughts:
     rewrite_max_new_tokens: int = Field(default=512, ge=16)
     limit: int | None = Field(default=None, ge=1)
     shard_size: int = Field(default=32, ge=1)  # solutions per cached shard
-    parallel_shards: int = Field(default=1, ge=1)  # shards at a time on the flow's task runner
+    parallel_shards: int = Field(default=1, ge=1)  # shards at a time on the recipe's runner (threads, dask, ray)
 
 
 class LoraSection(Section):

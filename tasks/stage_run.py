@@ -23,7 +23,7 @@ from typing import Any
 from prefect.cache_policies import INPUTS, CachePolicy
 from prefect.context import TaskRunContext
 
-from storage import ArtifactStore, LineageStore
+from storage import ArtifactStore, LineageBusy, LineageStore
 from storage.lineage import now
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -167,15 +167,21 @@ class StageRun:
         for path in self._staged + (self._resumable if exc_type is None else []):
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
+        try:
+            self.record(exc_type is None)
+        except LineageBusy as busy:  # the record is journalled: the next lineage access writes it; redoing the stage would not help
+            self.log.warning("lineage: %s", busy)
+
+    def record(self, completed: bool) -> None:
         self.lineage.record_run(
             stage=self.stage,
             flow_run_id=current_flow_run_id(),
             params=self.params,
             code_version=self.code_version,
             inputs=self.inputs,
-            outputs=self.outputs if exc_type is None else {},
-            metrics=self.metric_rows if exc_type is None else [],
-            status="completed" if exc_type is None else "failed",
+            outputs=self.outputs if completed else {},
+            metrics=self.metric_rows if completed else [],
+            status="completed" if completed else "failed",
             started_at=self.started_at,
             ended_at=now(),
         )
