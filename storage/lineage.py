@@ -59,7 +59,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics (run_id)",
 ]
 
-LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked")
+LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "with a different configuration")
 LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S = 0.002, 0.01, 0.2  # see LineageStore._linger
 STALE_TEMP_S = 3600.0
 WRITER_LOCK = "writer.lock"
@@ -92,7 +92,10 @@ class LineageLink:
 
 
 def is_lock_conflict(exc: Exception) -> bool:
-    return isinstance(exc, (duckdb.IOException, duckdb.TransactionException)) and any(m in str(exc) for m in LOCK_MARKERS)
+    """Another process holds the file, or another thread of this one holds it in the other mode
+    (DuckDB shares one open file per process and refuses a read-only and a read-write connection
+    to it at once): both pass when the holder closes."""
+    return isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)) and any(m in str(exc) for m in LOCK_MARKERS)
 
 
 class LineageStore:
@@ -120,7 +123,7 @@ class LineageStore:
         while True:
             try:
                 return duckdb.connect(str(self.db_path), read_only=read_only)
-            except duckdb.IOException as exc:
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not is_lock_conflict(exc):
                     raise
                 if time.monotonic() > deadline:

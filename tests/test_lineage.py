@@ -277,3 +277,18 @@ def test_bench_lineage_runs_small(capsys):
     result = load_benchmark("lineage_scale").main(edges=3000, stages=5, shared=4, repeats=1, as_json=True)
     assert result["edges"] >= 3000 and result["queries"][0]["links"] == 2 * 5  # 5 steps, two inputs each
     assert all(row["store_ms"] > 0 for row in result["queries"])
+
+
+def test_threads_of_one_process_read_while_another_writes(tmp_path):
+    """DuckDB refuses a read-only connection while the same process holds a read-write one: the
+    reader waits for the writer instead of failing (Prefect runs shards in threads)."""
+    import threading
+
+    store = LineageStore(tmp_path / "l.duckdb")
+    writer = duckdb.connect(str(tmp_path / "l.duckdb"))
+    released = threading.Timer(0.3, writer.close)
+    released.start()
+    started = time.monotonic()
+    assert store.counts()["runs"] == 0
+    assert time.monotonic() - started >= 0.25
+    released.join()
