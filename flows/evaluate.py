@@ -25,7 +25,7 @@ from tasks.recipe import RecipeError, load_recipe
 def evaluate_checkpoints(stages: StageLog, recipe, checkpoints: list[tuple[str, str]], training_problems: str) -> str:
     """Evaluate each (label, model id) under the recipe's variants, the first (the base model) under
     the baselines too, and compare them all; returns the comparison artifact id."""
-    cfg, sandbox, dtype = recipe.evaluate, recipe.sandbox.as_key(), recipe.model.torch_dtype
+    cfg, sandbox = recipe.evaluate, recipe.sandbox.as_key()
     extra_sources = recipe.benchmark_sources_key()
     extra = stages.run("benchmark problems", load_problems, extra_sources, sandbox) if extra_sources else None
     split = {"eval_fraction": recipe.problems.eval_fraction, "split_seed": recipe.problems.split_seed}
@@ -34,11 +34,20 @@ def evaluate_checkpoints(stages: StageLog, recipe, checkpoints: list[tuple[str, 
     for position, (label, model) in enumerate(checkpoints):
         variants = list(cfg.variants) + (list(cfg.baselines) if position == 0 and label == "base" else [])
         for variant in dict.fromkeys(variants):
-            stage = f"evaluate {label}" if variant == "thinking" else f"evaluate {label} ({variant})"
-            reports.append(stages.run(stage, evaluate_model, model, eval_set, cfg.variant_key(variant, recipe.prompts.system),
-                                      cfg.generation_key(), cfg.scoring_key(), sandbox, dtype))
+            reports.append(evaluate_stage(stages, recipe, label, model, eval_set, variant))
             labels.append(label)
     return stages.run("compare", compare_evaluations, reports, labels)
+
+
+def evaluation_stage(label: str, variant: str) -> str:
+    return f"evaluate {label}" if variant == "thinking" else f"evaluate {label} ({variant})"
+
+
+def evaluate_stage(stages: StageLog, recipe, label: str, model: str, eval_set: str, variant: str) -> str:
+    """One checkpoint under one variant on the eval set, as the stage ``evaluate LABEL [(VARIANT)]``."""
+    cfg = recipe.evaluate
+    return stages.run(evaluation_stage(label, variant), evaluate_model, model, eval_set, cfg.variant_key(variant, recipe.prompts.system),
+                      cfg.generation_key(), cfg.scoring_key(), recipe.sandbox.as_key(), recipe.model.torch_dtype)
 
 
 def checkpoint_label(store: ArtifactStore, checkpoint_id: str) -> str:

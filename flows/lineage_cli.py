@@ -34,7 +34,7 @@ def open_lineage():
     from storage import ArtifactStore, LineageStore
 
     store = ArtifactStore()
-    return store, LineageStore(store.home / "lineage.duckdb")
+    return store, LineageStore(store.lineage_path)
 
 
 def print_json(value) -> None:
@@ -46,6 +46,11 @@ def known_artifact(lineage, home, artifact_id: str) -> dict:
     if record is None:
         fail(f"artifact {artifact_id} is not in the lineage at {home}")
     return record
+
+
+def artifacts_named(lineage, root_id: str, links) -> dict:
+    """Kind, name and version of the root and every artifact on the links, in one query."""
+    return lineage.artifacts(sorted({root_id} | {l.artifact_id for l in links} | {l.parent_id for l in links}))
 
 
 def grow_tree(node: Tree, root_id: str, links, info: dict, upstream: bool) -> None:
@@ -87,7 +92,7 @@ def lineage_show(artifact_id: str, depth: int = typer.Option(64, help="how many 
     if as_json:
         print_json({**record, "upstream": [link.__dict__ for link in up], "downstream": [link.__dict__ for link in down]})
         return
-    info = lineage.artifacts(sorted({artifact_id} | {l.artifact_id for l in up + down} | {l.parent_id for l in up + down}))
+    info = artifacts_named(lineage, artifact_id, up + down)
     root = Tree(f"{artifact_label(artifact_id, info)} [dim]{record['kind']}[/dim]")
     details = root.add("[bold]details[/bold]")
     for key in ("uri", "stage", "created_by_run", "created_at"):
@@ -108,7 +113,7 @@ def lineage_walk(artifact_id: str, depth: int, as_json: bool, upstream: bool) ->
     if as_json:
         print_json([link.__dict__ for link in links])
         return
-    info = lineage.artifacts(sorted({artifact_id} | {l.artifact_id for l in links} | {l.parent_id for l in links}))
+    info = artifacts_named(lineage, artifact_id, links)
     tree = Tree(artifact_label(artifact_id, info))
     grow_tree(tree, artifact_id, links, info, upstream)
     console.print(tree)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.evaluate import evaluate_stage, evaluation_stage
 from flows.stage_log import StageLog
 from storage import ArtifactStore, LineageStore
-from tasks.evaluation import evaluate_model
 from tasks.recipe import RecipeError, load_recipe
 from tasks.retrain import best_on_record, record_retrain_decision
 from tasks.stage_run import run_logger
@@ -60,22 +60,19 @@ def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = 
         raise RecipeError(f"retrain: pipeline {pipeline!r} is not one of {', '.join(FINAL_CHECKPOINT)}")
     recipe = load_recipe(resolve_config(config), overrides)
     store = ArtifactStore()
-    best = best_on_record(store, LineageStore(store.home / "lineage.duckdb"))  # before this run adds anything
+    lineage = LineageStore(store.lineage_path)
+    best = best_on_record(store, lineage)  # before this run adds anything
 
     summary = pipeline_run(pipeline, config, overrides)  # a subflow: cached stages return at once
     stages = StageLog("retrain")
     final_stage, label = FINAL_CHECKPOINT[pipeline]
     variant = recipe.evaluate.variants[0]
-    evaluation_stage = f"evaluate {label}" if variant == "thinking" else f"evaluate {label} ({variant})"
-    new_checkpoint, new_report = stage_artifact(summary, final_stage), stage_artifact(summary, evaluation_stage)
+    new_checkpoint, new_report = stage_artifact(summary, final_stage), stage_artifact(summary, evaluation_stage(label, variant))
     decision = None
     if best is None or best["checkpoint"] != new_checkpoint:
         best_report = None
         if best is not None:  # the incumbent on this run's eval set, so both numbers measure the same problems
-            cfg = recipe.evaluate
-            best_report = stages.run("evaluate previous best", evaluate_model, best["checkpoint"], stage_artifact(summary, "eval set"),
-                                     cfg.variant_key(variant, recipe.prompts.system), cfg.generation_key(), cfg.scoring_key(),
-                                     recipe.sandbox.as_key(), recipe.model.torch_dtype)
+            best_report = evaluate_stage(stages, recipe, "previous best", best["checkpoint"], stage_artifact(summary, "eval set"), variant)
         decision = stages.run("retrain decision", record_retrain_decision, new_checkpoint, new_report,
                               best and best["checkpoint"], best_report, METRIC)
     message = what_ran(summary)
@@ -87,7 +84,7 @@ def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = 
     result["all_cached"] = all(s["cached"] for s in result["stages"])
     trained = [s["stage"] for s in summary["stages"] if not s["cached"] and any(a.startswith("checkpoint-") for a in s["artifact_ids"])]
     result["retrain"] = {"message": message, "new_checkpoints_from": trained, "new_checkpoint": new_checkpoint,
-                         "decision": decision, "best_checkpoint": best_on_record(store, LineageStore(store.home / "lineage.duckdb"))}
+                         "decision": decision, "best_checkpoint": best_on_record(store, lineage)}
     if "comparison" in summary:
         result["comparison"] = summary["comparison"]
     return result

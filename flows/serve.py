@@ -98,8 +98,13 @@ class LocalPrefect:
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         output = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
-        return subprocess.Popen(command, cwd=self.project_dir, env=self.env, stdout=output, stderr=subprocess.STDOUT if output else None,
-                                start_new_session=True)  # its own group: stop() signals the whole tree
+        try:
+            return subprocess.Popen(command, cwd=self.project_dir, env=self.env, stdout=output,
+                                    stderr=subprocess.STDOUT if output else None,
+                                    start_new_session=True)  # its own group: stop() signals the whole tree
+        finally:
+            if output:
+                output.close()  # the child holds its own copy
 
     def prefect(self, *args: str) -> str:
         done = subprocess.run([prefect_command(), *args], cwd=self.project_dir, env=self.env, capture_output=True, text=True, timeout=300)

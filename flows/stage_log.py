@@ -59,7 +59,7 @@ class StageLog:
         """Attach each artifact's recorded metrics, publish the table, return the JSON summary
         (with the evaluation comparison's table when one was made)."""
         store = ArtifactStore()
-        lineage = LineageStore(store.home / "lineage.duckdb")
+        lineage = LineageStore(store.lineage_path)
         for result in self.results:
             result.metrics = {artifact_id: lineage.metrics_of(artifact_id) for artifact_id in result.artifact_ids}
         summary = {

@@ -68,6 +68,11 @@ class ArtifactStore:
         self.staging_root.mkdir(parents=True, exist_ok=True)
 
     @property
+    def lineage_path(self) -> Path:
+        """The DuckDB lineage file that records this store's runs (storage.lineage.LineageStore)."""
+        return self.home / "lineage.duckdb"
+
+    @property
     def epoch(self) -> str:
         """A random id minted when this store was created: wiping the store changes it."""
         marker = self.home / "store.json"

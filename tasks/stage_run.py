@@ -102,7 +102,7 @@ class StageRun:
         self.inputs = inputs
         self.params = params
         self.store = ArtifactStore()
-        self.lineage = LineageStore(self.store.home / "lineage.duckdb")
+        self.lineage = LineageStore(self.store.lineage_path)
         self.code_version = source_hash(module_sources(("tasks.stage_run",) + code_modules))
         self.outputs: dict[str, dict[str, Any]] = {}
         self.metric_rows: list[tuple[str | None, str, float, int | None]] = []
