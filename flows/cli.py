@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import flows  # noqa: F401  (sets the Prefect defaults before anything imports Prefect)
+
+import json
 import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Optional
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # else a telemetry task locks SQLite
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import typer
 
-import json  # noqa: E402
-import sys  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
+from flows.cli_output import console, fail, print_note, report_user_error
+from flows.lineage_cli import lineage_app
 
-import typer  # noqa: E402
-
-from flows.cli_output import console, fail  # noqa: E402
-from flows.lineage_cli import lineage_app  # noqa: E402
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 problems_app = typer.Typer(no_args_is_help=True, help="Load problem sources into Problem JSONL.")
 app.add_typer(problems_app, name="problems")
 app.add_typer(lineage_app, name="lineage")
@@ -46,22 +44,47 @@ def pipeline_flow(pipeline: str):
 
 
 def run_pipeline(pipeline: str, config: str, overrides: list[str], as_json: bool) -> None:
+    """Validate the recipe, reach Prefect, run the flow: a bad recipe is reported before anything starts."""
+    from flows.prefect_api import ensure_prefect_api
     from flows.stage_log import print_summary
     from flows.think_anywhere import resolve_config
-    from tasks.recipe import RecipeError
+    from tasks.recipe import RecipeError, load_recipe
 
     if pipeline not in PIPELINES:
         fail(f"unknown pipeline {pipeline!r}; available: {', '.join(PIPELINES)}")
-    if not resolve_config(config).exists():
-        fail(f"config {config} does not exist")
+    path = resolve_config(config)
     try:
-        summary = pipeline_flow(pipeline)(config=str(resolve_config(config)), overrides=overrides)
+        recipe = load_recipe(path, recipe_overrides(pipeline, overrides))
+        recipe.benchmarks()
+        if pipeline == "evaluate":
+            from flows.evaluate import checkpoint_label
+            from storage import ArtifactStore
+
+            for checkpoint in recipe.evaluate.checkpoints:
+                checkpoint_label(ArtifactStore(), checkpoint)
     except RecipeError as exc:
         fail(str(exc))
+    flow = pipeline_flow(pipeline)
+    ensure_prefect_api(say=print_note)
+    summary = flow(config=str(path), overrides=overrides)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         print_summary(summary)
+
+
+def recipe_overrides(pipeline: str, overrides: list[str]) -> list[str]:
+    if pipeline == "evaluate":
+        from flows.evaluate import evaluate_overrides
+
+        return evaluate_overrides(overrides)
+    return overrides
+
+
+@app.callback()
+def options(debug: bool = typer.Option(False, "--debug", help="show the traceback behind an error (or THINKFLOW_DEBUG=1)")) -> None:
+    if debug:
+        os.environ["THINKFLOW_DEBUG"] = "1"
 
 
 @app.command()
@@ -105,7 +128,7 @@ def problems_load(
 ) -> None:
     """Write a source's problems as Problem JSONL; quarantined rows go to OUTPUT.quarantine.jsonl."""
     from tasks.problem_schema import ProblemFormatError, write_jsonl
-    from tasks.problems import load_source
+    from tasks.problem_sources import load_source
 
     try:
         result = load_source(source, difficulty or None, limit)
@@ -138,7 +161,8 @@ def verify(
     """Run solutions against their problems' tests in the sandbox."""
     from sandbox import Job, SandboxConfig, SandboxUnavailable, pool_for, run_batch
     from tasks.problem_schema import ProblemFormatError, write_jsonl
-    from tasks.problems import record_reference_tests
+    from tasks.problem_sources import record_reference_tests
+    from tasks.progress import ProgressReport
     from tasks.sources import RowError, load_jsonl, read_rows
     from tasks.thinking import extract_code
 
@@ -168,7 +192,8 @@ def verify(
         pool_for(cfg).start()
         wanted = [problems[i] for i in sorted({problem_id for problem_id, _, _ in jobs})]
         record_reference_tests(wanted, cfg)
-        verdicts = run_batch([Job(p, s, code, problems[p]["tests"]) for p, s, code in jobs], cfg)
+        progress = ProgressReport("sandbox", len(jobs), "solutions", emit=print_note)
+        verdicts = run_batch([Job(p, s, code, problems[p]["tests"]) for p, s, code in jobs], cfg, progress=progress)
     except SandboxUnavailable as exc:
         fail(str(exc))
     write_jsonl(output, [v.to_dict() for v in verdicts])
@@ -276,7 +301,14 @@ def load_benchmark(name: str):
 
 
 def main() -> None:
-    app()
+    """The console script: a known kind of bad input or unreachable service is one line on stderr
+    and exit status 2; ``--debug`` (or THINKFLOW_DEBUG=1) re-raises it with its traceback."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - anything not a known user error keeps its traceback
+        if os.environ.get("THINKFLOW_DEBUG") or not report_user_error(exc):
+            raise
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,16 @@ def checkpoint_label(store: ArtifactStore, checkpoint_id: str) -> str:
     return f"{artifact.name} {checkpoint_id.rsplit('-', 1)[-1][:6]}"
 
 
+def evaluate_overrides(overrides: list[str] | None) -> list[str]:
+    """``--set checkpoints=[…]`` is the short form of ``--set evaluate.checkpoints=[…]``."""
+    return [f"evaluate.{o}" if o.startswith("checkpoints=") else o for o in overrides or []]
+
+
 @flow(name="evaluate")
 def evaluate(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     from flows.think_anywhere import resolve_config
 
-    overrides = [f"evaluate.{o}" if o.startswith("checkpoints=") else o for o in overrides or []]  # the short form
+    overrides = evaluate_overrides(overrides)
     recipe = load_recipe(resolve_config(config), overrides)
     store = ArtifactStore()
     stages = StageLog("evaluate")

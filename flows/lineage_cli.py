@@ -13,6 +13,7 @@ Every command takes ``--json``; a run may be named by its id, a unique prefix, o
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -31,10 +32,15 @@ JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table 
 
 
 def open_lineage():
+    """The store and its lineage; waits up to THINKFLOW_LINEAGE_WAIT_S (60) for a writer to let go."""
     from storage import ArtifactStore, LineageStore
 
     store = ArtifactStore()
-    return store, LineageStore(store.lineage_path)
+    try:
+        wait_s = float(os.environ.get("THINKFLOW_LINEAGE_WAIT_S", "60"))
+    except ValueError:
+        fail(f"THINKFLOW_LINEAGE_WAIT_S={os.environ['THINKFLOW_LINEAGE_WAIT_S']!r} is not a number of seconds")
+    return store, LineageStore(store.lineage_path, lock_timeout_s=wait_s)
 
 
 def print_json(value) -> None:

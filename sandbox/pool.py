@@ -217,7 +217,8 @@ def run_batch(
     progress: Callable[[int], None] | None = None,
     pool: WorkerPool | None = None,
 ) -> list[Verdict]:
-    """Verdicts for a batch, in input order; identical (tests, normalized code) pairs run once."""
+    """Verdicts for a batch, in input order; identical (tests, normalized code) pairs run once.
+    ``progress(n)`` is told of every job once, ``len(jobs)`` in all (retries are not counted again)."""
     jobs = list(jobs)
     keys = [job.dedup_key() for job in jobs]
     unique: dict[str, Job] = {}
@@ -235,11 +236,13 @@ def run_batch(
             outcomes[key] = Verdict(job.problem_id, job.solution_id, "error", 0, total, "no ```python code block in the response")
             continue
         runnable.append((key, job, total))
+    if progress and len(jobs) > len(runnable):  # duplicates and jobs with nothing to run are done already
+        progress(len(jobs) - len(runnable))
     pool = pool or pool_for(cfg)
-    for _ in range(cfg.infra_retries + 1):
+    for attempt in range(cfg.infra_retries + 1):
         if not runnable:
             break
-        runs = pool.execute([child_payload(job) for _, job, _ in runnable], progress)
+        runs = pool.execute([child_payload(job) for _, job, _ in runnable], progress if attempt == 0 else None)
         again = []  # the child failed before running the solution (the pool already retried dead workers)
         for item, run in zip(runnable, runs):
             key, job, total = item

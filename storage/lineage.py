@@ -127,7 +127,9 @@ class LineageStore:
                 if not is_lock_conflict(exc):
                     raise
                 if time.monotonic() > deadline:
-                    raise LineageBusy(f"{self.db_path} stayed locked by another process for {self.lock_timeout_s:.0f} s: {exc}") from exc
+                    holder = str(exc).split("\n")[0][:200]
+                    raise LineageBusy(f"{self.db_path} stayed locked by another process for {self.lock_timeout_s:.0f} s ({holder}); "
+                                      "try again once that process (a flow run, a Python session) has closed it") from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
 

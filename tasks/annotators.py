@@ -31,6 +31,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.progress import ProgressReport
+
 Conversation = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -154,15 +156,29 @@ class OpenAIAnnotator:
     def complete(self, conversations: list[Conversation], max_new_tokens: int) -> list[str]:
         if not conversations:
             return []
+        progress = ProgressReport("annotator requests", len(conversations), "replies")
+
+        def one(conversation: Conversation) -> str:
+            reply = self.complete_one(conversation, max_new_tokens)
+            progress(1)
+            return reply
+
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
-            return list(pool.map(lambda c: self.complete_one(c, max_new_tokens), conversations))
+            return list(pool.map(one, conversations))
 
     def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
         """``k`` requests per conversation, each with its own seed (``seed + j``), so each is cached
         on its own; a server that ignores seeds still samples at ``temperature``."""
         requests = [(c, seed + j) for c in conversations for j in range(k)]
+        progress = ProgressReport("annotator samples", len(requests), "replies")
+
+        def one(request: tuple[Conversation, int]) -> str:
+            reply = self.complete_one(request[0], max_new_tokens, temperature, request[1])
+            progress(1)
+            return reply
+
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
-            replies = list(pool.map(lambda r: self.complete_one(r[0], max_new_tokens, temperature, r[1]), requests))
+            replies = list(pool.map(one, requests))
         return [replies[i * k:(i + 1) * k] for i in range(len(conversations))]
 
     def complete_one(self, messages: Conversation, max_new_tokens: int, temperature: float | None = None,

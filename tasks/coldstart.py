@@ -35,6 +35,7 @@ from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
+from tasks.progress import ProgressReport
 from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 from tasks.thinking import (
     clean_thought,
@@ -199,7 +200,8 @@ def build_coldstart_examples(
     report = ColdStartReport()
     candidates = [p for p in problems if p.get("reference")]
     report.solutions_in = len(candidates)
-    verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg)
+    verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg,
+                         progress=ProgressReport("sandbox: reference solutions", len(candidates), "solutions"))
     say(f"{len(candidates)} reference solutions checked in the sandbox")
     correct = []
     for problem, verdict in zip(candidates, verdicts):
@@ -215,9 +217,8 @@ def build_coldstart_examples(
         assembled = rewrite_samples(correct, annotator, cfg, report, say)
     else:
         assembled = entropy_samples(correct, policy, annotator, cfg, report, system_prompt, say)
-    verdicts = run_batch(
-        [Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled], sandbox_cfg
-    )
+    verdicts = run_batch([Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled], sandbox_cfg,
+                         progress=ProgressReport("sandbox: annotated solutions", len(assembled), "solutions"))
     records = []
     for (problem, record), verdict in zip(assembled, verdicts):
         raise_on_infra_error(verdict)
@@ -236,9 +237,11 @@ def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, sy
     """Thoughts where the policy's entropy is highest, written by the annotator: (problem, record) pairs."""
     tokenizer, model = policy
     pending: list[PendingSample] = []
+    progress = ProgressReport("policy entropy over reference solutions", len(correct), "solutions")
     for problem in correct:
         context = tokenizer.apply_chat_template(chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False)
         spans = token_entropies(model, tokenizer, context + "```python\n", problem["reference"])
+        progress(1)
         offsets = choose_insertion_offsets(problem["reference"], spans, cfg["thoughts_per_solution"])
         if offsets:
             pending.append(PendingSample(problem, problem["reference"], offsets))

@@ -20,7 +20,8 @@ from prefect import task
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.generation import HFBackend, Sampling, chat_texts, generate_with_budget, open_backend
 from tasks.problem_schema import ProblemFormatError, chat_prompt, hashed_fraction, read_jsonl, write_jsonl
-from tasks.problems import split_of
+from tasks.progress import ProgressReport
+from tasks.problem_sources import split_of
 from tasks.scoring import per_benchmark, per_problem
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.think_stats import entropy_at_think_sites, response_features, summarize_entropy, summarize_thinking
@@ -57,7 +58,7 @@ def benchmark_pool(problems: list[dict[str, Any]], origins: dict[str, str], benc
     return pool
 
 
-@task(name="eval-set", cache_policy=stage_cache("tasks.problems"), persist_result=True)
+@task(name="eval-set", cache_policy=stage_cache("tasks.problems", "tasks.problem_sources"), persist_result=True)
 def build_eval_set(training_problems_id: str, extra_problems_id: str | None, benchmarks: list[dict], split: dict) -> str:
     """One dataset of every benchmark's problems (field ``benchmark``) and ``ids.json`` per benchmark."""
     inputs = {"training_problems": training_problems_id}
@@ -100,7 +101,7 @@ def generate_samples(backend, problems: list[dict[str, Any]], variant: dict[str,
 def score_samples(problems: list[dict[str, Any]], responses: list[list[str]], sandbox_cfg: SandboxConfig) -> list[dict[str, Any]]:
     """Run every sample's code; one row per sample. Infra errors stop the evaluation (never a 0)."""
     jobs = [Job(p["id"], f"sample-{i}", extract_code(r), p["tests"]) for p, group in zip(problems, responses) for i, r in enumerate(group)]
-    verdicts = run_batch(jobs, sandbox_cfg)
+    verdicts = run_batch(jobs, sandbox_cfg, progress=ProgressReport("sandbox: evaluation samples", len(jobs), "solutions"))
     infra = [v for v in verdicts if v.status == "infra_error"]
     if infra:
         raise RuntimeError(f"{len(infra)} evaluation verdicts hit sandbox infrastructure errors, e.g. {infra[0].problem_id}: {infra[0].detail}")
@@ -115,11 +116,13 @@ def score_samples(problems: list[dict[str, Any]], responses: list[list[str]], sa
 def add_entropy(rows: list[dict[str, Any]], prompts: dict[str, str], model, tokenizer) -> list[dict[str, list[float]]]:
     """Entropy at think sites and elsewhere for each sample with an inline block (kept on its row)."""
     found = []
+    progress = ProgressReport("entropy at think sites", sum(bool(row["inline_blocks"]) for row in rows), "responses")
     for row in rows:
         row["entropy_think_sites"] = row["entropy_elsewhere_mean"] = None
         if not row["inline_blocks"]:
             continue
         values = entropy_at_think_sites(model, tokenizer, prompts[row["problem_id"]], row["response"])
+        progress(1)
         if values is None:
             continue
         found.append(values)

@@ -35,6 +35,7 @@ from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
+from tasks.progress import ProgressReport
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 
 Decision = str | None
@@ -230,7 +231,8 @@ def reference_fails(problems: list[dict], ctx: FilterContext) -> list[Decision]:
     without a reference are kept: there is nothing to check)."""
     with_reference = [i for i, p in enumerate(problems) if p.get("reference")]
     verdicts = run_batch([Job(problems[i]["id"], "reference", problems[i]["reference"], problems[i]["tests"])
-                          for i in with_reference], ctx.sandbox)
+                          for i in with_reference], ctx.sandbox,
+                         progress=ProgressReport("sandbox: reference solutions", len(with_reference), "solutions"))
     decisions: list[Decision] = [None] * len(problems)
     for index, verdict in zip(with_reference, verdicts):
         if verdict.status == "infra_error":

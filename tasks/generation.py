@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from tasks.progress import ProgressReport
 from tasks.thinking import THINK_CLOSE, THINK_OPEN
 
 _CLOSED_BLOCK = re.compile(r"```[a-zA-Z0-9]*[ \t]*\n.*?```", re.DOTALL)
@@ -83,6 +84,7 @@ class HFBackend:
             decoding = {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
         if sampling.stop:
             decoding.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
+        progress = progress or ProgressReport("generating", len(texts) * sampling.n, "replies")
         lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         replies: list[list[str]] = [[] for _ in texts]
@@ -96,8 +98,7 @@ class HFBackend:
                                           pad_token_id=tokenizer.pad_token_id, stopping_criteria=stopping, **decoding)
             for position, sequence in enumerate(out[:, prompt_length:]):
                 replies[rows[position // sampling.n]].append(tokenizer.decode(sequence, skip_special_tokens=True))
-            if progress:
-                progress(len(rows))
+            progress(len(rows) * sampling.n)
         return replies
 
 
@@ -119,10 +120,10 @@ class VLLMBackend:
         params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
                                 max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
                                 include_stop_str_in_output=True)
+        progress = progress or ProgressReport("generating (vLLM)", len(texts) * sampling.n, "replies")
         outputs = self.llm.generate(texts, params, use_tqdm=False)
         replies = [[cut_after_code_block(c.text) if sampling.stop_on_code_end else c.text for c in out.outputs] for out in outputs]
-        if progress:
-            progress(len(texts))
+        progress(len(texts) * sampling.n)
         return replies
 
 

@@ -344,17 +344,22 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise RecipeError(f"--set {key}: {part} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise RecipeError(f"--set {key}: the value {raw!r} is not valid YAML (quote text, e.g. --set {key}='\"{raw}\"')") from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.exists():
-        raise RecipeError(f"recipe {path} does not exist")
+        raise RecipeError(f"recipe {path} does not exist; the recipes that ship are in configs/ (tiny.yaml, default.yaml)")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the file's syntax") from exc
     if not isinstance(tree, dict):
         raise RecipeError(f"{path}: the recipe must be a mapping of sections")
     for assignment in overrides or []:
@@ -362,8 +367,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     try:
         return Recipe.model_validate(tree)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            lines.append(f"  {where}: {error['msg']}")
-        raise RecipeError(f"{path}: invalid recipe\n" + "\n".join(lines)) from None
+        problems = [f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()]
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+        raise RecipeError(f"{source}: invalid recipe: {shown} (the keys each section takes: configs/default.yaml)") from None

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problem_schema import chat_prompt, read_jsonl, write_jsonl
+from tasks.progress import ProgressReport
 from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
 
 Sampler = Callable[[list[list[dict[str, str]]], int], list[list[str]]]  # (conversations, k) -> k replies each
@@ -69,7 +70,7 @@ def rejection_sample(problems: list[dict[str, Any]], sampler: Sampler, cfg: Solu
         raise RuntimeError(f"the sampler gave {[len(r) for r in replies]} replies for {len(problems)} problems × {cfg.samples}")
     codes = [[extract_code(text) for text in texts] for texts in replies]
     jobs = [Job(p["id"], f"sample-{k}", code, p["tests"]) for p, mine in zip(problems, codes) for k, code in enumerate(mine)]
-    verdicts = run_batch(jobs, sandbox_cfg)
+    verdicts = run_batch(jobs, sandbox_cfg, progress=ProgressReport("sandbox: sampled solutions", len(jobs), "solutions"))
     results = []
     for index, problem in enumerate(problems):
         mine = verdicts[index * cfg.samples:(index + 1) * cfg.samples]

@@ -166,6 +166,16 @@ def save_model(trainer, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(str(folder))
 
 
+def show_progress(trainer, stage: str) -> None:
+    """Step counts, rate and time left instead of the trainer's raw log dict at every step."""
+    from transformers.trainer_callback import PrinterCallback
+
+    from tasks.progress import training_progress_callback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(training_progress_callback(stage))
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     import torch
@@ -173,6 +183,7 @@ def main(spec_path: str) -> None:
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
     out = Path(spec["output_dir"])
     trainer, tokenizer = {"sft": sft_trainer, "grpo": grpo_trainer}[spec["kind"]](spec)
+    show_progress(trainer, spec["stage"])
     resume = resume_point(out)
     if resume is not None:
         print(f"thinkflow: resuming {spec['stage']} from {resume.name}", flush=True)

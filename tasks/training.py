@@ -58,7 +58,8 @@ def launch_worker(spec: dict[str, Any], workdir: Path, timeout_s: float, config:
     spec_path = workdir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=1))
     log = run_logger()
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    # fixed thread counts (no dynamic adjustment to the machine's load): same recipe, same numbers
+    env = {"OMP_DYNAMIC": "FALSE", "MKL_DYNAMIC": "FALSE", **os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     proc = subprocess.Popen(worker_command(spec_path, config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True, cwd=PROJECT_ROOT)

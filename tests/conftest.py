@@ -1,12 +1,9 @@
+import flows  # first: sets the Prefect defaults every entry point needs, before Prefect is imported
+
 import logging
-import os
+from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +19,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=flows.EPHEMERAL_STARTUP_TIMEOUT_S):  # a cold database on a busy machine
         yield
         # Prefect logs "stopping temporary server" after pytest closed its capture streams.
         logging.raiseExceptions = False

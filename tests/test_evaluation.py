@@ -56,7 +56,7 @@ def test_per_benchmark_scores_from_samples():
 def test_humaneval_canonical_solutions_all_pass_and_broken_ones_all_fail():
     from sandbox import SandboxConfig
     from tasks.evaluation import score_samples
-    from tasks.problems import load_source, record_reference_tests
+    from tasks.problem_sources import load_source, record_reference_tests
     from tasks.thinking import render_response
 
     problems = load_source("humaneval").problems
@@ -152,7 +152,7 @@ def test_entropy_at_an_injected_think_site_on_the_tiny_model(tiny_model_dir):
 def test_benchmark_selection_holds_out_training_problems_and_names_missing_ids():
     from tasks.evaluation import benchmark_pool, select_benchmark
     from tasks.problem_schema import ProblemFormatError
-    from tasks.problems import split_of
+    from tasks.problem_sources import split_of
 
     problems = [{"id": f"humaneval/{i}"} for i in range(40)]
     origins = {p["id"]: "humaneval" for p in problems}

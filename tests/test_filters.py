@@ -22,7 +22,7 @@ from tasks.filters import (
     prompt_length,
     reconcile,
 )
-from tasks.problems import load_source, record_reference_tests
+from tasks.problem_sources import load_source, record_reference_tests
 from tasks.recipe import DEFAULT_FILTERS, RecipeError, load_recipe
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

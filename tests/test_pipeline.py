@@ -158,7 +158,7 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
     import pyarrow.parquet as pq
 
     from storage import ArtifactStore
-    from tasks.problems import split_of
+    from tasks.problem_sources import split_of
 
     store = ArtifactStore(tiny_runs["home"])
     loaded = store.path(stage_ids(tiny_runs["first"], "problems")[0]) / "problems.jsonl"

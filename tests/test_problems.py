@@ -6,7 +6,7 @@ import pytest
 
 from tasks.bundled_sources import eval_test_case, load_humaneval, load_leetcode
 from tasks.problem_schema import ProblemFormatError
-from tasks.problems import load_source, split_of
+from tasks.problem_sources import load_source, split_of
 from tasks.sources import load_jsonl
 
 

@@ -59,11 +59,22 @@ def test_the_image_runs_the_same_worker_program():
         assert module in dockerfile
 
 
-def docker_or_skip():
+def docker_or_skip(cfg: SandboxConfig):
+    """An engine with the sandbox image, or a skip that names what this machine lacks: no engine,
+    or an engine that cannot build the image (its base comes from a registry that is out of reach
+    here; the offline build is ``thinkflow sandbox setup-docker``'s job)."""
+    from sandbox.docker_backend import ensure_image
+
     try:
-        return engine_client(timeout_s=2)
+        client = engine_client(timeout_s=2)
     except SandboxUnavailable as exc:
         pytest.skip(f"no Docker engine here, so the container path cannot run: {exc}")
+    try:
+        ensure_image(client, cfg.docker_image)
+    except SandboxUnavailable as exc:
+        pytest.skip(f"a Docker engine answers but the sandbox image {cfg.docker_image} is not there and cannot be built here: "
+                    f"{str(exc)[:300]}")
+    return client
 
 
 def test_docker_backend_reports_a_missing_engine_clearly():
@@ -76,8 +87,8 @@ def test_docker_backend_reports_a_missing_engine_clearly():
 
 
 def test_docker_backend_runs_jobs_in_long_lived_containers():
-    docker_or_skip()
     cfg = SandboxConfig(backend="docker", workers=2, timeout_s=5)
+    docker_or_skip(cfg)
     add = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
     jobs = [Job("p", f"s{i}", f"def add(a, b):\n    return a + b  # {i}", add) for i in range(20)]
     jobs.append(Job("p", "net", "import socket\ndef add(a, b):\n    socket.create_connection(('1.1.1.1', 53), 1)\n    return a + b", add))

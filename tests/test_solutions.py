@@ -8,7 +8,7 @@ import pytest
 from sandbox import SandboxConfig
 from tasks.annotator_server import AnnotatorServer
 from tasks.annotators import AnnotatorConfig, OpenAIAnnotator
-from tasks.problems import load_source
+from tasks.problem_sources import load_source
 from tasks.solutions import SolutionsConfig, attach_solutions, rejection_sample, sampling_targets, shard_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

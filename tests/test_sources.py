@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Job, SandboxConfig, run_batch
-from tasks.problems import load_source
+from tasks.problem_sources import load_source
 from tasks.sources import LEETCODE_PRELUDE, RowError, decode_test_cases
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

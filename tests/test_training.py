@@ -182,17 +182,25 @@ def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(p
     assert any(not torch.equal(merged[n], after[n]) for n in merged if "q_proj" in n or "v_proj" in n)
 
 
-def format_reward(series, steps):
-    upfront = dict(series["reward_upfront_think"])
-    inline = dict(series["reward_inline_think"])
-    return [0.02 * upfront[s] + 0.08 * inline[s] for s in steps]
+def plain_rows(n: int) -> list[dict]:
+    """The same tasks as ``chat_rows``, answered with plain code: no thought anywhere."""
+    return [{"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+             "completion": [{"role": "assistant", "content": f"```python\ndef f(x):\n    return x + {i}\n```"}]} for i in range(n)]
 
 
-def test_grpo_raises_the_format_reward_on_the_tiny_model(prefect_harness, tiny_model_dir, tmp_path, home):
-    """A short SFT teaches the tags a little (about one completion in ten opens with a thought);
-    30 GRPO steps on the Think-Anywhere reward (no completion of a random 300k-parameter model
-    passes a test, so only the format terms move) raise the mean format reward well above where
-    it started (seen: 0.0020 over the first ten steps, 0.0065 over the last ten)."""
+def test_grpo_raises_the_share_of_replies_that_open_with_a_thought(prefect_harness, tiny_model_dir, tmp_path, home):
+    """SFT on each task answered twice, once with thoughts (upfront and inline) and once as plain
+    code, leaves the policy opening about half its replies with a thought, so most GRPO groups of 4
+    hold both kinds and the format terms give a signal at every step. The tests expect values the
+    taught code never returns, so only the format terms move. 30 GRPO steps (standard GRPO
+    advantages, as in the reference) then raise the share of replies that open with a thought.
+
+    Not a coin flip: fixed seeds (model 0, SFT and GRPO 0) and fixed thread counts (the worker turns
+    OMP/MKL dynamic threads off) make the run repeat exactly, idle or with both cores busy (seen
+    0.450 -> 0.762 over the first and last ten steps, 80 replies each). Across seeds the rise held
+    every time tried (seeds 0, 2, 3, 4: +0.31, +0.16, +0.14, +0.32), above the 0.1 asserted. An
+    earlier version (SFT on thoughtful replies only, Dr.GRPO on format rewards of 0.02) left 2 of 5
+    seeds with no thought at all to reinforce, and failed under them."""
     from storage import LineageStore
     from tasks.problem_schema import chat_prompt
     from tasks.recipe import RLSection, load_recipe
@@ -200,28 +208,28 @@ def test_grpo_raises_the_format_reward_on_the_tiny_model(prefect_harness, tiny_m
 
     recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml")
     problems = [{"id": f"p/{i}", "source": "hand", "prompt": f"Add {i} to x.", "starter_code": "", "reference": None, "meta": {},
-                 "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1 + i]}} for i in range(16)]
+                 "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1000 + i]}} for i in range(16)]
     folder = tmp_path / "problems"
     folder.mkdir()
     (folder / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
     problems_id = commit_folder(folder, "dataset", "hand-problems")
-    rows = [{**row, "prompt": chat_prompt(problem, "Write Python.")} for row, problem in zip(chat_rows(16), problems)]
+    rows = [{**row, "prompt": chat_prompt(problem, "Write Python.")}
+            for answers in (chat_rows(16), plain_rows(16)) for row, problem in zip(answers, problems)]
     sft = train_sft(commit_model(tiny_model_dir, tmp_path), commit_dataset(tmp_path, rows),
-                    sft_section(max_steps=24, learning_rate=5e-3, per_device_train_batch_size=4))
-    rl = RLSection(max_steps=30, num_generations=4, per_device_train_batch_size=8, learning_rate=3e-3, temperature=1.0,
-                   max_completion_length=64, max_prompt_length=256, save_steps=100, timeout_s=900).as_key()
+                    sft_section(max_steps=64, learning_rate=5e-3, per_device_train_batch_size=4, seed=0))
+    rl = RLSection(loss_type="grpo", max_steps=30, num_generations=4, per_device_train_batch_size=8, learning_rate=1e-3,
+                   temperature=1.0, max_completion_length=64, max_prompt_length=256, save_steps=100, timeout_s=900, seed=0).as_key()
     checkpoint = train_grpo(sft, problems_id, rl, recipe.sandbox.as_key(), "Write Python.")
     lineage = LineageStore(home / "lineage.duckdb")
-    series = {name: lineage.metric_series(checkpoint, name) for name in ("reward_upfront_think", "reward_inline_think",
-                                                                           "groups_dropped", "reward_correct")}
-    steps = [step for step, _ in series["reward_upfront_think"]]
-    assert steps == list(range(1, 31))
-    rewards = format_reward(series, steps)
-    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
-    print(f"format reward: first ten steps {first:.4f}, last ten {last:.4f}")
-    assert last > 1.5 * first and last - first > 0.003, (first, last)  # 0.003: 15 points more completions open with a thought
-    assert all(v == 0 for _, v in series["reward_correct"])
-    assert lineage.metrics_of(checkpoint)["groups_dropped"] == sum(v for _, v in series["groups_dropped"]) > 0
+    series = {name: dict(lineage.metric_series(checkpoint, name)) for name in ("reward_upfront_think", "groups_dropped", "reward_correct")}
+    assert sorted(series["reward_upfront_think"]) == list(range(1, 31))
+    upfront = [series["reward_upfront_think"][step] for step in range(1, 31)]
+    first, last = sum(upfront[:10]) / 10, sum(upfront[-10:]) / 10
+    print(f"share of replies opening with a thought: first ten steps {first:.3f}, last ten {last:.3f}")
+    assert 0.2 <= first <= 0.8, first  # SFT left room both ways: a signal in most groups
+    assert last >= first + 0.1, (first, last)
+    assert all(v == 0 for v in series["reward_correct"].values())
+    assert lineage.metrics_of(checkpoint)["groups_dropped"] == sum(series["groups_dropped"].values())
 
 
 def test_gsm8k_rows_load_with_bad_rows_quarantined_and_math_rl_runs(prefect_harness, tiny_model_dir, tmp_path, home):

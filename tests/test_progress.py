@@ -1,0 +1,62 @@
+"""Progress lines: counts, rate and time left, throttled; every sandbox job counted once."""
+
+from pathlib import Path
+
+from sandbox import Job, SandboxConfig, run_batch
+from tasks.progress import ProgressReport, duration_text, progress_line, training_progress_callback
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_progress_line_has_counts_rate_and_time_left():
+    assert progress_line("generating", 32, 128, 16.0, "replies") == \
+        "generating: 32/128 replies (25%), 2 replies/s, 16s elapsed, ~48s left"
+    assert progress_line("sandbox", 0, 10, 0.0, "solutions") == "sandbox: 0/10 solutions (0%)"
+    assert progress_line("sft", 40, 40, 125.0, "steps").endswith("0.32 steps/s, 2m05s elapsed")
+    assert [duration_text(s) for s in (0.4, 59, 61, 3600 * 2 + 60 * 5)] == ["0s", "59s", "1m01s", "2h05m"]
+
+
+def test_a_report_speaks_at_the_start_then_at_most_every_interval_and_at_the_end():
+    lines, clock = [], Clock()
+    report = ProgressReport("generating", 100, "replies", every_s=10, emit=lines.append, clock=clock)
+    for _ in range(99):
+        clock.now += 0.5
+        report(1)
+    report(1)
+    assert lines[0] == "generating: 0/100 replies (0%)"
+    assert lines[-1].startswith("generating: 100/100 replies (100%)")
+    assert len(lines) == 1 + 4 + 1  # the start, one line per 10 s of the 50 s, and the end
+    assert lines[1] == "generating: 20/100 replies (20%), 2 replies/s, 10s elapsed, ~40s left"
+
+
+def test_every_sandbox_job_is_counted_once_duplicates_and_empty_code_included():
+    counted = []
+    add = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}
+    jobs = [Job("p", f"s{i}", "def add(a, b):\n    return a + b", add) for i in range(3)]  # one run for the three
+    jobs += [Job("p", "empty", "", add), Job("p", "other", "def add(a, b):\n    return a - b", add)]
+    verdicts = run_batch(jobs, SandboxConfig(workers=1), progress=counted.append)
+    assert [v.status for v in verdicts] == ["passed"] * 3 + ["error", "failed"]
+    assert sum(counted) == len(jobs)
+
+
+def test_training_progress_replaces_the_raw_log_dict_with_steps_rate_and_loss():
+    from transformers import TrainerState, TrainingArguments
+
+    lines = []
+    callback = training_progress_callback("sft", every_s=0.0, emit=lines.append)
+    state, args = TrainerState(max_steps=4), TrainingArguments(output_dir=str(Path("/tmp/unused")), report_to="none")
+    callback.on_train_begin(args, state, None)
+    for step in range(1, 5):
+        state.global_step = step
+        callback.on_log(args, state, None, logs={"loss": 2.0 / step, "learning_rate": 1e-4})
+    callback.on_log(args, state, None, logs={"train_runtime": 3.0})  # the trainer's closing summary: step already shown
+    assert lines[0] == "sft: 0/4 steps, training"
+    assert lines[1].startswith("sft: 1/4 steps (25%)") and "loss=2," in lines[1] and "left" in lines[1]
+    assert lines[-1].startswith("sft: 4/4 steps (100%)") and "loss=0.5," in lines[-1]
+    assert len(lines) == 5
