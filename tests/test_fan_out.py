@@ -22,6 +22,7 @@ def test_runner_config_is_validated_and_a_missing_extra_is_named():
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~55 s on 2 cores; the thread runner's fan-out runs in every default run (test_pipeline)
 def test_the_tiny_pipelines_fan_out_runs_on_a_local_dask_cluster(prefect_harness, home):
     from distributed import Client, LocalCluster
 

@@ -69,20 +69,22 @@ def assert_consistent(db) -> dict[str, int]:
 
 
 @pytest.mark.integration
-def test_four_processes_writing_1000_records_each_lose_none(tmp_path):
+@pytest.mark.parametrize("records", [pytest.param(250, id="250"), pytest.param(1000, id="1000", marks=pytest.mark.slow)])
+def test_four_processes_writing_records_at_once_lose_none(tmp_path, records):
+    """250 records a writer in the default run (~10 s on 2 cores), 1,000 with ``slow`` (~40 s)."""
     db = tmp_path / "lineage.duckdb"
-    writers = [start_writer(db, f"w{n}", 1000) for n in range(4)]
+    writers = [start_writer(db, f"w{n}", records) for n in range(4)]
     confirmed = [confirmed_run_ids(w) for w in writers]
     assert [w.returncode for w in writers] == [0, 0, 0, 0], [w.stderr.read() if w.stderr else "" for w in writers]
-    assert [len(c) for c in confirmed] == [1000] * 4
+    assert [len(c) for c in confirmed] == [records] * 4
     counts = assert_consistent(db)
-    assert counts == {"runs": 4000, "artifacts": 4000, "edges": 12000, "metrics": 8000}
+    assert counts == {"runs": 4 * records, "artifacts": 4 * records, "edges": 12 * records, "metrics": 8 * records}
     con = duckdb.connect(str(db), read_only=True)
     stored = {row[0] for row in con.execute("SELECT run_id FROM runs").fetchall()}
     versions = con.execute("SELECT name, min(version), max(version), count(DISTINCT version) FROM artifacts GROUP BY name ORDER BY name").fetchall()
     con.close()
     assert stored == set().union(*confirmed)
-    assert versions == [(f"w{n}", 1, 1000, 1000) for n in range(4)]  # versions count up per name, none skipped or repeated
+    assert versions == [(f"w{n}", 1, records, records) for n in range(4)]  # versions count up per name, none skipped or repeated
     assert list((tmp_path / "lineage.duckdb.journal").glob("*.json")) == []
 
 

@@ -89,6 +89,7 @@ def shard_runs(home):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~80 s on 2 cores (two flow subprocesses); resume after SIGKILL of training runs by default (test_training)
 def test_killed_annotation_redoes_only_unfinished_shards(tiny_model_dir, tmp_path):
     from storage import ArtifactStore, LineageStore
 

@@ -16,6 +16,7 @@ def write_problems(path, problems):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~80 s on 2 cores (three retrain runs); the retrain deployment and schedule are registered by default (test_deployments)
 def test_retrain_notices_new_data_and_says_when_there_is_none(prefect_harness, home, tmp_path):
     from flows.retrain import retrain
     from storage import ArtifactStore, LineageStore
