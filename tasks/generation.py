@@ -62,6 +62,20 @@ def make_stop_on_closing_fence(tokenizer, prompt_length: int):
     return StopOnClosingFence()
 
 
+def make_decoding_heartbeat(prompt_length: int, max_new_tokens: int, batch: str, progress):
+    """A stopping criterion that never stops: at each decoding step it lets a ProgressReport say
+    how far the running batch is, so a batch that decodes for minutes is not a silent one."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class DecodingHeartbeat(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            progress.tick(f"batch {batch} at token {input_ids.shape[1] - prompt_length}/{max_new_tokens}")
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return DecodingHeartbeat()
+
+
 class HFBackend:
     """``model.generate`` over length-sorted, left-padded batches of ``batch_size`` prompts."""
 
@@ -92,7 +106,11 @@ class HFBackend:
             rows = order[start:start + self.batch_size]
             batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             prompt_length = batch["input_ids"].shape[1]
-            stopping = StoppingCriteriaList([make_stop_on_closing_fence(tokenizer, prompt_length)]) if sampling.stop_on_code_end else None
+            stopping = StoppingCriteriaList([make_stop_on_closing_fence(tokenizer, prompt_length)] if sampling.stop_on_code_end else [])
+            if hasattr(progress, "tick"):
+                batches = -(-len(order) // self.batch_size)
+                stopping.append(make_decoding_heartbeat(prompt_length, sampling.max_new_tokens,
+                                                        f"{start // self.batch_size + 1}/{batches}", progress))
             with torch.no_grad():
                 out = self.model.generate(**batch.to(self.model.device), max_new_tokens=sampling.max_new_tokens,
                                           pad_token_id=tokenizer.pad_token_id, stopping_criteria=stopping, **decoding)

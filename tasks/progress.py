@@ -81,11 +81,24 @@ class ProgressReport:
         if due:
             self.emit(line)
 
+    def tick(self, note: str) -> None:
+        """Inside a long item (a batch still decoding): a line with ``note`` when one is due, the
+        counts unchanged."""
+        with self.lock:
+            now = self.clock()
+            if now - self.last_line < self.every_s:
+                return
+            self.last_line = now
+            line = progress_line(self.what, self.done, self.total, now - self.started, self.unit) + f"; {note}"
+        self.emit(line)
+
 
 def training_progress_callback(stage: str, every_s: float = EVERY_S, emit: Callable[[str], None] | None = None):
     """A transformers ``TrainerCallback`` printing ``stage: step 12/40 (30%), 0.5 steps/s, …, loss=1.93``
     at most every ``every_s`` seconds and at the last step (the training worker's stdout is streamed
-    into the run log by the task that launched it). It replaces the trainer's raw log-dict printer."""
+    into the run log by the task that launched it). It replaces the trainer's raw log-dict printer.
+    A step that runs longer than ``every_s`` (a GRPO step generates its rollouts first) gets a
+    ``stage: step 3/8 running for 40s`` line from a watcher thread every ``every_s`` seconds."""
     from transformers import TrainerCallback
 
     emit = emit or (lambda line: print(line, flush=True))
@@ -98,17 +111,39 @@ def training_progress_callback(stage: str, every_s: float = EVERY_S, emit: Calla
             self.first_step = 0
             self.last_step = -1
 
+            self.step_started = None
+            self.lock = threading.Lock()
+            self.finished = threading.Event()
+
         def on_train_begin(self, args, state, control, **kwargs):
             self.started = self.last_line = time.monotonic()
             self.first_step = state.global_step  # a resumed run counts its rate from where it resumed
             emit(f"{stage}: {state.global_step}/{state.max_steps} steps, training")
+            if every_s > 0:
+                threading.Thread(target=self.watch, args=(state,), daemon=True, name="training-progress").start()
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.step_started = time.monotonic()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.finished.set()
+
+        def watch(self, state) -> None:
+            while not self.finished.wait(min(every_s, 1.0)):
+                with self.lock:
+                    now = time.monotonic()
+                    if self.step_started is None or now - self.last_line < every_s:
+                        continue
+                    self.last_line = now
+                emit(f"{stage}: step {state.global_step + 1}/{state.max_steps} running for {duration_text(now - self.step_started)}")
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             now = time.monotonic()
             final = state.global_step >= state.max_steps
-            if self.started is None or state.global_step == self.last_step or (now - self.last_line < every_s and not final):
-                return
-            self.last_line, self.last_step = now, state.global_step
+            with self.lock:
+                if self.started is None or state.global_step == self.last_step or (now - self.last_line < every_s and not final):
+                    return
+                self.last_line, self.last_step = now, state.global_step
             line = progress_line(stage, state.global_step - self.first_step, state.max_steps - self.first_step,
                                  now - self.started, "steps")
             if self.first_step:

@@ -60,3 +60,41 @@ def test_training_progress_replaces_the_raw_log_dict_with_steps_rate_and_loss():
     assert lines[1].startswith("sft: 1/4 steps (25%)") and "loss=2," in lines[1] and "left" in lines[1]
     assert lines[-1].startswith("sft: 4/4 steps (100%)") and "loss=0.5," in lines[-1]
     assert len(lines) == 5
+
+
+def test_a_batch_that_decodes_for_long_reports_its_token_position(tiny_model_dir):
+    from tasks.generation import HFBackend, Sampling
+
+    lines, clock = [], Clock()
+    report = ProgressReport("generating", 3, "replies", every_s=10, emit=lines.append, clock=clock)
+    original = report.tick
+
+    def tick_after_a_while(note):
+        clock.now += 4  # each decoding step "takes" 4 s: a line every third step
+        original(note)
+
+    report.tick = tick_after_a_while
+    replies = HFBackend(tiny_model_dir, batch_size=2).complete(["def f(x):", "x = ", "import"], Sampling(max_new_tokens=8,
+                                                                                                    stop_on_code_end=False), report)
+    assert len(replies) == 3 and report.done == 3
+    ticks = [line for line in lines if "; batch" in line]
+    assert ticks and ticks[0].startswith("generating: 0/3 replies (0%), 12s elapsed; batch 1/2 at token ")
+    assert any("batch 2/2" in line for line in ticks) and lines[-1].startswith("generating: 3/3 replies (100%)")
+
+
+def test_a_long_training_step_is_reported_while_it_runs():
+    import time
+
+    from transformers import TrainerState, TrainingArguments
+
+    lines = []
+    callback = training_progress_callback("grpo", every_s=0.2, emit=lines.append)
+    state, args = TrainerState(max_steps=8), TrainingArguments(output_dir="/tmp/unused", report_to="none")
+    callback.on_train_begin(args, state, None)
+    state.global_step = 2
+    callback.on_step_begin(args, state, None)
+    deadline = time.monotonic() + 30
+    while not any("running for" in line for line in lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    callback.on_train_end(args, state, None)
+    assert "grpo: step 3/8 running for " in " ".join(lines), lines
