@@ -49,7 +49,7 @@ def ensure_prefect_api(say=print) -> str:
     database = ephemeral_database(Path(settings.home), connection.get_secret_value() if connection else None)
     if database is not None and not database.exists():
         say(f"starting Prefect's local server; first start under PREFECT_HOME={settings.home}: "
-            f"it creates its database first (about 30 s on 2 cores; waiting up to {timeout} s)")
+            f"it creates its database first (15-30 s on 2 cores; waiting up to {timeout} s)")
     started = time.monotonic()
     try:
         server.start(timeout=timeout)

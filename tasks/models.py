@@ -217,7 +217,7 @@ def build_base_model(model_cfg: dict) -> str:
     """The named base model as a checkpoint artifact (built or converted once, then cached)."""
     with StageRun("build_model", inputs={}, params=model_cfg, code_modules=("tasks.models",)) as run:
         staged = run.staging("model")
-        run.log.info("building model %s (a GGUF model is dequantised and saved as safetensors once: ~20-30 s on 2 cores)",
+        run.log.info("building model %s (a GGUF model is dequantised and saved as safetensors once: 33 s on 2 cores)",
                      model_cfg["name"])
         build_model(model_cfg["name"], staged, seed=model_cfg["seed"])
         run.log.info("built model %s", model_cfg["name"])
