@@ -25,6 +25,7 @@ from prefect.context import TaskRunContext
 
 from storage import ArtifactStore, LineageBusy, LineageStore
 from storage.lineage import now
+from tasks.progress import progress_logger
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,12 +78,8 @@ def stage_cache(*modules: str, ignore: tuple[str, ...] = (), files: tuple[Path, 
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        from prefect.logging import get_run_logger
-
-        return get_run_logger()
-    except Exception:  # noqa: BLE001 - outside a flow/task run context
-        return logging.getLogger("thinkflow")
+    """The Prefect run logger inside a run, the ``thinkflow`` logger outside (one rule, in tasks.progress)."""
+    return progress_logger()
 
 
 def current_flow_run_id() -> str | None:
