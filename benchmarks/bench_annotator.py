@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tasks.annotator_server import AnnotatorServer
-from tasks.annotators import AnnotatorConfig, OpenAIAnnotator
+from tasks.annotators import OpenAIAnnotator
+from tasks.recipe import AnnotatorConfig
 from tasks.models import build_model
 
 

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from sandbox import Job, SandboxConfig, pool_for, run_batch
 from sandbox.verdicts import ChildRun, child_payload, count_tests, judge
-from tasks.bundled_sources import load_humaneval, load_leetcode
-from tasks.problem_sources import record_reference_tests
+from tasks.problems.bundled import load_humaneval, load_leetcode
+from tasks.problems.catalog import record_reference_tests
 
 SANDBOX_FOLDER = Path(__file__).resolve().parent.parent / "sandbox"
 FRESH_PROCESS_PROGRAM = f"""

@@ -18,10 +18,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from tasks.bundled_sources import load_humaneval
+from tasks.problems.bundled import load_humaneval
 from tasks.generation import HFBackend, Sampling, chat_texts
 from tasks.models import build_model, load_for_inference
-from tasks.problem_schema import chat_prompt
+from tasks.records import chat_prompt
 from tasks.recipe import PromptsConfig
 
 DTYPES = {"tiny": "float32", "smollm2-135m-instruct": "bfloat16"}

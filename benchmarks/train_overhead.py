@@ -1,7 +1,7 @@
 """Training overhead: ``thinkflow bench train`` (or run this file).
 
 Runs the same SFT and the same GRPO (model, data, trainer settings, steps) two ways, side by side:
-our stage (the Prefect task's function: StageRun, ``accelerate launch`` of tasks/train_worker.py,
+our stage (the Prefect task's function: StageRun, ``accelerate launch`` of tasks/training/worker.py,
 checkpoints marked complete, metrics and curves into lineage) and a bare TRL script run with
 ``python``. Prints the trainer's own steps/s for each (the training loop), the wall time of the
 whole run (process start, model load, saving), the overhead of ours on steps/s (target ≤ 5 %),
@@ -38,7 +38,7 @@ if spec["kind"] == "sft":
 else:
     from trl import GRPOConfig, GRPOTrainer
     from sandbox import SandboxConfig
-    from tasks.rewards import reward_functions  # the same reward work as our stage
+    from tasks.training.rewards import reward_functions  # the same reward work as our stage
     tokenizer.padding_side = "left"
     terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig())
     args = GRPOConfig(top_k=0, scale_rewards="none", reward_weights=[w for _, w in terms.values()], **common)
@@ -84,10 +84,13 @@ def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
 
     from storage import ArtifactStore
     from tasks.models import build_model
-    from tasks.problem_schema import write_jsonl
+    from tasks.records import write_jsonl
     from tasks.recipe import RLSection, SFTSection
     from tasks.stage_run import StageRun
-    from tasks.training import GRPO_ARGS, SFT_ARGS, run_worker, trainer_args
+    from trl import GRPOConfig, SFTConfig
+
+    from tasks.training.stages import run_worker
+    from tasks.training.worker import trainer_args
 
     results = {}
     with tempfile.TemporaryDirectory() as scratch, disable_run_logger():
@@ -100,26 +103,25 @@ def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
         write_jsonl(folder / "sft.jsonl", sft_rows)
         problem = {"id": "add", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [2]}}
         write_jsonl(folder / "rl.jsonl", [{"prompt": r["prompt"], "problem_json": json.dumps(problem)} for r in sft_rows])
-        sft = SFTSection(max_steps=steps, per_device_train_batch_size=4, max_length=256).as_key()  # checkpoints every 50 steps, as by default
+        sft = SFTSection(max_steps=steps, per_device_train_batch_size=4, max_length=256)  # checkpoints every 50 steps, as by default
         rl = RLSection(max_steps=max(2, steps // 4), num_generations=4, per_device_train_batch_size=8, max_completion_length=32,
-                       ).as_key()
+                       )
         store = ArtifactStore()
         model_id = store.commit(model_dir, kind="checkpoint", name=model, parents=[], config={}, metadata={}).artifact_id
 
-        def ours(kind: str, section: dict, data: Path):
+        def ours(kind: str, section, data: Path):
             def stage():
                 with StageRun(f"bench_{kind}", inputs={"model": model_id}, params={"n": time.monotonic_ns()}) as run:
-                    spec = {"stage": kind, "kind": kind, "model_dir": str(run.input_path("model")), "data_path": str(data),
-                            "train": "full", "lora": section["lora"],
-                            "trainer_args": trainer_args(section, SFT_ARGS if kind == "sft" else GRPO_ARGS)}
+                    spec = {"stage": kind, "kind": kind, "model_dir": str(run.input_path("model")), "data_path": str(data)}
                     if kind == "grpo":
-                        spec.update(reward=section["reward"], sandbox={}, drop_equal_groups=True)
+                        spec.update(reward=section.reward.to_json(), sandbox={})
                     return run_worker(run, spec, section)[1]
             return stage
 
-        for kind, section, data, names in (("sft", sft, folder / "sft.jsonl", SFT_ARGS), ("grpo", rl, folder / "rl.jsonl", GRPO_ARGS)):
-            bare_args = trainer_args(section, names)
-            results[kind] = {"bare": bare_run(kind, store.path(model_id), data, bare_args, section.get("reward", {}), folder),
+        for kind, section, data, config in (("sft", sft, folder / "sft.jsonl", SFTConfig), ("grpo", rl, folder / "rl.jsonl", GRPOConfig)):
+            bare_args = trainer_args(section.to_json(), config)
+            reward = section.reward.to_json() if kind == "grpo" else {}
+            results[kind] = {"bare": bare_run(kind, store.path(model_id), data, bare_args, reward, folder),
                              "ours": our_run(ours(kind, section, data))}
             steps_done = bare_args["max_steps"]
             results[kind]["steps"] = steps_done

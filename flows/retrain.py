@@ -9,39 +9,24 @@ recipe, and every later stage on the ids it reads, so new data or a changed reci
 exactly the stages it reaches, and nothing changed means nothing re-runs (the summary says so).
 When a new checkpoint comes out, the previous best (from the newest ``retrain-decision`` in
 lineage) is evaluated on the same eval set (cached when it already was) and the comparison is
-recorded as a new decision.
+recorded as a new decision. The pipeline runs as a subflow, found by name (``flows.runtime.pipelines``);
+its summary's ``outputs`` name the final checkpoint, its report and the eval set.
 """
 
 from __future__ import annotations
 
 from prefect import flow
 
-from flows.evaluate import evaluate_stage, evaluation_stage
-from flows.stage_log import StageLog
+from flows.runtime.pipelines import pipeline_flow
+from flows.runtime.stage_log import StageLog
+from flows.stage_sequences import evaluate_stage, pipeline_recipe
 from storage import ArtifactStore, LineageStore
-from tasks.recipe import RecipeError, load_recipe
-from tasks.retrain import best_on_record, record_retrain_decision
+from tasks.evaluation.retrain_decision import best_on_record, record_retrain_decision
+from tasks.recipe import RecipeError
 from tasks.stage_run import run_logger
 
-FINAL_CHECKPOINT = {"think-anywhere": ("rl", "rl"), "thinking-midtraining": ("rlvr (code)", "rlvr")}  # stage, evaluation label
+RETRAINABLE = ("think-anywhere", "thinking-midtraining")
 METRIC = "pass@1"
-
-
-def pipeline_run(pipeline: str, config: str, overrides: list[str] | None) -> dict:
-    if pipeline == "thinking-midtraining":
-        from flows.thinking_midtraining import thinking_midtraining
-
-        return thinking_midtraining(config=config, overrides=overrides)
-    from flows.think_anywhere import think_anywhere
-
-    return think_anywhere(config=config, overrides=overrides)
-
-
-def stage_artifact(summary: dict, stage: str) -> str:
-    for result in summary["stages"]:
-        if result["stage"] == stage:
-            return result["artifact_ids"][0]
-    raise RecipeError(f"the {summary['pipeline']} run has no stage {stage!r} (stages: {[s['stage'] for s in summary['stages']]})")
 
 
 def what_ran(summary: dict) -> str:
@@ -52,34 +37,39 @@ def what_ran(summary: dict) -> str:
     return f"{len(fresh)} of {len(summary['stages'])} stages ran anew: {', '.join(fresh)}"
 
 
+def evaluated_outputs(summary: dict) -> dict[str, str]:
+    outputs = summary.get("outputs", {})
+    if "final_report" not in outputs:
+        raise RecipeError(f"retrain: the {summary['pipeline']} run evaluated no final checkpoint (set midtraining.post_training: code "
+                          "for thinking-midtraining)")
+    return outputs
+
+
 @flow(name="retrain")
 def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = None, pipeline: str = "think-anywhere") -> dict:
-    from flows.think_anywhere import resolve_config
-
-    if pipeline not in FINAL_CHECKPOINT:
-        raise RecipeError(f"retrain: pipeline {pipeline!r} is not one of {', '.join(FINAL_CHECKPOINT)}")
-    recipe = load_recipe(resolve_config(config), overrides)
+    if pipeline not in RETRAINABLE:
+        raise RecipeError(f"retrain: pipeline {pipeline!r} is not one of {', '.join(RETRAINABLE)}")
+    recipe = pipeline_recipe(config, overrides)
     store = ArtifactStore()
     lineage = LineageStore(store.lineage_path)
     best = best_on_record(store, lineage)  # before this run adds anything
 
-    summary = pipeline_run(pipeline, config, overrides)  # a subflow: cached stages return at once
+    summary = pipeline_flow(pipeline)(config=config, overrides=overrides)  # a subflow: cached stages return at once
+    outputs = evaluated_outputs(summary)
     stages = StageLog("retrain")
-    final_stage, label = FINAL_CHECKPOINT[pipeline]
-    variant = recipe.evaluate.variants[0]
-    new_checkpoint, new_report = stage_artifact(summary, final_stage), stage_artifact(summary, evaluation_stage(label, variant))
+    new_checkpoint, new_report = outputs["final_checkpoint"], outputs["final_report"]
     decision = None
     if best is None or best["checkpoint"] != new_checkpoint:
         best_report = None
         if best is not None:  # the incumbent on this run's eval set, so both numbers measure the same problems
-            best_report = evaluate_stage(stages, recipe, "previous best", best["checkpoint"], stage_artifact(summary, "eval set"), variant)
+            best_report = evaluate_stage(stages, recipe, "previous best", best["checkpoint"], outputs["eval_set"], recipe.evaluate.variants[0])
         decision = stages.run("retrain decision", record_retrain_decision, new_checkpoint, new_report,
                               best and best["checkpoint"], best_report, METRIC)
     message = what_ran(summary)
     if decision is None:
         message += f"; {new_checkpoint} is already the best checkpoint on record"
     run_logger().info("retrain: %s", message)
-    result = stages.finish()
+    result = stages.finish(outputs=outputs)
     result["stages"] = summary["stages"] + result["stages"]
     result["all_cached"] = all(s["cached"] for s in result["stages"])
     trained = [s["stage"] for s in summary["stages"] if not s["cached"] and any(a.startswith("checkpoint-") for a in s["artifact_ids"])]

@@ -14,6 +14,7 @@ from pathlib import Path
 from sandbox.config import SandboxConfig, SandboxUnavailable
 from sandbox.protocol import STDERR, STDOUT, DockerStreamDemux, LineDecoder, first_message
 
+STAGE_FILES = ("sandbox/Dockerfile", "sandbox/worker.py")  # the image the containers run: part of the code version
 SANDBOX_FOLDER = Path(__file__).parent
 HELLO_TIMEOUT_S = 60.0
 SANDBOX_USER = "65534:65534"

@@ -19,6 +19,7 @@ from pathlib import Path
 from sandbox.config import SandboxConfig, SandboxUnavailable
 from sandbox.protocol import LineDecoder, first_message
 
+STAGE_FILES = ("sandbox/worker.py",)  # the program each worker runs: part of every sandboxed stage's code version
 WORKER_PROGRAM = Path(__file__).with_name("worker.py")
 HELLO_TIMEOUT_S = 30.0
 

@@ -27,45 +27,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Callable
 
 from tasks.progress import ProgressReport
+from tasks.recipe import AnnotatorConfig
 
 Conversation = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-REPLY_SETTINGS = {"kind", "model", "temperature"}
-
-
-class AnnotatorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["hf", "openai", "vllm"] = "hf"
-    model: str = "policy"  # hf/vllm: "policy" or a model name the registry builds; openai: the served model's name
-    base_url: str = "http://127.0.0.1:8000/v1"  # openai only
-    api_key_env: str = "OPENAI_API_KEY"  # openai only: the environment variable holding the key (if any)
-    concurrency: int = Field(default=8, ge=1, le=256)
-    max_retries: int = Field(default=6, ge=0)
-    backoff_s: float = Field(default=0.5, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
-    temperature: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=16, ge=1)  # hf only
-    cache: bool = True  # openai only: reuse replies by content hash
-
-    def as_key(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def what(self) -> dict[str, Any]:
-        """The settings that decide the replies (part of a stage's cache key)."""
-        return self.model_dump(mode="json", include=REPLY_SETTINGS)
-
-    def how(self) -> dict[str, Any]:
-        """Where and how the requests go (not part of a cache key: a server on another port
-        serving the same model gives the same replies)."""
-        return self.model_dump(mode="json", exclude=REPLY_SETTINGS)
 
 
 class AnnotatorError(RuntimeError):

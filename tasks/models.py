@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import random
 import sysconfig
+import threading
 from pathlib import Path
 
 from prefect import task
 
-from tasks.problem_schema import package_folder
+from tasks.recipe import ModelConfig
+from tasks.records import package_folder
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.thinking import THINK_TAGS
 
@@ -213,15 +214,15 @@ def parameter_count(model_dir: Path) -> int:
 
 
 @task(name="build-base-model", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=5, cache_policy=stage_cache(), persist_result=True)
-def build_base_model(model_cfg: dict) -> str:
+def build_base_model(model: ModelConfig) -> str:
     """The named base model as a checkpoint artifact (built or converted once, then cached)."""
-    with StageRun("build_model", inputs={}, params=model_cfg, code_modules=("tasks.models",)) as run:
+    with StageRun("build_model", inputs={}, params=model.to_json()) as run:
         staged = run.staging("model")
         run.log.info("building model %s (a GGUF model is dequantised and saved as safetensors once: 33 s on 2 cores)",
-                     model_cfg["name"])
-        build_model(model_cfg["name"], staged, seed=model_cfg["seed"])
-        run.log.info("built model %s", model_cfg["name"])
+                     model.name)
+        build_model(model.name, staged, seed=model.seed)
+        run.log.info("built model %s", model.name)
         return run.output(
-            "model", staged, kind="checkpoint", name=f"base:{model_cfg['name']}",
-            metadata={"source": model_cfg["name"]}, metrics={"parameters": parameter_count(staged)},
+            "model", staged, kind="checkpoint", name=f"base:{model.name}",
+            metadata={"source": model.name}, metrics={"parameters": parameter_count(staged)},
         )

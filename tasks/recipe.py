@@ -1,21 +1,20 @@
 """Typed recipes: YAML in, validated config out, a wrong key named in the error.
 
-Each stage reads one section; that section (as a plain dict) is part of the stage's cache key, so
-changing one stage's settings recomputes that stage and what follows, nothing before it.
+This module owns every section of a recipe. A stage takes the typed section it reads (never a
+dict rebuilt from one); the section's ``cache_key()`` (its settings, less those in ``HOW``: where
+and how fast, not what) is part of the stage's cache key, so changing one stage's settings
+recomputes that stage and what follows, nothing before it. Loading a recipe imports neither
+Prefect nor the sandbox.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from tasks.annotators import AnnotatorConfig
-from tasks.midtraining import CorpusConfig
-from tasks.solutions import SolutionsConfig
 
 
 class RecipeError(ValueError):
@@ -24,9 +23,69 @@ class RecipeError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    HOW: ClassVar[frozenset[str]] = frozenset()  # settings that say where or how fast, not what: never in a cache key
 
-    def as_key(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """The section as plain JSON: what lineage records and a worker process reads."""
         return self.model_dump(mode="json")
+
+    def cache_key(self) -> dict[str, Any]:
+        """What of this section decides a stage's result."""
+        return self.model_dump(mode="json", exclude=set(self.HOW))
+
+
+REPLY_SETTINGS = frozenset({"kind", "model", "temperature"})
+
+
+class AnnotatorConfig(Section):
+    """The model that writes plans, thoughts and (``llm``) judgements: a local HF/vLLM model or an
+    OpenAI-compatible endpoint. Only the reply settings are part of a cache key: a server on
+    another port serving the same model gives the same replies."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"base_url", "api_key_env", "concurrency", "max_retries", "backoff_s", "timeout_s",
+                                               "batch_size", "cache"})
+
+    kind: Literal["hf", "openai", "vllm"] = "hf"
+    model: str = "policy"  # hf/vllm: "policy" or a model name the registry builds; openai: the served model's name
+    base_url: str = "http://127.0.0.1:8000/v1"  # openai only
+    api_key_env: str = "OPENAI_API_KEY"  # openai only: the environment variable holding the key (if any)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    max_retries: int = Field(default=6, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    temperature: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=16, ge=1)  # hf only
+    cache: bool = True  # openai only: reuse replies by content hash
+
+
+class CorpusConfig(Section):
+    """Thinking Mid-training: the corpus to chunk and annotate."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
+
+    source: str = "python-stdlib"  # python-stdlib | files:GLOB (text files)
+    max_documents: int = Field(default=40, ge=1)
+    chunk_tokens: int = Field(default=256, ge=16)
+    limit_chunks: int | None = Field(default=None, ge=1)
+    mode: Literal["boundaries", "interleave"] = "boundaries"
+    segments_per_chunk: int = Field(default=3, ge=2, le=16)
+    thought_max_new_tokens: int = Field(default=32, ge=4)
+    shard_size: int = Field(default=16, ge=1)
+    parallel_shards: int = Field(default=2, ge=1)
+    rl_fraction: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = 0
+
+
+class SolutionsConfig(Section):
+    """Rejection sampling for train problems without a reference solution."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
+
+    problems: Literal["without_reference", "all", "none"] = "without_reference"  # which train problems to sample for
+    sampler: Literal["policy", "annotator"] = "policy"  # annotator: the recipe's `annotator` (needs temperature > 0 to vary)
+    samples: int = Field(default=4, ge=1, le=64)
+    temperature: float = Field(default=1.0, gt=0)
+    max_new_tokens: int = Field(default=256, ge=8)
+    seed: int = 0
+    shard_size: int = Field(default=16, ge=1)
+    parallel_shards: int = Field(default=1, ge=1)
 
 
 class ModelConfig(Section):
@@ -41,36 +100,96 @@ class SourceConfig(Section):
     difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
 
 
-DEFAULT_FILTERS = (
-    {"name": "prompt_length", "max_tokens": 1024},
-    {"name": "difficulty_band", "model": "DeepSeek-R1-Distill-Qwen-7B", "low": 1, "high": 15},
-    {"name": "exact_duplicate"},
-    {"name": "near_duplicate", "threshold": 0.8},
-    {"name": "reference_fails"},
-)
+class PromptLengthFilter(Section):
+    """Drop a problem whose chat prompt is longer than ``max_tokens`` (the policy's tokenizer)."""
+    name: Literal["prompt_length"] = "prompt_length"
+    max_tokens: int = Field(default=1024, ge=1)
+
+
+class DifficultyBandFilter(Section):
+    """Keep Skywork problems whose difficulty for ``model`` (0-16 correct of 16) is in low..high."""
+    name: Literal["difficulty_band"] = "difficulty_band"
+    model: str = "DeepSeek-R1-Distill-Qwen-7B"
+    low: int = Field(default=1, ge=0)
+    high: int = Field(default=15, ge=0)
+
+
+class ExactDuplicateFilter(Section):
+    """Drop a prompt equal to an earlier one up to case and spacing."""
+    name: Literal["exact_duplicate"] = "exact_duplicate"
+
+
+class NearDuplicateFilter(Section):
+    """Drop a prompt whose word-shingle Jaccard with an earlier kept one is at least ``threshold``
+    (MinHash + LSH with ``bands`` bands propose pairs, the exact Jaccard decides)."""
+    name: Literal["near_duplicate"] = "near_duplicate"
+    threshold: float = Field(default=0.8, gt=0, le=1)
+    shingle_words: int = Field(default=5, ge=1)
+    permutations: int = Field(default=64, ge=2)
+    bands: int = Field(default=16, ge=1)
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> "NearDuplicateFilter":
+        if self.permutations % self.bands:
+            raise ValueError(f"permutations ({self.permutations}) must be a multiple of bands ({self.bands})")
+        return self
+
+
+class ReferenceFailsFilter(Section):
+    """Drop a problem whose reference solution fails its own tests in the sandbox."""
+    name: Literal["reference_fails"] = "reference_fails"
+
+
+class PassRateBandFilter(Section):
+    """Sample the policy ``samples`` times per problem; keep problems solved sometimes, not always."""
+    name: Literal["pass_rate_band"] = "pass_rate_band"
+    samples: int = Field(default=8, ge=1, le=64)
+    low: float = Field(default=0.2, ge=0, le=1)
+    high: float = Field(default=0.8, ge=0, le=1)
+    max_new_tokens: int = Field(default=256, ge=8)
+    temperature: float = Field(default=1.0, gt=0)
+    seed: int = 0
+
+
+FilterConfig = Annotated[
+    PromptLengthFilter | DifficultyBandFilter | ExactDuplicateFilter | NearDuplicateFilter | ReferenceFailsFilter | PassRateBandFilter,
+    Field(discriminator="name"),
+]
+FILTER_NAMES = ("prompt_length", "difficulty_band", "exact_duplicate", "near_duplicate", "reference_fails", "pass_rate_band")
+DEFAULT_FILTERS = (PromptLengthFilter(), DifficultyBandFilter(), ExactDuplicateFilter(), NearDuplicateFilter(), ReferenceFailsFilter())
 
 
 class ProblemsConfig(Section):
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig(name="humaneval")])
-    # in order; each entry: {name: <registered filter>, <its settings>}; pass_rate_band is off by default
-    filters: list[dict[str, Any]] = Field(default_factory=lambda: [dict(f) for f in DEFAULT_FILTERS])
+    # in order; each entry: {name: <a filter above>, <its settings>}; pass_rate_band is off by default
+    filters: list[FilterConfig] = Field(default_factory=lambda: list(DEFAULT_FILTERS))
     eval_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
 
-    @field_validator("filters")
-    @classmethod
-    def _registered(cls, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from tasks.filters import check_filter_config
+    def split_rule(self) -> "SplitRule":
+        return SplitRule(eval_fraction=self.eval_fraction, split_seed=self.split_seed)
 
-        return [check_filter_config(spec) for spec in filters]
+
+class SplitRule(Section):
+    """Which problems are held out for evaluation: by hashed id, so a problem stays on its side."""
+    eval_fraction: float = Field(default=0.2, gt=0, lt=1)
+    split_seed: int = 0
 
 
 class SandboxSection(Section):
+    """The recipe's sandbox settings; ``sandbox_config()`` is the sandbox's own config (the sandbox
+    package imports nothing of ours, so it has its own dataclass with further limits)."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"workers"})
     backend: Literal["local", "docker"] = "local"
     isolation: Literal["strict", "weak"] = "strict"  # weak: run without namespaces where there are none
     workers: int = Field(default=0, ge=0)  # 0: one per core
     timeout_s: float = Field(default=6.0, gt=0)
     memory_mb: int = Field(default=1024, ge=64)
+
+    def sandbox_config(self):
+        from sandbox.config import SandboxConfig  # the dataclass only: no pool, no worker
+
+        return SandboxConfig(**self.to_json())
 
 
 class GenerationConfig(Section):
@@ -79,6 +198,7 @@ class GenerationConfig(Section):
 
 
 class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
+    HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
     strategy: Literal["entropy", "rewrite"] = "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
     thoughts_per_solution: int = Field(default=1, ge=1, le=8)
     thought_max_new_tokens: int = Field(default=24, ge=4)
@@ -97,7 +217,7 @@ class LoraSection(Section):
 
 
 class ThinkTokensSection(Section):
-    """Think-Anywhere*: the tags become tokens of their own (tasks/think_tokens.py); stage 1 trains
+    """Think-Anywhere*: the tags become tokens of their own (tasks/training/think_tokens.py); stage 1 trains
     only their embedding rows for ``stage1_steps``, then the SFT section's own run (use
     ``train: lora``: LoRA plus those rows) is stage 2."""
     enabled: bool = False
@@ -106,7 +226,8 @@ class ThinkTokensSection(Section):
 
 
 class SFTSection(Section):
-    train: Literal["full", "lora"] = "full"
+    HOW: ClassVar[frozenset[str]] = frozenset({"accelerate_config", "timeout_s"})
+    train: Literal["full", "lora", "new_rows"] = "full"  # new_rows: Think-Anywhere* stage 1 (``stage1()``), not for recipes
     lora: LoraSection = LoraSection()
     think_tokens: ThinkTokensSection = ThinkTokensSection()
     max_steps: int = Field(default=10, ge=1)
@@ -123,10 +244,10 @@ class SFTSection(Section):
     timeout_s: int = Field(default=3600, ge=10)
     trl: dict[str, Any] = Field(default_factory=dict)  # extra SFTConfig fields, passed through
 
-    def stage1_key(self) -> dict[str, Any]:
+    def stage1(self) -> "SFTSection":
         """The section for Think-Anywhere* stage 1: only the new rows, its own steps and rate."""
-        return {**self.as_key(), "train": "new_rows", "max_steps": self.think_tokens.stage1_steps,
-                "num_train_epochs": None, "learning_rate": self.think_tokens.stage1_learning_rate}
+        return self.model_copy(update={"train": "new_rows", "max_steps": self.think_tokens.stage1_steps,
+                                       "num_train_epochs": None, "learning_rate": self.think_tokens.stage1_learning_rate})
 
 
 THINK_ANYWHERE_TERMS = ("correct", "upfront_think", "inline_think")
@@ -149,6 +270,7 @@ class RewardSection(Section):
 
 
 class RLSection(Section):
+    HOW: ClassVar[frozenset[str]] = frozenset({"accelerate_config", "timeout_s"})
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dr_grpo"  # dr_grpo: scale_rewards "none"
     reward: RewardSection = RewardSection()
     drop_equal_groups: bool = True  # groups whose rewards all tie carry no signal: masked out, counted
@@ -256,22 +378,49 @@ class EvaluateConfig(Section):
             raise ValueError(f"benchmark names repeat: {names}")
         return self
 
-    def generation_key(self) -> dict[str, Any]:
+    def generation(self) -> "EvalGeneration":
         """What decides the samples: part of every evaluation's cache key."""
-        return self.model_dump(mode="json", include={"samples", "temperature", "top_p", "seed", "max_new_tokens", "batch_size",
-                                                     "backend", "stop"})
+        return EvalGeneration(**self.model_dump(include=set(EvalGeneration.model_fields)))
 
-    def scoring_key(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", include={"k", "entropy", "bootstrap_resamples", "confidence"})
+    def scoring(self) -> "EvalScoring":
+        return EvalScoring(**self.model_dump(include=set(EvalScoring.model_fields)))
 
-    def variant_key(self, variant: str, thinking_prompt: str) -> dict[str, Any]:
+    def variant(self, name: str, thinking_prompt: str) -> "EvalVariant":
         """How a variant prompts: its system prompt, the assistant prefill, the thinking budget."""
-        return {
-            "name": variant,
-            "system_prompt": self.plain_prompt if variant == "plain_prompt" else thinking_prompt,
-            "prefill": NO_THINKING_PREFILL if variant == "no_thinking" else "",
-            "think_budget": self.think_budget_tokens if variant == "think_budget" else None,
-        }
+        return EvalVariant(
+            name=name,
+            system_prompt=self.plain_prompt if name == "plain_prompt" else thinking_prompt,
+            prefill=NO_THINKING_PREFILL if name == "no_thinking" else "",
+            think_budget=self.think_budget_tokens if name == "think_budget" else None,
+        )
+
+
+class EvalGeneration(Section):
+    """The part of ``evaluate`` that decides the samples."""
+    samples: int
+    temperature: float
+    top_p: float
+    seed: int
+    max_new_tokens: int
+    batch_size: int
+    backend: Literal["hf", "vllm"]
+    stop: list[str]
+
+
+class EvalScoring(Section):
+    """The part of ``evaluate`` that decides the scores drawn from the samples."""
+    k: list[int]
+    entropy: bool
+    bootstrap_resamples: int
+    confidence: float
+
+
+class EvalVariant(Section):
+    """One way of prompting a checkpoint for evaluation."""
+    name: Literal[VARIANTS]
+    system_prompt: str
+    prefill: str = ""
+    think_budget: int | None = None
 
 
 class PromptsConfig(Section):
@@ -307,7 +456,7 @@ class Recipe(Section):
     rl: RLSection = RLSection()
     evaluate: EvaluateConfig = EvaluateConfig()
 
-    def benchmarks(self) -> list[dict[str, Any]]:
+    def benchmarks(self) -> list[BenchmarkConfig]:
         """The evaluation's benchmarks, resolved: each with its source and whether it is held out.
 
         A benchmark on a training source is held out by default and loads as that source does
@@ -321,15 +470,14 @@ class Recipe(Section):
             held_out = bench.source_name in training if bench.held_out is None else bench.held_out
             if held_out and bench.source_name not in training:
                 raise RecipeError(f"evaluate.benchmarks {bench.name}: held_out needs {bench.source_name!r} among problems.sources")
-            resolved.append({**bench.as_key(), "source": bench.source_name, "held_out": held_out})
+            resolved.append(bench.model_copy(update={"source": bench.source_name, "held_out": held_out}))
         return resolved
 
-    def benchmark_sources_key(self) -> dict[str, Any] | None:
+    def benchmark_sources(self) -> ProblemsConfig | None:
         """What load_problems loads for the benchmarks that are not held out (None: there are none)."""
-        sources = [{"name": b["source"], "difficulties": b["difficulties"], "limit": None}
-                   for b in self.benchmarks() if not b["held_out"]]
-        unique = list({json.dumps(s, sort_keys=True): s for s in sources}.values())
-        return {"sources": unique} if unique else None
+        sources = [SourceConfig(name=b.source, difficulties=b.difficulties) for b in self.benchmarks() if not b.held_out]
+        unique = list({json.dumps(s.to_json(), sort_keys=True): s for s in sources}.values())
+        return ProblemsConfig(sources=unique) if unique else None
 
 
 def apply_override(tree: dict[str, Any], assignment: str) -> None:

@@ -1,9 +1,11 @@
 """What every stage shares: its cache key and the lineage record of its run.
 
-Cache key (``stage_cache``): the task's inputs (artifact ids and its config section), the source
-of the task's module and of the modules it names, and the artifact store's epoch. Prefect's own
-TASK_SOURCE hashes only the decorated function, not the plain functions holding the logic; and
-without the epoch a wiped store would hand back ids of artifacts that no longer exist.
+Cache key (``stage_cache``): the task's inputs (artifact ids, and each config section by its
+``cache_key()``: the settings that decide the result), the stage's code version, and the artifact
+store's epoch. The code version (``tasks.code_version``) is derived from the task's module and
+everything it reaches: Prefect's own TASK_SOURCE hashes only the decorated function, not the plain
+functions holding the logic; and without the epoch a wiped store would hand back ids of artifacts
+that no longer exist. The lineage record's ``code_version`` is the same value.
 
 Lineage (``StageRun``): a context manager that stages output directories, commits them to the
 artifact store, and on exit writes one ``runs`` row with its input/output edges and metrics in a
@@ -13,51 +15,51 @@ single transaction, status ``completed`` or ``failed``.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-from prefect.cache_policies import INPUTS, CachePolicy
+from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.utilities.hashing import hash_objects
 
 from storage import ArtifactStore, LineageBusy, LineageStore
 from storage.lineage import now
+from tasks.code_version import PROJECT_ROOT, code_version
 from tasks.progress import progress_logger
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["PROJECT_ROOT", "StageRun", "retry_transient", "run_logger", "shards_for", "stage_cache"]
 
 
-def module_sources(names: tuple[str, ...]) -> list[Path]:
-    files: list[Path] = []
-    for name in names:
-        module = importlib.import_module(name)
-        path = Path(inspect.getfile(module))
-        files += sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
-    return files
+def cache_value(value: Any) -> Any:
+    """What of an argument decides the result: a config section says so itself (``cache_key()``)."""
+    if hasattr(value, "cache_key"):
+        return value.cache_key()
+    if isinstance(value, (list, tuple)):
+        return [cache_value(v) for v in value]
+    return value
 
 
-def source_hash(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path.name).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+class StageInputs(CachePolicy):
+    """The task's arguments, config sections by their ``cache_key()``; ``ignore``d ones left out."""
+
+    def __init__(self, ignore: tuple[str, ...] = ()):
+        self.ignore = ignore
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs, flow_parameters, **kwargs) -> str | None:
+        kept = {name: cache_value(value) for name, value in sorted((inputs or {}).items()) if name not in self.ignore}
+        return hash_objects(kept, raise_on_failure=True)
 
 
 class StageCode(CachePolicy):
-    """The source of the task's module plus the named modules/packages and files (prompts) it relies on."""
-
-    def __init__(self, modules: tuple[str, ...] = (), files: tuple[Path, ...] = ()):
-        self.modules, self.files = modules, files
+    """The code version of the task's module: its source and everything it reaches."""
 
     def compute_key(self, task_ctx: TaskRunContext, inputs, flow_parameters, **kwargs) -> str | None:
         if not task_ctx:
             return None
-        own = Path(inspect.getfile(task_ctx.task.fn))
-        return source_hash([own] + module_sources(self.modules) + list(self.files))
+        return code_version(task_ctx.task.fn.__module__)
 
 
 class StoreEpoch(CachePolicy):
@@ -68,18 +70,22 @@ class StoreEpoch(CachePolicy):
         return f"{store.home}:{store.epoch}"
 
 
-def stage_cache(*modules: str, ignore: tuple[str, ...] = (), files: tuple[Path, ...] = ()) -> CachePolicy:
-    """``ignore``: task parameters that say how, not what (an endpoint's address, a concurrency);
-    ``files``: non-Python files the stage reads (prompt templates)."""
-    inputs = INPUTS
-    for name in ignore:
-        inputs = inputs - name
-    return inputs + StageCode(modules, files) + StoreEpoch()
+def stage_cache(ignore: tuple[str, ...] = ()) -> CachePolicy:
+    """``ignore``: task parameters that say how, not what (a concurrency, a shard count)."""
+    return StageInputs(ignore) + StageCode() + StoreEpoch()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """The Prefect run logger inside a run, the ``thinkflow`` logger outside (one rule, in tasks.progress)."""
     return progress_logger()
+
+
+def stage_module() -> str:
+    """The module of the task running this stage (the caller's module outside a task run)."""
+    task_ctx = TaskRunContext.get()
+    if task_ctx is not None:
+        return task_ctx.task.fn.__module__
+    return sys._getframe(2).f_globals["__name__"]
 
 
 def current_flow_run_id() -> str | None:
@@ -94,13 +100,13 @@ def current_flow_run_id() -> str | None:
 class StageRun:
     """One execution of a stage, as lineage: ``with StageRun("sft", inputs, params) as run: ...``."""
 
-    def __init__(self, stage: str, inputs: dict[str, str], params: dict[str, Any], code_modules: tuple[str, ...] = ()):
+    def __init__(self, stage: str, inputs: dict[str, str], params: dict[str, Any]):
         self.stage = stage
         self.inputs = inputs
         self.params = params
         self.store = ArtifactStore()
         self.lineage = LineageStore(self.store.lineage_path)
-        self.code_version = source_hash(module_sources(("tasks.stage_run",) + code_modules))
+        self.code_version = code_version(stage_module())
         self.outputs: dict[str, dict[str, Any]] = {}
         self.metric_rows: list[tuple[str | None, str, float, int | None]] = []
         self._staged: list[Path] = []

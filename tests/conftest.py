@@ -1,4 +1,4 @@
-import flows  # first: sets the Prefect defaults every entry point needs, before Prefect is imported
+import flows  # noqa: I001  (first: sets the Prefect defaults every entry point needs, before Prefect is imported)
 
 import logging
 from pathlib import Path
@@ -6,6 +6,24 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+TIERS = {"unit": None, "integration": "integration", "slow": "slow"}  # folder -> the marker its tests carry
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
+def pytest_collection_modifyitems(config, items):
+    """A test's tier is its folder: tests/slow/* are ``slow`` (left out of the default run),
+    tests/integration/* are ``integration``. A test file outside the three folders is an error."""
+    tests = PROJECT_ROOT / "tests"
+    for item in items:
+        path = Path(item.fspath).resolve()
+        if not path.is_relative_to(tests):
+            continue
+        tier = path.relative_to(tests).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{path}: a test file belongs in tests/unit, tests/integration or tests/slow")
+        if TIERS[tier]:
+            item.add_marker(TIERS[tier])
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,62 @@
+"""``thinkflow verify``: solutions against their problems' tests in the sandbox (no Prefect involved)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+
+from flows.cli.output import console, fail, print_note
+
+
+def verify(
+    problems_path: Path = typer.Argument(..., help="Problem JSONL"),
+    solutions_path: Path = typer.Argument(..., help="Solution JSONL: problem_id, solution_id, text"),
+    output: Path = typer.Option(..., "-o", "--output", help="Verdict JSONL"),
+    backend: str = typer.Option("local", "--backend", help="local | docker"),
+    workers: int = typer.Option(0, "--workers", min=0, help="sandbox workers (0: one per core)"),
+    isolation: str = typer.Option("strict", "--isolation", help="strict | weak (weak: run without namespaces)"),
+    timeout_s: float = typer.Option(6.0, "--timeout"),
+) -> None:
+    """Run solutions against their problems' tests in the sandbox."""
+    from sandbox import Job, SandboxConfig, SandboxUnavailable, pool_for, run_batch
+    from tasks.problems.catalog import record_reference_tests
+    from tasks.problems.sources import RowError, load_jsonl, read_rows
+    from tasks.progress import ProgressReport
+    from tasks.records import ProblemFormatError, write_jsonl
+    from tasks.thinking import extract_code
+
+    try:
+        cfg = SandboxConfig(backend=backend, workers=workers, isolation=isolation, timeout_s=timeout_s)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        loaded = load_jsonl(problems_path)
+        if loaded.quarantined:
+            fail(f"{len(loaded.quarantined)} problem rows cannot be used; the first: {loaded.quarantined[0].message}")
+        problems = {p["id"]: p for p in loaded.problems}
+        jobs = []
+        for row_number, solution in read_rows(solutions_path):
+            where = f"{solutions_path} row {row_number}"
+            if isinstance(solution, RowError) or not isinstance(solution, dict):
+                fail(f"{where}: not a JSON object")
+            missing = [k for k in ("problem_id", "solution_id", "text") if k not in solution]
+            if missing:
+                fail(f"{where}: missing field(s) {', '.join(missing)}")
+            if solution["problem_id"] not in problems:
+                fail(f"{where}: problem_id {solution['problem_id']!r} is not in {problems_path}")
+            jobs.append((solution["problem_id"], str(solution["solution_id"]), extract_code(solution["text"])))
+    except (ProblemFormatError, FileNotFoundError) as exc:
+        fail(str(exc))
+    try:
+        pool_for(cfg).start()
+        wanted = [problems[i] for i in sorted({problem_id for problem_id, _, _ in jobs})]
+        record_reference_tests(wanted, cfg)
+        progress = ProgressReport("sandbox", len(jobs), "solutions", emit=print_note)
+        verdicts = run_batch([Job(p, s, code, problems[p]["tests"]) for p, s, code in jobs], cfg, progress=progress)
+    except SandboxUnavailable as exc:
+        fail(str(exc))
+    write_jsonl(output, [v.to_dict() for v in verdicts])
+    counts = Counter(v.status for v in verdicts)
+    console.print(f"{len(verdicts)} verdicts → {output}: " + ", ".join(f"{s}={n}" for s, n in sorted(counts.items())))

@@ -1,0 +1,163 @@
+"""Run a flow's stages and keep, for the summary, what each produced and whether it was cached."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_logger, get_run_logger
+
+from flows.runtime.fan_out import run_fan_out
+from storage import ArtifactStore, LineageStore
+from tasks.recipe import RunnerConfig
+
+KEY_METRICS = (
+    "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "sampled_problems", "solved", "accepted", "acceptance_rate", "thoughts_per_sample",
+    "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate", "new_pass@1", "previous_best_pass@1",
+    "improved",
+)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    artifact_ids: list[str]
+    cached: bool
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # artifact id -> metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "artifact_ids": self.artifact_ids, "cached": self.cached, "metrics": self.metrics}
+
+
+class StageLog:
+    def __init__(self, pipeline: str, runner: RunnerConfig | None = None):
+        self.pipeline = pipeline
+        self.runner = runner or RunnerConfig()
+        self.results: list[StageResult] = []
+
+    def run(self, stage: str, task, *args: Any) -> Any:
+        """Call the task; a failed stage raises its own error, a finished one is logged."""
+        state = task(*args, return_state=True)
+        value = state.result(raise_on_failure=True)
+        ids = list(value) if isinstance(value, (tuple, list)) else [value]
+        self.results.append(StageResult(stage=stage, artifact_ids=ids, cached=state.name == "Cached"))
+        return value
+
+    def run_shards(self, stage: str, task, shards: int, parallel: int, **arguments: Any) -> list[str]:
+        """One run of ``task`` per shard (passed as ``shard=``), ``parallel`` at a time on the
+        recipe's task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
+        outcomes = run_fan_out(self.runner, stage, task, shards, parallel, arguments)
+        ids = [artifact_id for artifact_id, _ in outcomes]
+        self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(c for _, c in outcomes)))
+        return ids
+
+    def finish(self, comparison: str | None = None, outputs: dict[str, str] | None = None) -> dict[str, Any]:
+        """Attach each artifact's recorded metrics, publish the table, return the JSON summary
+        (with the evaluation comparison's table when one was made, and ``outputs``: the pipeline's
+        result ids by role, e.g. ``final_checkpoint``)."""
+        store = ArtifactStore()
+        lineage = LineageStore(store.lineage_path)
+        for result in self.results:
+            result.metrics = {artifact_id: lineage.metrics_of(artifact_id) for artifact_id in result.artifact_ids}
+        summary = {
+            "pipeline": self.pipeline,
+            "home": str(store.home),
+            "stages": [r.to_dict() for r in self.results],
+            "all_cached": all(r.cached for r in self.results),
+            "outputs": dict(outputs or {}),
+        }
+        if comparison:
+            summary["comparison"] = {"artifact_id": comparison, "folder": str(store.path(comparison)), **json.loads((store.path(comparison) / "comparison.json").read_text())}
+        final = comparison or next((r.artifact_ids[0] for r in reversed(self.results) if r.artifact_ids), None)
+        if final:
+            summary["lineage_graph"] = {"artifact_id": final, "png": str(publish_lineage_graph(self.pipeline, store, lineage, final))}
+        try:
+            get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
+        except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
+            pass
+        try:
+            create_markdown_artifact(key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary")
+        except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
+            pass
+        return summary
+
+
+def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageStore, artifact_id: str) -> Path:
+    """Draw the final artifact's lineage graph under THINKFLOW_HOME/lineage-graphs and link it
+    from a Prefect link artifact. A view of lineage, redrawn per run: not itself an artifact."""
+    from prefect.artifacts import create_link_artifact
+
+    from tasks.lineage_graph import draw_lineage_graph
+
+    path = draw_lineage_graph(lineage, artifact_id, store.home / "lineage-graphs" / f"{artifact_id}.png")
+    try:
+        create_link_artifact(key=f"{pipeline}-lineage", link=path.as_uri(), link_text=f"lineage graph of {artifact_id}",
+                             description=f"what {artifact_id} was made from and what was made from it")
+    except Exception as exc:  # noqa: BLE001 - outside a flow run there is nothing to attach it to
+        get_logger("thinkflow").info("lineage graph at %s (no Prefect artifact: %s)", path, exc)
+    return path
+
+
+def format_metric(value: float) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan"
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def key_metrics(metrics: dict[str, float]) -> str:
+    shown = [f"{k}={format_metric(metrics[k])}" for k in KEY_METRICS if k in metrics]
+    return ", ".join(shown[:5])
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for stage in summary["stages"]:
+        for artifact_id in stage["artifact_ids"]:
+            rows.append((stage["stage"], artifact_id, "yes" if stage["cached"] else "no", key_metrics(stage["metrics"][artifact_id])))
+    return rows
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = ["| stage | artifact | cached | key metrics |", "|---|---|---|---|"]
+    lines += [f"| {s} | `{a}` | {c} | {m} |" for s, a, c, m in summary_rows(summary)]
+    if "lineage_graph" in summary:
+        graph = Path(summary["lineage_graph"]["png"])
+        lines += ["", f"Lineage graph of `{summary['lineage_graph']['artifact_id']}`: [{graph.name}]({graph.as_uri()})"]
+    return "\n".join(lines)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{summary['pipeline']} — artifacts in {summary['home']}")
+    for column in ("stage", "artifact", "cached", "key metrics"):
+        table.add_column(column, overflow="fold")
+    for row in summary_rows(summary):
+        table.add_row(*row)
+    console = Console(width=200)
+    console.print(table)
+    if "comparison" in summary:
+        title = Text(f"evaluation: pass@1 [bootstrap interval over problems] — {summary['comparison']['artifact_id']}")
+        comparison = Table(title=title)
+        for column in summary["comparison"]["header"]:
+            comparison.add_column(column, overflow="fold")
+        for row in summary["comparison"]["rows"]:
+            comparison.add_row(*row)
+        console.print(comparison)
+        console.print(f"plots: {summary['comparison']['folder']}/*.png")
+    if "lineage_graph" in summary:
+        console.print(Text(f"lineage graph: {summary['lineage_graph']['png']}"))
+    if "retrain" in summary:
+        retrain = summary["retrain"]
+        best = retrain["best_checkpoint"]
+        console.print(Text(f"retrain: {retrain['message']}"))
+        if best:
+            console.print(Text(f"best checkpoint on record: {best['checkpoint']} ({best['report']}: pass@1 = {best['value']:.4f})"))

@@ -1,0 +1,177 @@
+"""The comparison people read: one table over evaluation reports (pass@1 with its interval per
+benchmark, how much and where the model thinks, entropy at think sites), PNG plots, all committed
+as one ``comparison`` artifact downstream of the reports and linked from a Prefect markdown artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from tasks.plots import pyplot
+from tasks.stage_run import StageRun, stage_cache
+
+
+def load_report(folder: Path) -> tuple[dict[str, Any], list[dict[str, list[float]]]]:
+    return json.loads((folder / "report.json").read_text()), json.loads((folder / "entropy.json").read_text())
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def comparison_rows(reports: list[dict[str, Any]], labels: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table: one row per evaluated (checkpoint, variant)."""
+    benchmarks = sorted({name for r in reports for name in r["pass_at_k"]} - {"all"}) + ["all"]
+    header = ["checkpoint", "variant"] + [f"pass@1 {b}" for b in benchmarks]
+    header += ["upfront think", "inline think", "blocks/resp", "think tokens", "entropy at sites / elsewhere"]
+    rows = []
+    for label, report in zip(labels, reports):
+        row = [label, report["variant"]["name"]]
+        for bench in benchmarks:
+            scores = report["pass_at_k"].get(bench)
+            row.append("–" if scores is None else f"{scores['pass@1']:.3f} [{scores['pass@1_ci'][0]:.2f}, {scores['pass@1_ci'][1]:.2f}]")
+        thinking, entropy = report["thinking"], report["entropy"] or {}
+        row += [fmt(thinking["upfront_think_rate"], 2), fmt(thinking["inline_think_rate"], 2),
+                fmt(thinking["inline_blocks_per_response"], 2), fmt(thinking["think_tokens_mean"], 1)]
+        sites, elsewhere = entropy.get("entropy_think_sites"), entropy.get("entropy_elsewhere")
+        row.append(f"{fmt(sites, 2)} / {fmt(elsewhere, 2)} ({entropy.get('think_sites', 0)} sites)" if sites is not None
+                   else "no think sites")
+        rows.append(row)
+    return header, rows
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def draw_pass_at_1(reports: list[dict[str, Any]], labels: list[str], path: Path) -> None:
+    """Grouped bars: pass@1 per benchmark, one bar per evaluated (checkpoint, variant), with its
+    interval and value written on it; the y axis stretches to the largest interval so small
+    scores stay readable, and a zero score still shows its label."""
+    plt = pyplot()
+    benchmarks = sorted({name for r in reports for name in r["pass_at_k"]} - {"all"}) + ["all"]
+    width = 0.8 / len(reports)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(benchmarks) + 0.4 * len(reports)), 4.2), dpi=110)
+    top = 0.0
+    for index, (label, report) in enumerate(zip(labels, reports)):
+        xs, heights, errors = [], [], [[], []]
+        for position, bench in enumerate(benchmarks):
+            scores = report["pass_at_k"].get(bench)
+            if scores is None:
+                continue
+            low, high = scores["pass@1_ci"]
+            xs.append(position + (index - (len(reports) - 1) / 2) * width)
+            heights.append(scores["pass@1"])
+            errors[0].append(scores["pass@1"] - low)
+            errors[1].append(high - scores["pass@1"])
+            top = max(top, high)
+        bars = axes.bar(xs, heights, width=width * 0.95, yerr=errors, capsize=3, label=f"{label} ({report['variant']['name']})")
+        axes.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize=7, padding=2)
+    sizes = {bench: next(r["pass_at_k"][bench]["problems"] for r in reports if bench in r["pass_at_k"]) for bench in benchmarks}
+    axes.set_xticks(range(len(benchmarks)), [f"{bench}\n({sizes[bench]} problems)" for bench in benchmarks])
+    axes.set_ylabel("pass@1")
+    axes.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
+    axes.set_title("pass@1 per benchmark (whiskers: bootstrap interval over problems)", fontsize=10)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8, loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def draw_entropy(entropies: list[list[dict[str, list[float]]]], labels: list[str], path: Path) -> bool:
+    """Histograms of next-token entropy at think sites vs other code positions, one panel per
+    evaluation that has think sites; False (nothing drawn) when none has."""
+    panels = [(label, values) for label, values in zip(labels, entropies) if any(v["sites"] for v in values)]
+    if not panels:
+        return False
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), dpi=110, squeeze=False)
+    for axis, (label, values) in zip(axes[0], panels):
+        sites = [x for v in values for x in v["sites"]]
+        elsewhere = [x for v in values for x in v["elsewhere"]]
+        top = max(sites + elsewhere) or 1.0
+        bins = [top * i / 20 for i in range(21)]
+        axis.hist(elsewhere, bins=bins, density=True, alpha=0.55, label=f"other code positions ({len(elsewhere)})")
+        axis.hist(sites, bins=bins, density=True, alpha=0.55, label=f"think sites ({len(sites)})")
+        axis.set_title(label, fontsize=10)
+        axis.set_xlabel("next-token entropy (nats)")
+        axis.set_ylabel("density")
+        axis.legend(fontsize=7)
+    figure.suptitle("Entropy where the model chose to think vs elsewhere in its code")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Path) -> None:
+    """Accuracy per band of tokens spent thinking (the overthinking view); every band on the x axis,
+    a point where an evaluation has samples in it, marked with how many."""
+    from tasks.evaluation.think_stats import bucket_labels
+
+    plt = pyplot()
+    bands = bucket_labels()
+    figure, axes = plt.subplots(figsize=(6.5, 4), dpi=110)
+    top = 0.0
+    for label, report in zip(labels, reports):
+        found = report["thinking"]["accuracy_by_think_tokens"]
+        xs = [bands.index(band) for band in found]
+        ys = [entry["accuracy"] for entry in found.values()]
+        line, = axes.plot(xs, ys, marker="o", label=f"{label} ({report['variant']['name']})")
+        for x, y, entry in zip(xs, ys, found.values()):
+            axes.annotate(f"n={entry['samples']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=line.get_color())
+        top = max([top] + ys)
+    axes.set_xticks(range(len(bands)), bands)
+    axes.set_xlabel("tokens spent thinking per response (upfront + inline)")
+    axes.set_ylabel("share of samples passing")
+    axes.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
+    axes.set_title("Accuracy by thinking tokens", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+@task(name="compare-evaluations", cache_policy=stage_cache(), persist_result=True)
+def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
+    """comparison.json, comparison.md and PNG plots over the given evaluation reports."""
+    inputs = {f"report_{i}": report_id for i, report_id in enumerate(report_ids)}
+    with StageRun("compare_evaluations", inputs=inputs, params={"labels": labels}) as run:
+        loaded = [load_report(run.input_path(name)) for name in inputs]
+        reports, entropies = [r for r, _ in loaded], [e for _, e in loaded]
+        header, rows = comparison_rows(reports, labels)
+        table = markdown_table(header, rows)
+        staged = run.staging("comparison")
+        draw_pass_at_1(reports, labels, staged / "pass_at_1.png")
+        draw_think_tokens(reports, labels, staged / "think_tokens.png")
+        titles = [f"{label} ({report['variant']['name']})" for label, report in zip(labels, reports)]
+        has_entropy = draw_entropy(entropies, titles, staged / "entropy.png")
+        (staged / "comparison.md").write_text(table + "\n")
+        (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids))},
+                                                           indent=1))
+        comparison_id = run.output("comparison", staged, kind="report", name="evaluation-comparison",
+                                   metadata={"reports": report_ids, "labels": labels}, metrics={"evaluations": len(report_ids)})
+        publish_comparison(run, comparison_id, table, has_entropy)
+        return comparison_id
+
+
+def publish_comparison(run, comparison_id: str, table: str, has_entropy: bool) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    folder = run.store.path(comparison_id)
+    plots = ["pass_at_1.png", "think_tokens.png"] + (["entropy.png"] if has_entropy else [])
+    lines = ["# Evaluation comparison", "", f"artifact `{comparison_id}`", "", table, ""]
+    lines += [f"- [{name}]({(folder / name).as_uri()})" for name in plots]
+    if not has_entropy:
+        lines.append("- no evaluated response placed an inline thought inside its code: no entropy histogram")
+    try:
+        create_markdown_artifact(key="evaluation-comparison", markdown="\n".join(lines), description="evaluation comparison")
+    except Exception as exc:  # noqa: BLE001 - the files are committed; a missing Prefect context must not fail the stage
+        run.log.warning("could not publish the Prefect markdown artifact: %s", exc)

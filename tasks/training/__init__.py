@@ -1,0 +1,1 @@
+"""Training: the SFT and RL stages, the worker process that runs TRL, rewards, checkpoints, think tokens."""

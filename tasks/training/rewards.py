@@ -1,0 +1,239 @@
+"""Rewards: pure functions registered by name, and the TRL reward functions built from them.
+
+``think_anywhere`` is ``0.9·correct + 0.02·upfront_think + 0.08·inline_think``:
+* ``correct``: 1 when the sandbox verdict is ``passed`` (all tests), else 0;
+* ``upfront_think``: 1 when the response opens with a non-empty ``<think>…</think>`` block;
+* ``inline_think``: 1 when a well-formed ``<thinkanywhere>`` block sits inside a code statement
+  (code before it on its line) and the code runs without it (see tasks/thinking.py).
+
+``midtrain_judge`` (Thinking Mid-training RL): the completion is ``<think>thought</think>`` and
+then the model's guess at the next segment; 1 when a judge says the guess matches the true
+suffix. The judge is ``overlap`` (offline: token-level F1 against the suffix ≥ a threshold) or
+``llm`` (an annotator from tasks/annotators.py answering YES/NO).
+
+``math`` (RLVR post-training): 1 when math-verify finds the completion's answer equal to the
+reference answer.
+
+A verdict of ``infra_error`` is not the solution's fault and is never scored: the term raises
+:class:`UnscorableVerdict`, the sandbox batch is retried, and if it fails again the stage fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import Any, Callable, Sequence
+
+from tasks.thinking import has_inline_thought_in_statement, has_upfront_think
+
+DEFAULT_WEIGHTS = {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
+
+
+class UnscorableVerdict(RuntimeError):
+    pass
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes a string, or for conversational data a list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    raise TypeError(f"unexpected completion type {type(completion).__name__}")
+
+
+# -- think_anywhere ------------------------------------------------------------------------------
+
+def correct_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], **_: Any) -> list[float]:
+    if len(verdicts) != len(completions):
+        raise ValueError(f"{len(completions)} completions but {len(verdicts)} verdicts")
+    scores = []
+    for verdict in verdicts:
+        if verdict["status"] == "infra_error":
+            raise UnscorableVerdict(f"{verdict['problem_id']}: sandbox infrastructure error: {verdict.get('detail', '')}")
+        scores.append(1.0 if verdict["status"] == "passed" else 0.0)
+    return scores
+
+
+def upfront_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
+    return [1.0 if has_upfront_think(completion_text(c)) else 0.0 for c in completions]
+
+
+def inline_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
+    return [1.0 if has_inline_thought_in_statement(completion_text(c)) else 0.0 for c in completions]
+
+
+THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
+    "correct": correct_term,
+    "upfront_think": upfront_think_term,
+    "inline_think": inline_think_term,
+}
+
+
+def think_anywhere_reward(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
+                          **kwargs: Any) -> list[float]:
+    """The weighted sum of the three terms, one score per completion."""
+    weights = weights or DEFAULT_WEIGHTS
+    totals = [0.0] * len(completions)
+    for name, weight in weights.items():
+        scores = THINK_ANYWHERE_TERMS[name](completions, verdicts=verdicts, **kwargs)
+        totals = [t + weight * s for t, s in zip(totals, scores)]
+    return totals
+
+
+def sandbox_verdicts(completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg, attempts: int = 2) -> list[dict[str, Any]]:
+    """Run each completion's code against its problem's tests; a batch with an infrastructure
+    error is run again (once by default), never scored."""
+    from sandbox import Job, run_batch
+    from tasks.thinking import extract_code
+
+    problems = [json.loads(p) for p in problem_json]
+    jobs = [Job(p["id"], f"rollout-{i}", extract_code(completion_text(c)), p["tests"])
+            for i, (p, c) in enumerate(zip(problems, completions))]
+    for attempt in range(attempts):
+        verdicts = [v.to_dict() for v in run_batch(jobs, sandbox_cfg)]
+        if not any(v["status"] == "infra_error" for v in verdicts):
+            return verdicts
+    return verdicts  # correct_term raises on the infra errors left, naming the problem
+
+
+# -- midtrain_judge ------------------------------------------------------------------------------
+
+_THOUGHT = re.compile(r"^\s*<think>(.*?)</think>", re.DOTALL)
+
+
+def split_thought(completion: str) -> tuple[str | None, str]:
+    """(thought, predicted suffix); thought is None when the completion does not open with one."""
+    match = _THOUGHT.match(completion)
+    if not match:
+        return None, completion
+    return match.group(1).strip(), completion[match.end():]
+
+
+def token_f1(predicted: str, reference: str) -> float:
+    ours, theirs = Counter(predicted.split()), Counter(reference.split())
+    common = sum((ours & theirs).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(ours.values()), common / sum(theirs.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def overlap_judge(predictions: Sequence[str], suffixes: Sequence[str], threshold: float = 0.3) -> list[float]:
+    """Offline judge: 1 when the token-level F1 of the guess against the true suffix reaches ``threshold``."""
+    return [1.0 if token_f1(p, s) >= threshold else 0.0 for p, s in zip(predictions, suffixes)]
+
+
+def judge_request(prefix: str, suffix: str, prediction: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": (
+        f"A text begins:\n<<<\n{prefix[-1500:]}\n>>>\nThe true continuation is:\n<<<\n{suffix[:1000]}\n>>>\n"
+        f"A model predicted:\n<<<\n{prediction[:1000]}\n>>>\n"
+        "Does the prediction say essentially the same thing as the true continuation? Answer YES or NO.")}]
+
+
+def llm_judge(annotator, prefixes: Sequence[str], predictions: Sequence[str], suffixes: Sequence[str]) -> list[float]:
+    """1 when the judge's reply starts with YES; any other reply is 0 (the judge was asked)."""
+    replies = annotator.complete([judge_request(p, s, g) for p, g, s in zip(prefixes, predictions, suffixes)], max_new_tokens=4)
+    return [1.0 if reply.strip().upper().startswith("YES") else 0.0 for reply in replies]
+
+
+def midtrain_judge_reward(completions: Sequence[Any], prefix: Sequence[str], suffix: Sequence[str], judge: str = "overlap",
+                          threshold: float = 0.3, annotator=None, **_: Any) -> list[float]:
+    """1 when the completion opens with a thought and its guess at the next segment is judged right."""
+    texts = [completion_text(c) for c in completions]
+    parts = [split_thought(t) for t in texts]
+    predictions = [guess for _, guess in parts]
+    if judge == "llm":
+        if annotator is None:
+            raise ValueError("the llm judge needs an annotator")
+        verdicts = llm_judge(annotator, prefix, predictions, suffix)
+    else:
+        verdicts = overlap_judge(predictions, suffix, threshold)
+    return [v if thought else 0.0 for (thought, _), v in zip(parts, verdicts)]
+
+
+# -- math ----------------------------------------------------------------------------------------
+
+def math_reward(completions: Sequence[Any], answer: Sequence[str], **_: Any) -> list[float]:
+    """1 when math-verify parses an answer from the completion equal to the reference answer."""
+    try:
+        from math_verify import parse, verify
+    except ImportError as exc:
+        raise RuntimeError("the math reward needs math-verify: pip install math-verify") from exc
+    scores = []
+    for completion, reference in zip(completions, answer):
+        _, body = split_thought(completion_text(completion))
+        gold = parse(f"${reference}$") or parse(str(reference))
+        scores.append(1.0 if gold and verify(gold, parse(body)) else 0.0)
+    return scores
+
+
+# -- the registry: a name in the recipe -> TRL reward functions and their weights ---------------------
+
+def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
+    weights = {**DEFAULT_WEIGHTS, **settings.get("weights", {})}
+
+    def correct(completions, problem_json, **kwargs):
+        return correct_term(completions, sandbox_verdicts(completions, problem_json, sandbox_cfg))
+
+    def upfront_think(completions, **kwargs):
+        return upfront_think_term(completions)
+
+    def inline_think(completions, **kwargs):
+        return inline_think_term(completions)
+
+    functions = {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think}
+    return {name: (function, weights[name]) for name, function in functions.items()}
+
+
+def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
+    judge, threshold = settings.get("judge", "overlap"), settings.get("threshold", 0.3)
+    annotator = None
+    if judge == "llm":
+        from pathlib import Path
+
+        from tasks.annotators import make_annotator
+        from tasks.recipe import AnnotatorConfig
+
+        model_dir = Path(settings["annotator_dir"]) if settings.get("annotator_dir") else None
+        annotator = make_annotator(AnnotatorConfig(**settings["annotator"]), model_dir, None)
+
+    def judge_term(completions, prefix, suffix, **kwargs):
+        return midtrain_judge_reward(completions, prefix, suffix, judge=judge, threshold=threshold, annotator=annotator)
+
+    judge_term.__name__ = "judge"  # TRL logs each term under its function's name
+
+    def upfront_think(completions, **kwargs):
+        return [1.0 if split_thought(completion_text(c))[0] else 0.0 for c in completions]
+
+    return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0))}
+
+
+def math_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
+    def correct(completions, answer, **kwargs):
+        return math_reward(completions, answer)
+
+    def upfront_think(completions, **kwargs):
+        return upfront_think_term(completions)
+
+    return {"correct": (correct, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0))}
+
+
+REWARDS: dict[str, Callable[[dict[str, Any], Any], dict[str, tuple[Callable, float]]]] = {
+    "think_anywhere": think_anywhere_functions,
+    "midtrain_judge": midtrain_judge_functions,
+    "math": math_functions,
+}
+
+
+def reward_functions(name: str, settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
+    """{term: (TRL reward function, weight)}; a term with weight 0 is still computed and logged
+    (as ``rewards/<term>/mean``: each function carries its term's name)."""
+    if name not in REWARDS:
+        raise ValueError(f"unknown reward {name!r}; registered: {sorted(REWARDS)}")
+    terms = REWARDS[name](settings, sandbox_cfg)
+    misnamed = [term for term, (function, _) in terms.items() if function.__name__ != term]
+    if misnamed:
+        raise RuntimeError(f"reward {name}: functions for {misnamed} are not named after their terms")
+    return terms

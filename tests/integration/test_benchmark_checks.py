@@ -1,0 +1,41 @@
+"""The scorer against HumanEval's own solutions in the sandbox (all pass; broken ones all fail), and
+`thinkflow bench generate` run small."""
+
+import json
+
+import pytest
+
+
+def test_humaneval_canonical_solutions_all_pass_and_broken_ones_all_fail():
+    from sandbox import SandboxConfig
+    from tasks.evaluation.evaluate import score_samples
+    from tasks.problems.catalog import load_source, record_reference_tests
+    from tasks.thinking import render_response
+
+    problems = load_source("humaneval").problems
+    entry_points = {p["id"]: p["tests"]["entry_point"] for p in problems}
+    cfg = SandboxConfig(timeout_s=10, workers=2)
+    record_reference_tests(problems, cfg)
+    problems = [{**p, "benchmark": "humaneval"} for p in problems]
+    canonical = score_samples(problems, [[render_response(p["reference"])] for p in problems], cfg)
+    assert len(canonical) == 164
+    assert [r["problem_id"] for r in canonical if r["status"] != "passed"] == []
+    broken = [[render_response(p["reference"] + f"\n\ndef {entry_points[p['id']]}(*args, **kwargs):\n    raise RuntimeError('broken')\n")]
+              for p in problems]
+    scored = score_samples(problems, broken, cfg)
+    assert [r["problem_id"] for r in scored if r["status"] == "passed"] == []
+    assert {r["status"] for r in scored} <= {"failed", "error"}
+
+
+def test_bench_generate_runs_both_modes_on_the_same_prompts():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "generate", "--model", "tiny", "--prompts", "4", "--batch-size", "4",
+                                      "--max-new-tokens", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.rindex("{\"model\""):])
+    assert figures["prompts"] == 4 and figures["batched_tokens_per_s"] > 0 and figures["per_sample_tokens_per_s"] > 0
+    assert figures["speedup"] == pytest.approx(figures["batched_tokens_per_s"] / figures["per_sample_tokens_per_s"])
+    assert 0 <= figures["identical_replies"] <= 4

@@ -1,0 +1,99 @@
+"""Deployments for real: a local Prefect server and process worker (``thinkflow serve``'s
+LocalPrefect), `prefect deployment run` of the tiny pipeline, lineage written by that flow run,
+the `gpu` limit held by training, and the retrain cron schedule as scheduled runs."""
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from datetime import datetime
+
+import pytest
+from conftest import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def api(local, path: str, body: dict | None = None):
+    request = urllib.request.Request(f"{local.env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def test_a_deployment_runs_the_tiny_pipeline_on_a_local_server_and_worker(tmp_path, monkeypatch):
+    from flows.runtime.local_server import LocalPrefect, prefect_command
+    from storage import LineageStore
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("THINKFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    (tmp_path / "prefect").mkdir()
+    with LocalPrefect(port=free_port(), log_dir=tmp_path) as local:
+        run = subprocess.run([prefect_command(), "deployment", "run", "think-anywhere/default", "--param", "config=configs/tiny.yaml",
+                              "--watch"], env=local.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+        flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+        flow_run = api(local, f"/flow_runs/{flow_run_id}")
+        assert flow_run["state"]["type"] == "COMPLETED"
+
+        held: list[str] = []
+        for _ in range(30):  # events reach the database a few seconds after they happen
+            events = api(local, "/events/filter", {"filter": {"event": {"prefix": ["prefect.concurrency-limit."]}}, "limit": 50})["events"]
+            held = [e["event"] for e in events if "tag:gpu" in json.dumps(e)]
+            if held.count("prefect.concurrency-limit.acquired") >= 2:
+                break
+            time.sleep(1)
+        assert held.count("prefect.concurrency-limit.acquired") >= 2, held  # sft and grpo each took the one gpu slot
+
+        deployments = api(local, "/deployments/filter", {})
+        assert sorted(d["name"] for d in deployments) == ["default", "default", "default", "weekly"]
+        retrain = next(d for d in deployments if d["name"] == "weekly")
+        scheduled = api(local, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [retrain["id"]]},
+                                                                   "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        starts = sorted(datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")) for r in scheduled)
+        assert len(starts) >= 3 and all(s.weekday() == 0 and (s.hour, s.minute) == (3, 0) for s in starts)
+
+    lineage = LineageStore(tmp_path / "home" / "lineage.duckdb")
+    written = lineage.recent_runs(limit=100, flow_run_id=flow_run_id)
+    stages = {r["stage"] for r in written}
+    assert {"load_problems", "sft", "grpo", "evaluate", "compare_evaluations"} <= stages
+    assert all(r["status"] == "completed" for r in written)
+    assert (tmp_path / "worker.log").read_text().count("Worker") >= 1 and "stopped" in (tmp_path / "worker.log").read_text()
+
+
+def test_thinkflow_serve_stops_worker_and_server_on_sigterm(tmp_path):
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "prefect").mkdir()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "THINKFLOW_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    port = free_port()
+    serve = subprocess.Popen([str(Path(sys.executable).with_name("thinkflow")), "serve", "--port", str(port), "--no-deploy"], env=env,
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in serve.stdout:
+        lines.append(line)
+        if "Ctrl-C (or SIGTERM) stops" in line:
+            break
+    else:
+        pytest.fail("thinkflow serve never said it was ready:\n" + "".join(lines[-40:]))
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as reply:
+        assert reply.status == 200
+    serve.send_signal(signal.SIGTERM)
+    rest, _ = serve.communicate(timeout=60)
+    assert serve.returncode == 0 and "stopped the worker and the server" in rest
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=3)
+    leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True).stdout.split()
+    assert leftover == []

@@ -1,0 +1,251 @@
+"""Training stages for real on the tiny model: crash-safe resume after SIGKILL, Think-Anywhere*
+token rows (initialisation rule, stage 1 moves only them), LoRA, checkpoint marks."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT_ROOT
+
+PROMPT = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "Add one to x."}]
+
+
+def chat_rows(n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        code = f"def f(x):\n    return x + <thinkanywhere>step {i}</thinkanywhere>{i}\n"
+        completion = f"<think>\nadd {i}\n</think>\n```python\n{code}```"
+        rows.append({"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+                     "completion": [{"role": "assistant", "content": completion}]})
+    return rows
+
+
+def commit_folder(folder: Path, kind: str, name: str) -> str:
+    from storage import ArtifactStore
+
+    return ArtifactStore().commit(folder, kind=kind, name=name, parents=[], config={}, metadata={}).artifact_id
+
+
+def commit_dataset(tmp_path: Path, rows: list[dict]) -> str:
+    folder = tmp_path / f"data-{len(rows)}"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return commit_folder(folder, "dataset", "hand-written")
+
+
+def commit_model(source: Path, tmp_path: Path) -> str:
+    from tasks.models import copy_model_dir
+
+    return commit_folder(copy_model_dir(source, tmp_path / f"model-{time.monotonic_ns()}"), "checkpoint", "tiny")
+
+
+def sft_section(**changes):
+    from tasks.recipe import SFTSection
+
+    base = {"max_steps": 120, "save_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
+            "timeout_s": 600}
+    return SFTSection(**{**base, **changes})
+
+
+def tensors(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+def kill_after_first_checkpoint(home: Path, done: threading.Event, killed: list) -> None:
+    """Watch the SFT run's folder; once a checkpoint is marked complete, SIGKILL the whole worker group."""
+    from tasks.training.checkpoints import COMPLETE
+
+    while not done.is_set():
+        marks = list(home.glob(f"work/sft-*/trainer/checkpoint-*/{COMPLETE}"))
+        pid_files = list(home.glob("work/sft-*/launcher.pid"))
+        if marks and pid_files:
+            os.killpg(int(pid_files[0].read_text()), signal.SIGKILL)
+            killed.append(sorted(int(m.parent.name.split("-")[1]) for m in marks))
+            return
+        time.sleep(0.02)
+
+
+def test_sft_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupted_run_ends(
+        prefect_harness, tiny_model_dir, tmp_path, monkeypatch):
+    from prefect import flow
+
+    from storage import ArtifactStore, LineageStore
+    from tasks.recipe import SFTSection
+    from tasks.training.stages import TrainingFailed, train_sft
+
+    @flow
+    def sft_flow(model_id: str, data_id: str, cfg: SFTSection) -> str:
+        return train_sft.with_options(retries=0)(model_id, data_id, cfg)
+
+    cfg, finals = sft_section(), {}
+    for label in ("uninterrupted", "killed"):
+        home = tmp_path / label
+        monkeypatch.setenv("THINKFLOW_HOME", str(home))
+        model_id, data_id = commit_model(tiny_model_dir, tmp_path / label), commit_dataset(tmp_path / label, chat_rows(12))
+        if label == "killed":
+            done, killed = threading.Event(), []
+            watcher = threading.Thread(target=kill_after_first_checkpoint, args=(home, done, killed))
+            watcher.start()
+            with pytest.raises(TrainingFailed, match="worker exited with -9"):
+                sft_flow(model_id, data_id, cfg)
+            done.set()
+            watcher.join()
+            assert killed and killed[0][-1] < cfg.max_steps, "the run was not killed between checkpoints"
+        final = sft_flow(model_id, data_id, cfg)
+        finals[label] = (home, final)
+
+    home, final = finals["killed"]
+    lineage = LineageStore(home / "lineage.duckdb")
+    metrics = lineage.metrics_of(final)
+    assert 0 < metrics["resumed_from_step"] < cfg.max_steps
+    assert metrics["resumed_from_step"] % cfg.save_steps == 0
+    steps = [step for step, _ in lineage.metric_series(final, "loss")]
+    assert steps == list(range(1, cfg.max_steps + 1))  # the step counter went on from the checkpoint
+    assert not list(home.glob("work/sft-*")), "the resumable folder is removed once the run completes"
+    ours = tensors(ArtifactStore(home).path(final))
+    theirs = tensors(ArtifactStore(finals["uninterrupted"][0]).path(finals["uninterrupted"][1]))
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert (ours[name] - theirs[name]).abs().max().item() <= 1e-6, name
+
+
+@pytest.fixture(scope="module")
+def tiny_without_tags(tmp_path_factory):
+    from tasks.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
+
+
+def test_think_tokens_are_added_with_rows_initialised_by_the_rule(tiny_without_tags):
+    import torch
+
+    from tasks.models import load_for_inference
+    from tasks.training.think_tokens import TAGS, add_think_tokens
+
+    tokenizer, model = load_for_inference(tiny_without_tags)
+    before = model.get_input_embeddings().weight.detach().clone()
+    pieces = {tag: tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in TAGS}
+    assert all(len(ids) > 1 for ids in pieces.values())  # split into sub-tokens before
+    ids = add_think_tokens(model, tokenizer)
+    assert set(ids) == set(TAGS) and len(tokenizer) == before.shape[0] + 4
+    after = model.get_input_embeddings().weight.detach()
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied: one matrix
+    for tag, (word, chat) in TAGS.items():
+        word_ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        expected = 0.5 * before[word_ids].mean(0) + 0.5 * before[tokenizer.convert_tokens_to_ids(chat)]
+        assert torch.allclose(after[ids[tag]], expected, atol=1e-6), tag
+        assert tokenizer(f"x = {tag}y", add_special_tokens=False)["input_ids"].count(ids[tag]) == 1
+    assert torch.equal(after[: before.shape[0]], before)  # old rows untouched
+    text = "return x + <thinkanywhere>why</thinkanywhere>1"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(prefect_harness, tiny_without_tags, tmp_path,
+                                                                                home):
+    import torch
+
+    from storage import ArtifactStore
+    from tasks.training.stages import add_think_tokens_to_model, train_sft
+    from tasks.training.think_tokens import read_record
+
+    store = ArtifactStore()
+    base = commit_model(tiny_without_tags, tmp_path)
+    extended = add_think_tokens_to_model(base)
+    data = commit_dataset(tmp_path, chat_rows(8))
+    new_rows = sorted(read_record(store.path(extended)).values())
+    stage1 = train_sft(extended, data, sft_section(max_steps=3, save_steps=50, train="new_rows"))
+    before, after = tensors(store.path(extended)), tensors(store.path(stage1))
+    assert before.keys() == after.keys()
+    for name in before:
+        if name.endswith("embed_tokens.weight"):
+            others = [i for i in range(before[name].shape[0]) if i not in new_rows]
+            assert torch.equal(before[name][others], after[name][others]), "an old embedding row moved"
+            assert not torch.equal(before[name][new_rows], after[name][new_rows]), "the new rows did not train"
+        else:
+            assert torch.equal(before[name], after[name]), f"{name} changed in stage 1"
+    assert read_record(store.path(stage1)) == read_record(store.path(extended))  # the ids travel with the model
+
+    stage2 = train_sft(stage1, data, sft_section(max_steps=2, save_steps=50, train="lora", lora={"r": 4, "alpha": 8, "dropout": 0.0,
+                                                                                                 "target_modules": ["q_proj", "v_proj"]}))
+    merged = tensors(store.path(stage2))
+    assert merged.keys() == after.keys()  # LoRA merged back: a plain checkpoint
+    embed = next(n for n in merged if n.endswith("embed_tokens.weight"))
+    assert not torch.equal(merged[embed][new_rows], after[embed][new_rows])  # the think rows train with LoRA
+    assert any(not torch.equal(merged[n], after[n]) for n in merged if "q_proj" in n or "v_proj" in n)
+
+
+def plain_rows(n: int) -> list[dict]:
+    """The same tasks as ``chat_rows``, answered with plain code: no thought anywhere."""
+    return [{"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+             "completion": [{"role": "assistant", "content": f"```python\ndef f(x):\n    return x + {i}\n```"}]} for i in range(n)]
+
+
+def test_grpo_raises_the_share_of_replies_that_open_with_a_thought(prefect_harness, tiny_model_dir, tmp_path, home):
+    """SFT on each task answered twice, once with thoughts (upfront and inline) and once as plain
+    code, leaves the policy opening about half its replies with a thought, so most GRPO groups of 4
+    hold both kinds and the format terms give a signal at every step. The tests expect values the
+    taught code never returns, so only the format terms move. 30 GRPO steps (standard GRPO
+    advantages, as in the reference) then raise the share of replies that open with a thought.
+
+    Not a coin flip: fixed seeds (model 0, SFT and GRPO 0) and fixed thread counts (the worker turns
+    OMP/MKL dynamic threads off) make the run repeat exactly, idle or with both cores busy (seen
+    0.450 -> 0.762 over the first and last ten steps, 80 replies each). Across seeds the rise held
+    every time tried (seeds 0, 2, 3, 4: +0.31, +0.16, +0.14, +0.32), above the 0.1 asserted. An
+    earlier version (SFT on thoughtful replies only, Dr.GRPO on format rewards of 0.02) left 2 of 5
+    seeds with no thought at all to reinforce, and failed under them."""
+    from storage import LineageStore
+    from tasks.recipe import RLSection, load_recipe
+    from tasks.records import chat_prompt
+    from tasks.training.stages import train_grpo, train_sft
+
+    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml")
+    problems = [{"id": f"p/{i}", "source": "hand", "prompt": f"Add {i} to x.", "starter_code": "", "reference": None, "meta": {},
+                 "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1000 + i]}} for i in range(16)]
+    folder = tmp_path / "problems"
+    folder.mkdir()
+    (folder / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
+    problems_id = commit_folder(folder, "dataset", "hand-problems")
+    rows = [{**row, "prompt": chat_prompt(problem, "Write Python.")}
+            for answers in (chat_rows(16), plain_rows(16)) for row, problem in zip(answers, problems)]
+    sft = train_sft(commit_model(tiny_model_dir, tmp_path), commit_dataset(tmp_path, rows),
+                    sft_section(max_steps=64, learning_rate=5e-3, per_device_train_batch_size=4, seed=0))
+    rl = RLSection(loss_type="grpo", max_steps=30, num_generations=4, per_device_train_batch_size=8, learning_rate=1e-3,
+                   temperature=1.0, max_completion_length=64, max_prompt_length=256, save_steps=100, timeout_s=900, seed=0)
+    checkpoint = train_grpo(sft, problems_id, rl, recipe.sandbox, "Write Python.")
+    lineage = LineageStore(home / "lineage.duckdb")
+    series = {name: dict(lineage.metric_series(checkpoint, name)) for name in ("reward_upfront_think", "groups_dropped", "reward_correct")}
+    assert sorted(series["reward_upfront_think"]) == list(range(1, 31))
+    upfront = [series["reward_upfront_think"][step] for step in range(1, 31)]
+    first, last = sum(upfront[:10]) / 10, sum(upfront[-10:]) / 10
+    print(f"share of replies opening with a thought: first ten steps {first:.3f}, last ten {last:.3f}")
+    assert 0.2 <= first <= 0.8, first  # SFT left room both ways: a signal in most groups
+    assert last >= first + 0.1, (first, last)
+    assert all(v == 0 for v in series["reward_correct"].values())
+    assert lineage.metrics_of(checkpoint)["groups_dropped"] == sum(series["groups_dropped"].values())
+
+
+def test_gsm8k_rows_load_with_bad_rows_quarantined_and_math_rl_runs(prefect_harness, tiny_model_dir, tmp_path, home):
+    from storage import ArtifactStore, LineageStore
+    from tasks.problems.math_problems import load_math_problems, load_math_source
+    from tasks.recipe import RLSection
+    from tasks.training.stages import train_math_rl
+
+    source = f"gsm8k:{PROJECT_ROOT}/tests/fixtures/gsm8k.jsonl"
+    problems, quarantined, rows = load_math_source(source)
+    assert rows == 6 and [p["answer"] for p in problems] == ["7", "60", "300"]
+    assert [(q.row, q.field, q.reason) for q in quarantined] == [(4, "answer", "no_final_answer"), (5, "question", "missing_field"),
+                                                                 (6, "(row)", "not_json")]
+    assert quarantined[0].message == "gsm8k.jsonl row 4: answer: a GSM8K answer ends with '#### <final answer>'"
+    math_id = load_math_problems(source)
+    assert len((ArtifactStore().path(math_id) / "quarantine.jsonl").read_text().splitlines()) == 3
+    rl = RLSection(reward={"name": "math", "format_weight": 0.1}, max_steps=2, num_generations=2, per_device_train_batch_size=4,
+                   max_completion_length=16, save_steps=100)
+    checkpoint = train_math_rl(commit_model(tiny_model_dir, tmp_path), math_id, rl, "Be brief.")
+    series = LineageStore(home / "lineage.duckdb").metric_series(checkpoint, "reward_correct")
+    assert [step for step, _ in series] == [1, 2] and all(0 <= v <= 1 for _, v in series)

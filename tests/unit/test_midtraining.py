@@ -1,0 +1,55 @@
+"""The thinking-midtraining corpus: chunking, segments, verification, the RL half's splits."""
+
+from transformers import AutoTokenizer
+
+from tasks.midtraining.corpus import (
+    chunk_text,
+    corpus_documents,
+    in_rl_half,
+    rl_examples,
+    segment_at_line_ends,
+    segments_of_interleaved,
+    verify_sample,
+)
+from tasks.thinking import strip_thoughts
+
+
+def test_chunks_are_bounded_and_lossless(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    (name, text), *_ = corpus_documents("python-stdlib", max_documents=1, seed=3)
+    text += "x" * 3000 + "\n"  # one line far longer than a chunk: cut by tokens
+    chunks = chunk_text(text, tokenizer, max_tokens=48)
+    assert "".join(chunks) == text and len(chunks) > 3
+    assert max(len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in chunks) <= 48
+
+
+def test_segments_cut_at_line_ends_and_concatenate_back():
+    chunk = "a\nb\nc\nd\ne\n"
+    assert segment_at_line_ends(chunk, 3) == ["a\nb\n", "c\n", "d\ne\n"]
+    assert segment_at_line_ends("one line\n", 3) == ["one line\n"]
+
+
+def test_verification_rejects_changed_text_and_empty_thoughts():
+    chunk = "first line\nsecond line\n"
+    sample, reason = verify_sample(chunk, ["first line\n", "second line\n"], ["what comes <think>next"])
+    assert reason is None and sample["text"] == "first line\n<think>what comes next</think>second line\n"
+    assert strip_thoughts(sample["text"]) == chunk
+    assert verify_sample(chunk, ["first line\n", "second  line\n"], ["t"]) == (None, "concat_mismatch")
+    assert verify_sample(chunk, ["first line\n", "second line\n"], ["  "]) == (None, "empty_thought")
+    assert verify_sample(chunk, [chunk], []) == (None, "no_thought")
+
+
+def test_interleaved_annotator_output_is_split_and_verified():
+    segments, thoughts = segments_of_interleaved("x1 <think>t1</think> x2<think>t2</think>x3 <think>open")
+    assert segments == ["x1 ", " x2", "x3 <think>open"] and thoughts == ["t1", "t2"]
+    assert verify_sample("x1  x2x3 ", segments, thoughts) == (None, "concat_mismatch")  # the model changed the text
+
+
+def test_rl_examples_hold_every_prefix_thought_suffix_split():
+    sample = {"segments": ["a", "b", "c"], "thoughts": ["t1", "t2"]}
+    assert rl_examples("doc#0", sample) == [
+        {"chunk_id": "doc#0", "boundary": 0, "prefix": "a", "thought": "t1", "suffix": "b"},
+        {"chunk_id": "doc#0", "boundary": 1, "prefix": "ab", "thought": "t2", "suffix": "c"},
+    ]
+    halves = [in_rl_half(f"doc#{i}", 0.5, 0) for i in range(200)]
+    assert 70 < sum(halves) < 130 and halves == [in_rl_half(f"doc#{i}", 0.5, 0) for i in range(200)]

@@ -1,0 +1,71 @@
+import pytest
+from conftest import PROJECT_ROOT
+
+from tasks.recipe import RecipeError, load_recipe
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "default.yaml"])
+def test_shipped_recipes_load(name):
+    recipe = load_recipe(PROJECT_ROOT / "configs" / name)
+    assert recipe.rl.loss_type == "dr_grpo"
+    assert recipe.rl.reward.weights == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
+
+
+def test_wrong_key_is_named(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("sft:\n  max_stepz: 3\n")
+    with pytest.raises(RecipeError, match="sft.max_stepz: Extra inputs are not permitted"):
+        load_recipe(path)
+
+
+def test_bad_values_are_named(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("rl:\n  num_generations: 4\n  per_device_train_batch_size: 6\n")
+    with pytest.raises(RecipeError, match="rl.per_device_train_batch_size.*divisible by num_generations"):
+        load_recipe(path)
+    path.write_text("rl:\n  reward: {weights: {correct: 1, style: 1}}\n")
+    with pytest.raises(RecipeError, match="unknown reward terms \\['style'\\]"):
+        load_recipe(path)
+
+
+def test_overrides_parse_yaml_values():
+    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps=9", "sft.bf16=true", "evaluate.max_new_tokens=3"])
+    assert (recipe.rl.max_steps, recipe.sft.bf16, recipe.evaluate.max_new_tokens) == (9, True, 3)
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps"])
+
+
+def test_missing_recipe_is_named(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-coder-7b-think-anywhere", "llama3-8b-thinking-midtraining"])
+def test_paper_recipes_load_and_resolve(name):
+    from trl import GRPOConfig, SFTConfig
+
+    from tasks.training.stages import accelerate_config
+    from tasks.training.worker import trainer_args
+
+    recipe = load_recipe(PROJECT_ROOT / "configs" / f"{name}.yaml")
+    for section in (recipe.sft, recipe.rl, recipe.midtraining.sft, recipe.midtraining.rl):
+        assert accelerate_config(section.accelerate_config).exists()
+    rl = trainer_args(recipe.rl.to_json(), GRPOConfig)
+    assert rl["max_steps"] == -1 and rl["num_train_epochs"] >= 1 and rl["use_vllm"] is True
+    if name.startswith("qwen"):
+        assert (recipe.rl.num_generations, recipe.rl.learning_rate, recipe.rl.temperature) == (8, 1e-6, 1.0)
+        assert (recipe.rl.max_prompt_length, recipe.rl.max_completion_length, recipe.rl.num_train_epochs) == (1024, 4096, 3)
+        completions_per_step = recipe.rl.per_device_train_batch_size * recipe.rl.gradient_accumulation_steps * 8  # 8 GPUs
+        assert completions_per_step // recipe.rl.num_generations == 128  # prompts per optimizer step
+        assert (recipe.sft.train, recipe.sft.lora.r, recipe.sft.lora.alpha) == ("lora", 16, 32)
+        assert trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 3
+    else:
+        assert recipe.midtraining.rl.reward.name == "midtrain_judge" and recipe.midtraining.rl.loss_type == "dr_grpo"
+        assert recipe.midtraining.post_training == "math" and recipe.rl.reward.name == "math"
+
+
+def test_math_post_training_needs_a_source(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("midtraining:\n  post_training: math\n")
+    with pytest.raises(RecipeError, match="post_training: math needs math_source"):
+        load_recipe(path)

@@ -1,0 +1,96 @@
+import pytest
+
+from tasks.training.rewards import (
+    UnscorableVerdict,
+    correct_term,
+    inline_think_term,
+    think_anywhere_reward,
+    upfront_think_term,
+)
+
+PLAIN = "```python\ndef f(x):\n    return x + 1\n```"
+UPFRONT = "<think>\nadd one\n</think>\n" + PLAIN
+INLINE = "```python\ndef f(x):\n    return x + <thinkanywhere>one more</thinkanywhere>1\n```"
+BOTH = "<think>\nadd one\n</think>\n" + INLINE
+
+
+def verdict(status):
+    return {"problem_id": "p", "solution_id": "s", "status": status, "passed": 0, "total": 1, "detail": ""}
+
+
+def test_each_term_alone():
+    assert correct_term([PLAIN, PLAIN], verdicts=[verdict("passed"), verdict("failed")]) == [1.0, 0.0]
+    assert upfront_think_term([PLAIN, UPFRONT, INLINE, BOTH]) == [0.0, 1.0, 0.0, 1.0]
+    assert inline_think_term([PLAIN, UPFRONT, INLINE, BOTH]) == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_weighted_sum_matches_the_paper():
+    completions = [PLAIN, UPFRONT, INLINE, BOTH, BOTH]
+    verdicts = [verdict("passed"), verdict("failed"), verdict("failed"), verdict("passed"), verdict("timeout")]
+    rewards = think_anywhere_reward(completions, verdicts)
+    assert rewards == pytest.approx([0.9, 0.02, 0.08, 1.0, 0.1])
+
+
+def test_conversational_completions_are_read():
+    assert upfront_think_term([[{"role": "assistant", "content": UPFRONT}]]) == [1.0]
+
+
+def test_infra_error_is_never_scored():
+    with pytest.raises(UnscorableVerdict):
+        think_anywhere_reward([PLAIN], [verdict("infra_error")])
+
+
+def test_verdict_count_must_match():
+    with pytest.raises(ValueError):
+        correct_term([PLAIN, PLAIN], verdicts=[verdict("passed")])
+
+
+OWN_LINE = "```python\ndef f(x):\n    <thinkanywhere>one more</thinkanywhere>\n    return x + 1\n```"
+UNCLOSED = "```python\ndef f(x):\n    return x + <thinkanywhere>one more 1\n```"
+EMPTY_UPFRONT = "<think>   </think>\n" + PLAIN
+
+
+def test_format_terms_refuse_blocks_that_do_not_count():
+    assert inline_think_term([OWN_LINE, UNCLOSED]) == [0.0, 0.0]  # a line of its own; never closed
+    assert upfront_think_term([EMPTY_UPFRONT, "Sure!\n" + UPFRONT]) == [0.0, 0.0]  # empty; not at the start
+
+
+def test_the_registry_names_its_rewards_and_their_weights():
+    from sandbox import SandboxConfig
+    from tasks.training.rewards import REWARDS, reward_functions
+
+    assert sorted(REWARDS) == ["math", "midtrain_judge", "think_anywhere"]
+    terms = reward_functions("think_anywhere", {"weights": {"inline_think": 0.5}}, SandboxConfig())
+    assert {name: weight for name, (_, weight) in terms.items()} == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.5}
+    with pytest.raises(ValueError, match="unknown reward 'bleu'"):
+        reward_functions("bleu", {}, SandboxConfig())
+
+
+def test_think_anywhere_correct_term_runs_the_sandbox():
+    import json
+
+    from sandbox import SandboxConfig
+    from tasks.training.rewards import reward_functions
+
+    problem = {"id": "p/1", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1], [5]], "outputs": [2, 6]}}
+    correct, _ = reward_functions("think_anywhere", {}, SandboxConfig(workers=2))["correct"]
+    wrong = PLAIN.replace("x + 1", "x + 2")
+    assert correct([BOTH, wrong, "no code"], problem_json=[json.dumps(problem)] * 3) == [1.0, 0.0, 0.0]
+
+
+def test_midtrain_judge_needs_a_thought_and_a_close_guess():
+    from tasks.training.rewards import midtrain_judge_reward, split_thought, token_f1
+
+    suffix = "the cache is flushed before the file is closed"
+    assert split_thought("<think>what comes next</think> the cache") == ("what comes next", " the cache")
+    assert token_f1("the cache is flushed", suffix) == pytest.approx(2 * 1 * (4 / 9) / (1 + 4 / 9))
+    completions = ["<think>it closes</think>the cache is flushed before closing", "the cache is flushed before the file is closed",
+                   "<think>x</think>completely unrelated words here"]
+    assert midtrain_judge_reward(completions, prefix=["p"] * 3, suffix=[suffix] * 3, threshold=0.5) == [1.0, 0.0, 0.0]
+
+
+def test_math_reward_checks_the_answer_with_math_verify():
+    from tasks.training.rewards import math_reward
+
+    completions = ["<think>half of one</think>The answer is \\boxed{0.5}", "so \\boxed{\\frac{1}{2}}", "I get \\boxed{2}"]
+    assert math_reward(completions, answer=["\\frac{1}{2}", "0.5", "3"]) == [1.0, 1.0, 0.0]
