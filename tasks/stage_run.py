@@ -43,14 +43,10 @@ def cache_value(value: Any) -> Any:
 
 
 class StageInputs(CachePolicy):
-    """The task's arguments, config sections by their ``cache_key()``; ``ignore``d ones left out."""
-
-    def __init__(self, ignore: tuple[str, ...] = ()):
-        self.ignore = ignore
+    """The task's arguments, config sections by their ``cache_key()``."""
 
     def compute_key(self, task_ctx: TaskRunContext, inputs, flow_parameters, **kwargs) -> str | None:
-        kept = {name: cache_value(value) for name, value in sorted((inputs or {}).items()) if name not in self.ignore}
-        return hash_objects(kept, raise_on_failure=True)
+        return hash_objects({name: cache_value(value) for name, value in sorted((inputs or {}).items())}, raise_on_failure=True)
 
 
 class StageCode(CachePolicy):
@@ -70,9 +66,10 @@ class StoreEpoch(CachePolicy):
         return f"{store.home}:{store.epoch}"
 
 
-def stage_cache(ignore: tuple[str, ...] = ()) -> CachePolicy:
-    """``ignore``: task parameters that say how, not what (a concurrency, a shard count)."""
-    return StageInputs(ignore) + StageCode() + StoreEpoch()
+def stage_cache() -> CachePolicy:
+    """Every stage's cache policy. Settings that say how rather than what (an endpoint, a
+    concurrency) stay out of it by being listed in their section's ``HOW``."""
+    return StageInputs() + StageCode() + StoreEpoch()
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -34,6 +34,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_without_tags(tmp_path_factory) -> Path:
+    """The tiny model with the thinking tags left out of its vocabulary (Think-Anywhere* adds them)."""
+    from tasks.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 

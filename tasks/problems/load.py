@@ -20,7 +20,7 @@ from tasks.stage_run import StageRun, retry_transient, stage_cache
 
 
 class SourceData(CachePolicy):
-    """Cache key part: the bytes of the problem sources' files (``problems_cfg`` argument)."""
+    """Cache key part: the bytes of the problem sources' files (the ``problems`` argument)."""
 
     def compute_key(self, task_ctx, inputs, flow_parameters, **kwargs) -> str | None:
         return json.dumps(source_fingerprints([s.name for s in inputs["problems"].sources]), sort_keys=True)

@@ -1,5 +1,6 @@
 """Training stages for real on the tiny model: crash-safe resume after SIGKILL, Think-Anywhere*
-token rows (initialisation rule, stage 1 moves only them), LoRA, checkpoint marks."""
+token rows (their initialisation rule; training them, stage 1 and 2, is slow/test_think_token_training.py),
+GRPO that learns from the format terms, math RLVR."""
 
 import json
 import os
@@ -10,51 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
-
-PROMPT = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "Add one to x."}]
-
-
-def chat_rows(n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        code = f"def f(x):\n    return x + <thinkanywhere>step {i}</thinkanywhere>{i}\n"
-        completion = f"<think>\nadd {i}\n</think>\n```python\n{code}```"
-        rows.append({"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
-                     "completion": [{"role": "assistant", "content": completion}]})
-    return rows
-
-
-def commit_folder(folder: Path, kind: str, name: str) -> str:
-    from storage import ArtifactStore
-
-    return ArtifactStore().commit(folder, kind=kind, name=name, parents=[], config={}, metadata={}).artifact_id
-
-
-def commit_dataset(tmp_path: Path, rows: list[dict]) -> str:
-    folder = tmp_path / f"data-{len(rows)}"
-    folder.mkdir(parents=True)
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return commit_folder(folder, "dataset", "hand-written")
-
-
-def commit_model(source: Path, tmp_path: Path) -> str:
-    from tasks.models import copy_model_dir
-
-    return commit_folder(copy_model_dir(source, tmp_path / f"model-{time.monotonic_ns()}"), "checkpoint", "tiny")
-
-
-def sft_section(**changes):
-    from tasks.recipe import SFTSection
-
-    base = {"max_steps": 120, "save_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
-            "timeout_s": 600}
-    return SFTSection(**{**base, **changes})
-
-
-def tensors(model_dir: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(Path(model_dir) / "model.safetensors"))
+from training_fixtures import PROMPT, chat_rows, commit_dataset, commit_folder, commit_model, sft_section, tensors
 
 
 def kill_after_first_checkpoint(home: Path, done: threading.Event, killed: list) -> None:
@@ -115,13 +72,6 @@ def test_sft_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupted_r
         assert (ours[name] - theirs[name]).abs().max().item() <= 1e-6, name
 
 
-@pytest.fixture(scope="module")
-def tiny_without_tags(tmp_path_factory):
-    from tasks.models import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
-
-
 def test_think_tokens_are_added_with_rows_initialised_by_the_rule(tiny_without_tags):
     import torch
 
@@ -144,40 +94,6 @@ def test_think_tokens_are_added_with_rows_initialised_by_the_rule(tiny_without_t
     assert torch.equal(after[: before.shape[0]], before)  # old rows untouched
     text = "return x + <thinkanywhere>why</thinkanywhere>1"
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True) == text
-
-
-def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(prefect_harness, tiny_without_tags, tmp_path,
-                                                                                home):
-    import torch
-
-    from storage import ArtifactStore
-    from tasks.training.stages import add_think_tokens_to_model, train_sft
-    from tasks.training.think_tokens import read_record
-
-    store = ArtifactStore()
-    base = commit_model(tiny_without_tags, tmp_path)
-    extended = add_think_tokens_to_model(base)
-    data = commit_dataset(tmp_path, chat_rows(8))
-    new_rows = sorted(read_record(store.path(extended)).values())
-    stage1 = train_sft(extended, data, sft_section(max_steps=3, save_steps=50, train="new_rows"))
-    before, after = tensors(store.path(extended)), tensors(store.path(stage1))
-    assert before.keys() == after.keys()
-    for name in before:
-        if name.endswith("embed_tokens.weight"):
-            others = [i for i in range(before[name].shape[0]) if i not in new_rows]
-            assert torch.equal(before[name][others], after[name][others]), "an old embedding row moved"
-            assert not torch.equal(before[name][new_rows], after[name][new_rows]), "the new rows did not train"
-        else:
-            assert torch.equal(before[name], after[name]), f"{name} changed in stage 1"
-    assert read_record(store.path(stage1)) == read_record(store.path(extended))  # the ids travel with the model
-
-    stage2 = train_sft(stage1, data, sft_section(max_steps=2, save_steps=50, train="lora", lora={"r": 4, "alpha": 8, "dropout": 0.0,
-                                                                                                 "target_modules": ["q_proj", "v_proj"]}))
-    merged = tensors(store.path(stage2))
-    assert merged.keys() == after.keys()  # LoRA merged back: a plain checkpoint
-    embed = next(n for n in merged if n.endswith("embed_tokens.weight"))
-    assert not torch.equal(merged[embed][new_rows], after[embed][new_rows])  # the think rows train with LoRA
-    assert any(not torch.equal(merged[n], after[n]) for n in merged if "q_proj" in n or "v_proj" in n)
 
 
 def plain_rows(n: int) -> list[dict]:
