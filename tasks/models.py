@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
+import shutil
 import sysconfig
 import threading
 from pathlib import Path
@@ -143,10 +145,42 @@ def convert_smollm2(out_dir: Path) -> Path:
     return out_dir
 
 
+def model_build_cache() -> Path:
+    """Where built test models are kept between runs (``$XDG_CACHE_HOME/thinkflow/models``, else
+    ``~/.cache/thinkflow/models``): outside any THINKFLOW_HOME, so a new store does not rebuild them."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "thinkflow" / "models"
+
+
+def build_tiny_model_once(out_dir: Path, seed: int = 0, think_tags: bool = True) -> Path:
+    """``build_tiny_model``, built once per version of the code that builds it (this module and
+    what it reaches), the seed and the tokenizers/transformers versions, then copied: the build
+    trains a BPE tokenizer (~12 s on 2 cores) and gives the same files every time."""
+    import json
+
+    import tokenizers
+    import transformers
+
+    from tasks.code_version import code_version
+
+    key = hashlib.sha256(json.dumps([code_version(__name__), seed, think_tags, tokenizers.__version__,
+                                     transformers.__version__]).encode()).hexdigest()[:16]
+    built = model_build_cache() / f"tiny-{key}"
+    if not (built / "config.json").exists():
+        staging = built.with_name(f"{built.name}.{os.getpid()}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        build_tiny_model(staging, seed, think_tags)
+        try:
+            os.rename(staging, built)
+        except OSError:  # another process finished the same build first: theirs is as good
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy_model_dir(built, out_dir)
+
+
 def build_model(name: str, out_dir: Path, seed: int = 0) -> Path:
     """Materialise the named model into ``out_dir`` (an HF layout) and return it."""
     if name == "tiny":
-        return build_tiny_model(out_dir, seed)
+        return build_tiny_model_once(out_dir, seed)
     if name == "smollm2-135m-instruct":
         return convert_smollm2(out_dir)
     local = Path(name).expanduser()

@@ -36,9 +36,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_without_tags(tmp_path_factory) -> Path:
     """The tiny model with the thinking tags left out of its vocabulary (Think-Anywhere* adds them)."""
-    from tasks.models import build_tiny_model
+    from tasks.models import build_tiny_model_once
 
-    return build_tiny_model(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
+    return build_tiny_model_once(tmp_path_factory.mktemp("untagged") / "tiny", seed=0, think_tags=False)
 
 
 @pytest.fixture(scope="session")

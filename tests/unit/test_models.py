@@ -33,3 +33,13 @@ def test_unknown_model_is_not_downloaded(tmp_path):
         assert "never downloads" in str(exc)
     else:
         raise AssertionError("an unknown model id must not resolve")
+
+
+def test_the_tiny_model_is_built_once_per_code_version_and_then_copied(tiny_model_dir, tmp_path):
+    from tasks.models import build_model, model_build_cache
+
+    again = build_model("tiny", tmp_path / "again")
+    cached = [p for p in model_build_cache().glob("tiny-*") if (p / "config.json").exists()]
+    assert cached, "the session's tiny model was not kept in the build cache"
+    assert sorted(p.name for p in again.iterdir()) == sorted(p.name for p in tiny_model_dir.iterdir())
+    assert all((again / p.name).read_bytes() == p.read_bytes() for p in tiny_model_dir.iterdir())
