@@ -1,12 +1,22 @@
 import flows  # noqa: I001  (first: sets the Prefect defaults every entry point needs, before Prefect is imported)
 
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 TIERS = {"unit": None, "integration": "integration", "slow": "slow"}  # folder -> the marker its tests carry
 
 

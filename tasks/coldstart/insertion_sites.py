@@ -12,7 +12,6 @@ _SIGNIFICANT = {tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING}
 _LINE_BREAKS = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING}
 
 
-
 def insertion_candidates(code: str) -> list[int]:
     """Character offsets inside statements: starts of Python tokens that do not open a logical line."""
     line_starts = [0]

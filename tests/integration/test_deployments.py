@@ -5,19 +5,12 @@ the `gpu` limit held by training, and the retrain cron schedule as scheduled run
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.request
 from datetime import datetime
 
-from conftest import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from conftest import PROJECT_ROOT, free_port
 
 
 def api(local, path: str, body: dict | None = None):

@@ -5,10 +5,9 @@ LiveCodeBench fixtures), sampled pass@2, the three baselines, the comparison, an
 import json
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import FIXTURES, PROJECT_ROOT
 from typer.testing import CliRunner
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 SETTINGS = [
     f"evaluate.benchmarks=[{{name: humaneval, limit: 2}}, {{name: mbpp, source: 'mbpp:{FIXTURES / 'mbpp.jsonl'}'}}, "
     f"{{name: livecodebench, source: 'livecodebench:{FIXTURES / 'livecodebench.jsonl'}', limit: 2}}]",

@@ -1,18 +1,11 @@
 """`thinkflow serve` on SIGTERM stops its worker, then its server, and leaves no process behind
 (~20 s on 2 cores; the deployment test in integration/ starts and stops the same LocalPrefect)."""
 
-import socket
 import subprocess
 import urllib.request
 
 import pytest
-from conftest import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from conftest import PROJECT_ROOT, free_port
 
 
 def test_thinkflow_serve_stops_worker_and_server_on_sigterm(tmp_path):

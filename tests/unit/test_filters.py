@@ -5,7 +5,7 @@ import json
 import random
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import FIXTURES
 
 from sandbox import SandboxConfig
 from tasks.problems.catalog import load_source, record_reference_tests
@@ -34,7 +34,6 @@ from tasks.recipe import (
     load_recipe,
 )
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 SOURCES = [f"skywork:{FIXTURES}/skywork.parquet", f"mbpp:{FIXTURES}/mbpp.jsonl", f"livecodebench:{FIXTURES}/livecodebench.jsonl"]
 
 

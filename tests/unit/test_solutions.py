@@ -3,7 +3,7 @@ and sampling through the annotators (the openai one against a real local server)
 
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import FIXTURES
 
 from sandbox import SandboxConfig
 from tasks.annotator_server import AnnotatorServer
@@ -11,7 +11,6 @@ from tasks.annotators import AnnotatorConfig, OpenAIAnnotator
 from tasks.problems.catalog import load_source
 from tasks.problems.solutions import SolutionsConfig, attach_solutions, rejection_sample, sampling_targets, shard_of
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 SANDBOX = SandboxConfig(workers=2, timeout_s=5)
 
 ADD_RIGHT = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"

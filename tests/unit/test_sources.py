@@ -9,13 +9,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import FIXTURES
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.problems.catalog import load_source
 from tasks.problems.sources import LEETCODE_PRELUDE, RowError, decode_test_cases
-
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 
 def quarantine_table(result):
