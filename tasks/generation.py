@@ -62,6 +62,43 @@ def make_stop_on_closing_fence(tokenizer, prompt_length: int):
     return StopOnClosingFence()
 
 
+def make_end_after_closing_fence(tokenizer, prompt_length: int, eos_token_id: int):
+    """A logits processor that makes EOS the only choice for a row whose first code block has closed:
+    the rollout ends as a finished reply (not a truncated one) right after its code."""
+    from transformers import LogitsProcessor
+
+    class EndAfterClosingFence(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            generated = input_ids[:, prompt_length:]
+            if generated.shape[1] == 0:
+                return scores
+            tails = tokenizer.batch_decode(generated[:, -6:], skip_special_tokens=True)
+            for row, tail in enumerate(tails):
+                if "`" in tail and closes_code_block(tokenizer.decode(generated[row], skip_special_tokens=True)):
+                    scores[row, :] = float("-inf")
+                    scores[row, eos_token_id] = 0.0
+            return scores
+
+    return EndAfterClosingFence()
+
+
+def end_generations_at_code_end(model, tokenizer) -> None:
+    """Every later ``model.generate`` call (GRPO's rollouts) ends each row with EOS once its first
+    code block closes; TRL's own length and truncation accounting then sees a finished reply."""
+    from transformers import LogitsProcessorList
+
+    original = model.generate
+    eos = tokenizer.eos_token_id
+
+    def generate(*args, **kwargs):
+        prompt_ids = kwargs.get("input_ids", args[0] if args else None)
+        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+        processors.append(make_end_after_closing_fence(tokenizer, prompt_ids.shape[1], eos))
+        return original(*args, logits_processor=processors, **kwargs)
+
+    model.generate = generate
+
+
 def make_decoding_heartbeat(prompt_length: int, max_new_tokens: int, batch: str, progress):
     """A stopping criterion that never stops: at each decoding step it lets a ProgressReport say
     how far the running batch is, so a batch that decodes for minutes is not a silent one."""

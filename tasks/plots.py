@@ -11,6 +11,7 @@ CURVES = {  # file: (title, y label, series drawn)
     "reward.png": ("Reward per step", "mean reward", ("reward", "reward_correct", "reward_upfront_think", "reward_inline_think",
                                                      "reward_judge")),
     "think_share.png": ("Completions with thoughts", "share of completions", ("reward_upfront_think", "inline_think_rate")),
+    "signal.png": ("Where GRPO has no signal", "share", ("no_signal_groups", "truncated")),
     "loss.png": ("Loss and KL", "value", ("loss", "kl")),
 }
 

@@ -79,6 +79,7 @@ class SolutionsConfig(Section):
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
 
     problems: Literal["without_reference", "all", "none"] = "without_reference"  # which train problems to sample for
+    limit: int | None = Field(default=None, ge=1)  # at most this many of them (in split order)
     sampler: Literal["policy", "annotator"] = "policy"  # annotator: the recipe's `annotator` (needs temperature > 0 to vary)
     samples: int = Field(default=4, ge=1, le=64)
     temperature: float = Field(default=1.0, gt=0)
@@ -200,6 +201,7 @@ class GenerationConfig(Section):
 class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
     strategy: Literal["entropy", "rewrite"] = "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
+    drop_docstrings: bool = True  # targets without the reference's docstrings (HumanEval's repeat the prompt)
     thoughts_per_solution: int = Field(default=1, ge=1, le=8)
     thought_max_new_tokens: int = Field(default=24, ge=4)
     plan_max_new_tokens: int = Field(default=40, ge=4)
@@ -233,6 +235,8 @@ class SFTSection(Section):
     max_steps: int = Field(default=10, ge=1)
     num_train_epochs: float | None = Field(default=None, gt=0)  # when set, epochs decide the length (max_steps is ignored)
     learning_rate: float = Field(default=5e-5, gt=0)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_steps: float = Field(default=0, ge=0)  # a whole number of steps, or a share of them below 1 (0.1: 10 %)
     per_device_train_batch_size: int = Field(default=4, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=512, ge=16)
@@ -271,19 +275,32 @@ class RewardSection(Section):
 
 class RLSection(Section):
     HOW: ClassVar[frozenset[str]] = frozenset({"accelerate_config", "timeout_s"})
-    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dr_grpo"  # dr_grpo: scale_rewards "none"
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dr_grpo"
+    # the advantage: "group" is standard GRPO, (r - mean) / std within each prompt's group; "none" keeps
+    # r - mean (Dr.GRPO); unset: "none" with dr_grpo, "group" otherwise
+    scale_rewards: Literal["group", "batch", "none"] | None = None
     reward: RewardSection = RewardSection()
     drop_equal_groups: bool = True  # groups whose rewards all tie carry no signal: masked out, counted
     train: Literal["full", "lora"] = "full"
     lora: LoraSection = LoraSection()
-    max_steps: int = Field(default=4, ge=1)
+    max_steps: int = Field(default=4, ge=1)  # optimizer steps (steps_per_generation of them per generation batch)
     num_train_epochs: float | None = Field(default=None, gt=0)
     learning_rate: float = Field(default=1e-5, gt=0)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "constant"
+    warmup_steps: float = Field(default=0, ge=0)
     num_generations: int = Field(default=4, ge=2)
     per_device_train_batch_size: int = Field(default=8, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
+    # optimizer updates per generation batch: one batch of per_device_train_batch_size x steps_per_generation
+    # completions is generated, then trained on in that many updates (unset: gradient_accumulation_steps)
+    steps_per_generation: int | None = Field(default=None, ge=1)
+    num_iterations: int = Field(default=1, ge=1)  # passes over each generation batch
     max_prompt_length: int = Field(default=512, ge=16)
     max_completion_length: int = Field(default=128, ge=8)
+    stop_at_code_end: bool = True  # a rollout ends (with EOS) once its first code block closes
+    mask_truncated_completions: bool = False  # completions cut at max_completion_length leave the loss (always counted)
+    shuffle_seed: int | None = 0  # the RL prompts are drawn in this seeded order (None: file order)
+    sources: list[str] | None = None  # only train problems from these sources (e.g. [humaneval]); None: all
     temperature: float = Field(default=1.0, gt=0)
     beta: float = Field(default=0.0, ge=0)
     use_vllm: bool = False  # GPU only
@@ -308,6 +325,7 @@ class RLSection(Section):
 class MidtrainingRLSection(RLSection):
     """RL mid-training: the same settings as ``rl``, judged by ``midtrain_judge`` by default."""
     reward: RewardSection = RewardSection(name="midtrain_judge")
+    stop_at_code_end: bool = False  # the completion is prose
     max_prompt_length: int = Field(default=384, ge=16)
     max_completion_length: int = Field(default=96, ge=8)
 
@@ -424,10 +442,14 @@ class EvalVariant(Section):
 
 
 class PromptsConfig(Section):
+    # what the reference's RL prompt asks (in our words): a brief upfront thought, then the code; inline
+    # thoughts are required, frequent, inside a statement, never on their own line, never around a comment
     system: str = (
-        "You are a careful Python programmer. First think briefly inside <think> </think>. Then answer with "
-        "one ```python code block. Inside the code you may add short thoughts wrapped in "
-        "<thinkanywhere> </thinkanywhere> where a step needs care; they are removed before the code runs."
+        "You are a careful Python programmer. First think briefly inside <think> </think>, then give the final "
+        "code in one ```python block. In the code you must add short thoughts wrapped in <thinkanywhere> "
+        "</thinkanywhere>, often, wherever a step needs care. Put each one inside a statement, with code before "
+        "and after it on the same line, never on a line of its own, and never around a comment. They are removed "
+        "before the code runs, so the code must run without them."
     )
 
 

@@ -11,6 +11,9 @@ To execute a response: take the text after the first ``</think>``, remove every
 ``<thinkanywhere>…</thinkanywhere>`` block, run the last ```python block (an unclosed final block,
 as left by a stop string or a length cap, counts).
 
+The reward's format terms follow the reference implementation (``format_credit``, below); the
+stricter ``has_inline_thought_in_statement`` decides what enters the cold-start set.
+
 Thinking mid-training text interleaves thoughts with the original text,
 ``x1 <think>t1</think> x2 …``; removing the thoughts must give back the original chunk exactly.
 """
@@ -193,6 +196,56 @@ def has_inline_thought_in_statement(text: str) -> bool:
     if parsed.problems or parsed.code is None or not parses_as_python(parsed.code):
         return False
     return any(t.inside_statement and t.text.strip() for t in parsed.inline_thoughts)
+
+
+# -- the reward's format terms, with the reference's semantics ------------------------------------
+#
+# Think-Anywhere's reference (``cal_format_reward`` in jiangxxxue/Think-Anywhere) scores format on
+# the FIRST closed ```python block; a reply without one earns no format credit at all. Per line of
+# that block, blocks whose thought starts with ``#`` are dropped, the line is cut at its first ``#``,
+# and an inline block counts when code sits on both sides of it on that line. Where we differ, on
+# purpose: the upfront thought must hold a non-space character (the reference's ``.+?`` accepts
+# ``<think> </think>``, a free 0.02 that a policy learns to emit without thinking).
+
+_UPFRONT_AT_START = re.compile(r"^<think>\s*(.+?)\s*</think>", re.DOTALL)
+_FIRST_CLOSED_PYTHON = re.compile(r"```python\s*(.*?)\s*```", re.DOTALL)
+_WHOLE_REPLY_INLINE = re.compile(r"^\s*<thinkanywhere>.*?</thinkanywhere>\s*$", re.DOTALL)
+_COMMENT_THOUGHT = re.compile(r"<thinkanywhere>\s*#.*?</thinkanywhere>")
+_INLINE_ON_LINE = re.compile(r"<thinkanywhere>.+?</thinkanywhere>")
+
+
+@dataclass(frozen=True)
+class FormatCredit:
+    """Which format terms of the Think-Anywhere reward a reply earns."""
+
+    upfront_think: bool  # opens (at character 0) with a non-empty <think>…</think>, and has a closed python block
+    inline_think: bool  # an inline block with code before and after it on one line of the first closed python block
+
+
+def first_closed_python_block(text: str) -> str | None:
+    match = _FIRST_CLOSED_PYTHON.search(text)
+    return None if match is None else match.group(1)
+
+
+def inline_block_between_code(line: str) -> bool:
+    """One code line: an inline block (not one wrapping a ``#`` comment) with code on both sides,
+    the line read up to its first ``#``."""
+    code_part = _COMMENT_THOUGHT.sub("", line).split("#", 1)[0]
+    head, tail = code_part.lstrip(), code_part.rstrip()
+    return any(not (head.startswith(block) or tail.endswith(block)) for block in _INLINE_ON_LINE.findall(code_part))
+
+
+def format_credit(text: str) -> FormatCredit:
+    """The reward's format terms for one reply (the reference's semantics, see above)."""
+    text = _WHOLE_REPLY_INLINE.sub("", text)
+    code = first_closed_python_block(text)
+    if code is None:
+        return FormatCredit(upfront_think=False, inline_think=False)
+    upfront = _UPFRONT_AT_START.match(text)
+    return FormatCredit(
+        upfront_think=bool(upfront and upfront.group(1).strip()),
+        inline_think=any(inline_block_between_code(line) for line in code.splitlines()),
+    )
 
 
 def insert_inline_thoughts(code: str, thoughts: dict[int, str]) -> str:

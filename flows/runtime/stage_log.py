@@ -17,7 +17,7 @@ from tasks.recipe import RunnerConfig
 
 KEY_METRICS = (
     "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "sampled_problems", "solved", "accepted", "acceptance_rate", "thoughts_per_sample",
-    "loss_first", "loss_last", "reward_first", "reward_last", "steps", "parameters", "inline_think_rate", "new_pass@1", "previous_best_pass@1",
+    "loss_first", "loss_last", "reward_first", "reward_last", "reward_gain", "steps", "parameters", "inline_think_rate", "new_pass@1", "previous_best_pass@1",
     "improved",
 )
 
@@ -69,6 +69,7 @@ class StageLog:
             "stages": [r.to_dict() for r in self.results],
             "all_cached": all(r.cached for r in self.results),
             "outputs": dict(outputs or {}),
+            "warnings": stage_warnings(self.results),
         }
         if comparison:
             summary["comparison"] = {"artifact_id": comparison, "folder": str(store.path(comparison)), **json.loads((store.path(comparison) / "comparison.json").read_text())}
@@ -84,6 +85,15 @@ class StageLog:
         except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
             pass
         return summary
+
+
+def stage_warnings(results: list[StageResult]) -> list[str]:
+    """What the summary must point out: RL stages whose groups mostly carried no signal, or whose
+    completions were mostly cut at the length cap."""
+    from tasks.training.stages import rl_warnings
+
+    return [f"{result.stage} ({artifact_id}): {warning}" for result in results for artifact_id in result.artifact_ids
+            for warning in rl_warnings(result.metrics.get(artifact_id, {}))]
 
 
 def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageStore, artifact_id: str) -> Path:
@@ -126,6 +136,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def summary_markdown(summary: dict[str, Any]) -> str:
     lines = ["| stage | artifact | cached | key metrics |", "|---|---|---|---|"]
     lines += [f"| {s} | `{a}` | {c} | {m} |" for s, a, c, m in summary_rows(summary)]
+    lines += [f"\n**warning:** {warning}" for warning in summary.get("warnings", [])]
     if "lineage_graph" in summary:
         graph = Path(summary["lineage_graph"]["png"])
         lines += ["", f"Lineage graph of `{summary['lineage_graph']['artifact_id']}`: [{graph.name}]({graph.as_uri()})"]
@@ -152,9 +163,18 @@ def print_summary(summary: dict[str, Any]) -> None:
         for row in summary["comparison"]["rows"]:
             comparison.add_row(*row)
         console.print(comparison)
+        if summary["comparison"].get("paired_rows"):
+            paired = Table(title=Text("paired on the same problems: Δ pass@1 [bootstrap interval]"))
+            for column in summary["comparison"]["paired_header"]:
+                paired.add_column(column, overflow="fold")
+            for row in summary["comparison"]["paired_rows"]:
+                paired.add_row(*row)
+            console.print(paired)
         console.print(f"plots: {summary['comparison']['folder']}/*.png")
     if "lineage_graph" in summary:
         console.print(Text(f"lineage graph: {summary['lineage_graph']['png']}"))
+    for warning in summary.get("warnings", []):
+        console.print(Text(f"warning: {warning}", style="bold yellow"))
     if "retrain" in summary:
         retrain = summary["retrain"]
         best = retrain["best_checkpoint"]

@@ -4,7 +4,9 @@ Strategy ``entropy``: run the policy over each correct solution (in its chat con
 "```python"), take the positions inside statements (a Python token that is not the first of its
 logical line, never inside a string or comment) where its next-token entropy is highest, ask the
 annotator for a one-sentence thought at each, and insert ``<thinkanywhere>…</thinkanywhere>``
-there. The annotator also writes the short upfront plan. A sample is kept only if stripping the
+there. The annotator also writes the short upfront plan. With ``drop_docstrings`` (the default) the
+target code is the reference without its docstrings (a HumanEval reference repeats the prompt's),
+and it is that code whose tests must pass. A sample is kept only if stripping the
 inline blocks gives back the original code exactly, each block sits inside a statement, and the
 stripped code still passes the problem's tests in the sandbox; every rejection is counted by
 reason.
@@ -30,7 +32,7 @@ from typing import Any, Callable
 from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
-from tasks.coldstart.insertion_sites import choose_insertion_offsets, code_tokens, token_entropies
+from tasks.coldstart.insertion_sites import choose_insertion_offsets, code_tokens, token_entropies, without_docstrings
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig, ColdStartConfig, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
@@ -144,6 +146,8 @@ def build_coldstart_examples(
 
     report = ColdStartReport()
     candidates = [p for p in problems if p.get("reference")]
+    if cfg.drop_docstrings:  # the target is the model's own code, not the prompt's docstring copied back
+        candidates = [{**p, "reference": without_docstrings(p["reference"])} for p in candidates]
     report.solutions_in = len(candidates)
     verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg,
                          progress=ProgressReport("sandbox: reference solutions", len(candidates), "solutions"))

@@ -69,3 +69,33 @@ def code_tokens(code: str) -> list[tuple[int, str]] | None:
                 if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING)]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return None
+
+
+def without_docstrings(code: str) -> str:
+    """``code`` with the docstrings of its module, classes and functions removed, line for line (a
+    HumanEval reference repeats the prompt's docstring: half of a target's tokens, copied).
+
+    A docstring that shares its line with other code, or is the only statement of its body, stays.
+    Code that does not parse comes back unchanged."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    drop: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or len(body) < 2:
+            continue
+        first = body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+            continue
+        if not isinstance(node, ast.Module) and first.lineno == node.lineno:
+            continue  # ``def f(): "doc"; ...`` on one line
+        lines = code.splitlines()
+        if lines[first.lineno - 1][:first.col_offset].strip() or lines[first.end_lineno - 1][first.end_col_offset:].strip():
+            continue
+        drop.update(range(first.lineno, first.end_lineno + 1))
+    kept = [line for number, line in enumerate(code.splitlines(keepends=True), start=1) if number not in drop]
+    return "".join(kept).lstrip("\n")

@@ -141,7 +141,7 @@ def summarize_evaluation(rows: list[dict[str, Any]], entropy: list[dict[str, lis
         "pass_at_k": per_benchmark(problems, scoring.k, scoring.bootstrap_resamples, scoring.confidence, seed=0),
         "thinking": summarize_thinking(rows),
         "thinking_per_benchmark": {name: summarize_thinking(group) for name, group in sorted(by_benchmark.items())},
-        "entropy": summarize_entropy(entropy) if entropy is not None else None,
+        "entropy": summarize_entropy(entropy, scoring.bootstrap_resamples, scoring.confidence) if entropy is not None else None,
         "statuses": dict(sorted(Counter(r["status"] for r in rows).items())),
     }, problems
 
@@ -158,7 +158,7 @@ def report_metrics(summary: dict[str, Any], ks: list[int]) -> dict[str, float]:
     metrics["samples"] = thinking["responses"]
     for name in ("upfront_think_rate", "inline_think_rate", "inline_blocks_per_response", "think_tokens_mean"):
         metrics[name] = thinking[name]
-    for name in ("entropy_think_sites", "entropy_elsewhere", "think_sites"):
+    for name in ("entropy_think_sites", "entropy_elsewhere", "think_sites", "entropy_ratio"):
         if summary["entropy"] and summary["entropy"][name] is not None:
             metrics[name] = summary["entropy"][name]
     return metrics

@@ -18,6 +18,45 @@ def load_report(folder: Path) -> tuple[dict[str, Any], list[dict[str, list[float
     return json.loads((folder / "report.json").read_text()), json.loads((folder / "entropy.json").read_text())
 
 
+def load_problem_rows(folder: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(folder / "problems.parquet").to_pylist()
+
+
+def paired_comparisons(reports: list[dict[str, Any]], problems: list[list[dict[str, Any]]], labels: list[str]) -> list[dict[str, Any]]:
+    """Each evaluation against the first one with the same variant (the base model, when it was
+    evaluated): pass@1 differences on the same problems, with intervals."""
+    from tasks.evaluation.scoring import paired_difference
+
+    pairs, first_of_variant = [], {}
+    for index, report in enumerate(reports):
+        variant = report["variant"]["name"]
+        if variant not in first_of_variant:
+            first_of_variant[variant] = index
+            continue
+        other = first_of_variant[variant]
+        scoring = report["scoring"]
+        pairs.append({"checkpoint": labels[index], "baseline": labels[other], "variant": variant,
+                      "by_benchmark": paired_difference(problems[index], problems[other], scoring["bootstrap_resamples"],
+                                                        scoring["confidence"])})
+    return pairs
+
+
+def paired_rows(pairs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    benchmarks = sorted({b for pair in pairs for b in pair["by_benchmark"]} - {"all"}) + ["all"]
+    header = ["checkpoint", "vs", "variant"] + [f"Δ pass@1 {b} [interval] (solved only by it / only by the other)" for b in benchmarks]
+    rows = []
+    for pair in pairs:
+        row = [pair["checkpoint"], pair["baseline"], pair["variant"]]
+        for bench in benchmarks:
+            d = pair["by_benchmark"].get(bench)
+            row.append("–" if d is None else
+                       f"{d['difference']:+.3f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] ({d['only_ours']}/{d['only_theirs']})")
+        rows.append(row)
+    return header, rows
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -37,7 +76,9 @@ def comparison_rows(reports: list[dict[str, Any]], labels: list[str]) -> tuple[l
         row += [fmt(thinking["upfront_think_rate"], 2), fmt(thinking["inline_think_rate"], 2),
                 fmt(thinking["inline_blocks_per_response"], 2), fmt(thinking["think_tokens_mean"], 1)]
         sites, elsewhere = entropy.get("entropy_think_sites"), entropy.get("entropy_elsewhere")
-        row.append(f"{fmt(sites, 2)} / {fmt(elsewhere, 2)} ({entropy.get('think_sites', 0)} sites)" if sites is not None
+        ratio, interval = entropy.get("entropy_ratio"), entropy.get("entropy_ratio_ci")
+        ratio_text = "" if ratio is None else f", ratio {ratio:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+        row.append(f"{fmt(sites, 2)} / {fmt(elsewhere, 2)}{ratio_text} ({entropy.get('think_sites', 0)} sites)" if sites is not None
                    else "no think sites")
         rows.append(row)
     return header, rows
@@ -147,14 +188,19 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
         loaded = [load_report(run.input_path(name)) for name in inputs]
         reports, entropies = [r for r, _ in loaded], [e for _, e in loaded]
         header, rows = comparison_rows(reports, labels)
+        pairs = paired_comparisons(reports, [load_problem_rows(run.input_path(name)) for name in inputs], labels)
+        paired_header, paired = paired_rows(pairs)
         table = markdown_table(header, rows)
+        if pairs:
+            table += "\n\nPaired on the same problems (bootstrap interval over problems):\n\n" + markdown_table(paired_header, paired)
         staged = run.staging("comparison")
         draw_pass_at_1(reports, labels, staged / "pass_at_1.png")
         draw_think_tokens(reports, labels, staged / "think_tokens.png")
         titles = [f"{label} ({report['variant']['name']})" for label, report in zip(labels, reports)]
         has_entropy = draw_entropy(entropies, titles, staged / "entropy.png")
         (staged / "comparison.md").write_text(table + "\n")
-        (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids))},
+        (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids)),
+                                                            "paired_header": paired_header, "paired_rows": paired, "paired": pairs},
                                                            indent=1))
         comparison_id = run.output("comparison", staged, kind="report", name="evaluation-comparison",
                                    metadata={"reports": report_ids, "labels": labels}, metrics={"evaluations": len(report_ids)})

@@ -68,3 +68,52 @@ def per_benchmark(problems: list[dict[str, Any]], ks: list[int], resamples: int,
             entry[f"pass@{k}_ci"] = [low, high]
         results[benchmark] = entry
     return results
+
+
+def paired_difference(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], resamples: int, confidence: float,
+                      seed: int = 0, k: int = 1) -> dict[str, dict[str, Any]]:
+    """pass@k of ``ours`` minus ``theirs`` on the problems both evaluated, per benchmark and ``all``:
+    the mean of per-problem differences, a bootstrap interval over problems, and how many problems
+    each side alone solved (the discordant pairs). Problems only one side has are left out, counted."""
+    key = f"pass@{k}"
+    theirs_by = {(r["benchmark"], r["problem_id"]): r[key] for r in theirs}
+    grouped: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    unpaired = 0
+    for row in ours:
+        other = theirs_by.get((row["benchmark"], row["problem_id"]))
+        if other is None:
+            unpaired += 1
+            continue
+        grouped[row["benchmark"]].append((row[key], other))
+        grouped["all"].append((row[key], other))
+    results = {}
+    for benchmark, pairs in sorted(grouped.items()):
+        differences = [a - b for a, b in pairs]
+        low, high = bootstrap_interval(differences, resamples, confidence, seed)
+        results[benchmark] = {"problems": len(pairs), "difference": sum(differences) / len(differences), "ci": [low, high],
+                              "only_ours": sum(a > b for a, b in pairs), "only_theirs": sum(b > a for a, b in pairs),
+                              "unpaired": unpaired}
+    return results
+
+
+def ratio_interval(groups: list[tuple[list[float], list[float]]], resamples: int, confidence: float,
+                   seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap interval of mean(first) / mean(second) pooled over groups, resampling whole groups
+    (one group per response: its think-site values and its other positions). None without data."""
+    groups = [g for g in groups if g[0] and g[1]]
+    if not groups:
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        drawn = rng.choices(groups, k=len(groups))
+        first = [v for g in drawn for v in g[0]]
+        second = [v for g in drawn for v in g[1]]
+        mean_second = sum(second) / len(second)
+        if mean_second > 0:
+            ratios.append((sum(first) / len(first)) / mean_second)
+    if not ratios:
+        return None
+    ratios.sort()
+    tail = (1.0 - confidence) / 2.0
+    return ratios[min(len(ratios) - 1, int(tail * len(ratios)))], ratios[min(len(ratios) - 1, int((1.0 - tail) * len(ratios)))]

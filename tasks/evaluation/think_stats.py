@@ -22,6 +22,7 @@ from tasks.thinking import (
     INLINE_BLOCK,
     THINK_CLOSE,
     InlineThought,
+    format_credit,
     has_inline_thought_in_statement,
     parse_response,
 )
@@ -81,7 +82,8 @@ def response_features(response: str, count_tokens: Callable[[str], int]) -> dict
         "upfront_think": upfront is not None,
         "upfront_tokens": upfront_tokens,
         "inline_blocks": len(sites),
-        "inline_in_statement": has_inline_thought_in_statement(response),
+        "inline_in_statement": format_credit(response).inline_think,  # what the reward credits
+        "inline_well_formed": has_inline_thought_in_statement(response),  # stricter: what the cold-start set demands
         "inline_tokens": inline_tokens,
         "think_tokens": upfront_tokens + inline_tokens,
         "format_problems": len(parsed.problems),
@@ -131,6 +133,7 @@ def summarize_thinking(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "responses": len(rows),
         "upfront_think_rate": sum(r["upfront_think"] for r in rows) / len(rows),
         "inline_think_rate": sum(r["inline_in_statement"] for r in rows) / len(rows),
+        "inline_well_formed_rate": sum(r.get("inline_well_formed", False) for r in rows) / len(rows),
         "any_inline_rate": len(thinking) / len(rows),
         "inline_blocks_per_response": len(sites) / len(rows),
         "inline_blocks_per_thinking_response": mean([r["inline_blocks"] for r in thinking]),
@@ -199,7 +202,11 @@ def entropy_at_think_sites(model, tokenizer, prompt_text: str, response: str) ->
     }
 
 
-def summarize_entropy(per_response: list[dict[str, list[float]]]) -> dict[str, Any]:
+def summarize_entropy(per_response: list[dict[str, list[float]]], resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:
+    """Mean entropy at think sites and elsewhere, and their ratio with a bootstrap interval over
+    responses (a response's sites are not independent of each other)."""
+    from tasks.evaluation.scoring import ratio_interval
+
     sites = [v for item in per_response for v in item["sites"]]
     elsewhere = [v for item in per_response for v in item["elsewhere"]]
     site_mean, other_mean = mean(sites), mean(elsewhere)
@@ -210,6 +217,7 @@ def summarize_entropy(per_response: list[dict[str, list[float]]]) -> dict[str, A
         "entropy_think_sites": site_mean,
         "entropy_elsewhere": other_mean,
         "entropy_ratio": site_mean / other_mean if site_mean is not None and other_mean else None,
+        "entropy_ratio_ci": ratio_interval([(item["sites"], item["elsewhere"]) for item in per_response], resamples, confidence),
         "entropy_think_sites_median": median(sites),
         "entropy_elsewhere_median": median(elsewhere),
     }

@@ -29,12 +29,11 @@ Sampler = Callable[[list[list[dict[str, str]]], int], list[list[str]]]  # (conve
 
 
 def sampling_targets(problems: list[dict[str, Any]], cfg: SolutionsConfig) -> list[dict[str, Any]]:
-    """The problems the stage samples for, in split order."""
+    """The problems the stage samples for, in split order (the first ``limit`` of them when set)."""
     if cfg.problems == "none":
         return []
-    if cfg.problems == "all":
-        return list(problems)
-    return [p for p in problems if not p.get("reference")]
+    targets = list(problems) if cfg.problems == "all" else [p for p in problems if not p.get("reference")]
+    return targets[: cfg.limit] if cfg.limit else targets
 
 
 def shard_of(problems: list[dict[str, Any]], cfg: SolutionsConfig, shard: int) -> list[dict[str, Any]]:

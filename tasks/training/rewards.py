@@ -2,9 +2,13 @@
 
 ``think_anywhere`` is ``0.9·correct + 0.02·upfront_think + 0.08·inline_think``:
 * ``correct``: 1 when the sandbox verdict is ``passed`` (all tests), else 0;
-* ``upfront_think``: 1 when the response opens with a non-empty ``<think>…</think>`` block;
-* ``inline_think``: 1 when a well-formed ``<thinkanywhere>`` block sits inside a code statement
-  (code before it on its line) and the code runs without it (see tasks/thinking.py).
+* ``upfront_think``: 1 when the response opens with a non-empty ``<think>…</think>`` block and
+  has a closed ```python block;
+* ``inline_think``: 1 when, on a line of the first closed ```python block, a ``<thinkanywhere>``
+  block has code both before and after it (the line read up to ``#``; blocks wrapping a comment
+  do not count).
+The format terms follow the reference implementation; ``tasks.thinking.format_credit`` documents
+it and the one place we differ.
 
 ``midtrain_judge`` (Thinking Mid-training RL): the completion is ``<think>thought</think>`` and
 then the model's guess at the next segment; 1 when a judge says the guess matches the true
@@ -25,7 +29,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from tasks.thinking import has_inline_thought_in_statement, has_upfront_think
+from tasks.thinking import format_credit
 
 DEFAULT_WEIGHTS = {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
 
@@ -57,11 +61,11 @@ def correct_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]],
 
 
 def upfront_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
-    return [1.0 if has_upfront_think(completion_text(c)) else 0.0 for c in completions]
+    return [1.0 if format_credit(completion_text(c)).upfront_think else 0.0 for c in completions]
 
 
 def inline_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
-    return [1.0 if has_inline_thought_in_statement(completion_text(c)) else 0.0 for c in completions]
+    return [1.0 if format_credit(completion_text(c)).inline_think else 0.0 for c in completions]
 
 
 THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
@@ -71,15 +75,23 @@ THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
 }
 
 
+def think_anywhere_scores(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
+                          **kwargs: Any) -> list[dict[str, float]]:
+    """Per completion: each term's score and ``reward``, their weighted sum (what RL optimises)."""
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    terms = {name: THINK_ANYWHERE_TERMS[name](completions, verdicts=verdicts, **kwargs) for name in weights}
+    rows = []
+    for index in range(len(completions)):
+        row = {name: scores[index] for name, scores in terms.items()}
+        row["reward"] = sum(weights[name] * row[name] for name in weights)
+        rows.append(row)
+    return rows
+
+
 def think_anywhere_reward(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
                           **kwargs: Any) -> list[float]:
     """The weighted sum of the three terms, one score per completion."""
-    weights = weights or DEFAULT_WEIGHTS
-    totals = [0.0] * len(completions)
-    for name, weight in weights.items():
-        scores = THINK_ANYWHERE_TERMS[name](completions, verdicts=verdicts, **kwargs)
-        totals = [t + weight * s for t, s in zip(totals, scores)]
-    return totals
+    return [row["reward"] for row in think_anywhere_scores(completions, verdicts, weights, **kwargs)]
 
 
 def sandbox_verdicts(completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg, attempts: int = 2) -> list[dict[str, Any]]:

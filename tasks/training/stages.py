@@ -159,8 +159,16 @@ def add_think_tokens_to_model(base_model_id: str) -> str:
         return run.output("checkpoint", staged, kind="checkpoint", name="base+think-tokens", metrics={"tokens_added": len(ids)})
 
 
-def build_rl_prompts(problems: list[dict[str, Any]], tokenizer, system_prompt: str, max_prompt_length: int, limit: int | None):
-    """RL rows (chat prompt + the problem as JSON); prompts over the length budget are counted, not used."""
+def build_rl_prompts(problems: list[dict[str, Any]], tokenizer, system_prompt: str, max_prompt_length: int, limit: int | None,
+                     shuffle_seed: int | None = None):
+    """RL rows (chat prompt + the problem as JSON), in a seeded shuffled order when ``shuffle_seed`` is
+    set (so ``limit`` draws from every source, not the first file's); prompts over the length budget
+    are counted, not used."""
+    import random
+
+    if shuffle_seed is not None:
+        problems = sorted(problems, key=lambda p: p["id"])
+        random.Random(shuffle_seed).shuffle(problems)
     rows, too_long = [], 0
     for problem in problems:
         prompt = chat_prompt(problem, system_prompt)
@@ -178,21 +186,63 @@ def rl_series_keys(reward: RewardSection) -> dict[str, str]:
     from tasks.training.rewards import reward_functions
 
     keys = {"reward": "reward", "loss": "loss", "kl": "kl", "completion_length": "completions/mean_length",
-            "groups_dropped": "groups_dropped", "reward_std": "reward_std"}
+            "groups_dropped": "groups_dropped", "reward_std": "reward_std", "learning_rate": "learning_rate",
+            "no_signal_groups": "frac_reward_zero_std", "truncated": "completions/clipped_ratio"}
     for term in reward_functions(reward.name, {**reward.to_json(), "judge": "overlap"}, None):
         keys[f"reward_{term}"] = f"rewards/{term}/mean"
     return keys
 
 
+def quarter_gain(values: list[float], resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean of the last quarter of ``values`` minus the mean of the first, with a bootstrap interval
+    (each quarter resampled on its own); empty when there are fewer than 4 values."""
+    import random
+    import statistics
+
+    quarter = len(values) // 4
+    if quarter < 1:
+        return {}
+    first, last = values[:quarter], values[-quarter:]
+    rng = random.Random(seed)
+    gains = sorted(statistics.fmean(rng.choices(last, k=quarter)) - statistics.fmean(rng.choices(first, k=quarter))
+                   for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return {"first_quarter": statistics.fmean(first), "last_quarter": statistics.fmean(last),
+            "gain": statistics.fmean(last) - statistics.fmean(first),
+            "gain_ci_low": gains[int(tail * resamples)], "gain_ci_high": gains[min(resamples - 1, int((1 - tail) * resamples))]}
+
+
+NO_SIGNAL_WARNING = 0.5  # the run summary warns when more than this share of groups had all-equal rewards
+
+
 def rl_metrics(series: dict[str, list[tuple[int, float]]], prompts: int, too_long: int) -> dict[str, float]:
+    """The RL stage's headline numbers: rewards first/last and their quarter-on-quarter gain, the
+    share of groups with no signal and of truncated completions, the inline-think share."""
+    import statistics
+
     rewards = [v for _, v in series.get("reward", [])]
     metrics = {"prompts": prompts, "prompts_too_long": too_long, "steps": len(rewards),
                "reward_first": rewards[0] if rewards else float("nan"), "reward_last": rewards[-1] if rewards else float("nan"),
                "groups_dropped": sum(v for _, v in series.get("groups_dropped", []))}
+    metrics.update({f"reward_{name}": value for name, value in quarter_gain(rewards).items()})
+    for name in ("no_signal_groups", "truncated"):
+        if series.get(name):
+            metrics[f"{name}_mean"] = statistics.fmean(v for _, v in series[name])
     if "reward_inline_think" in series:
         series["inline_think_rate"] = list(series["reward_inline_think"])
         metrics["inline_think_rate"] = series["inline_think_rate"][-1][1]
     return metrics
+
+
+def rl_warnings(metrics: dict[str, float]) -> list[str]:
+    """What a reader of the run summary must know about an RL stage's signal."""
+    warnings = []
+    if metrics.get("no_signal_groups_mean", 0.0) > NO_SIGNAL_WARNING:
+        warnings.append(f"{metrics['no_signal_groups_mean']:.0%} of GRPO groups had all-equal rewards (no learning signal); "
+                        "raise num_generations or the temperature, or choose problems the policy solves sometimes")
+    if metrics.get("truncated_mean", 0.0) > NO_SIGNAL_WARNING:
+        warnings.append(f"{metrics['truncated_mean']:.0%} of completions hit max_completion_length")
+    return warnings
 
 
 def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSection, sandbox: SandboxSection | None,
@@ -209,6 +259,8 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSec
     work, history, timing = run_worker(run, spec, rl)
     series = history_series(history, rl_series_keys(rl.reward))
     metrics = {**rl_metrics(series, len(rows), too_long), **timing}
+    for warning in rl_warnings(metrics):
+        run.log.warning("%s: %s", run.stage, warning)
     checkpoint = run.output("checkpoint", work / "model", kind="checkpoint", name=run.stage, metrics=metrics, series=series)
     publish_curves(run, checkpoint, series)
     return checkpoint
@@ -226,8 +278,12 @@ def train_grpo(policy_id: str, train_problems_id: str, rl: RLSection, sandbox: S
     params = {"rl": rl.to_json(), "sandbox": sandbox.to_json(), "system_prompt": system_prompt}
     with StageRun("grpo", inputs=inputs, params=params) as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
+        if rl.sources is not None:
+            problems = [p for p in problems if p["source"] in rl.sources]
+            if not problems:
+                raise ValueError(f"rl.sources {rl.sources}: the train split has no problems from them")
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
-        rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl.max_prompt_length, rl.limit)
+        rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl.max_prompt_length, rl.limit, rl.shuffle_seed)
         return run_grpo(run, rows, too_long, rl, sandbox)
 
 

@@ -139,9 +139,13 @@ def grpo_trainer(spec: dict[str, Any]):
 
     tokenizer, model = load_model(spec["model_dir"])
     tokenizer.padding_side = "left"
+    section = spec["section"]
+    if section.get("stop_at_code_end"):
+        from tasks.generation import end_generations_at_code_end
+
+        end_generations_at_code_end(model, tokenizer)
     rows = read_jsonl(spec["data_path"])
     terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig(**spec["sandbox"]))
-    section = spec["section"]
     args = trainer_args(section, GRPOConfig)
     if args.get("loss_type") == "dr_grpo":
         args.setdefault("scale_rewards", "none")

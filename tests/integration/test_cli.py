@@ -33,6 +33,38 @@ def test_verify_writes_one_verdict_per_solution(tmp_path):
     assert statuses == {"good": "passed", "bad": "failed", "none": "error"}
 
 
+def test_verify_with_the_reward_writes_the_reward_and_its_terms(tmp_path):
+    problems = tmp_path / "p.jsonl"
+    assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"]).exit_code == 0
+    first = json.loads(problems.read_text().splitlines()[0])
+    body = first["reference"].replace("distance = abs(elem - elem2)", "distance = abs(<thinkanywhere>order-free</thinkanywhere>elem - elem2)")
+    assert body != first["reference"]
+    solutions = tmp_path / "s.jsonl"
+    solutions.write_text("\n".join(json.dumps(s) for s in [
+        {"problem_id": first["id"], "solution_id": "all", "text": f"<think>compare pairs</think>\n```python\n{body}\n```"},
+        {"problem_id": first["id"], "solution_id": "plain", "text": f"```python\n{first['reference']}\n```"},
+        {"problem_id": first["id"], "solution_id": "format", "text": "<think>guess</think>\n```python\nx = (<thinkanywhere>a</thinkanywhere>1)\n```"},
+    ]) + "\n")
+    verdicts = tmp_path / "v.jsonl"
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2",
+                                 "--reward", "think_anywhere"])
+    assert result.exit_code == 0, result.output
+    rows = {v["solution_id"]: v for v in map(json.loads, verdicts.read_text().splitlines())}
+    assert rows["all"]["status"] == "passed" and rows["all"]["reward"] == 1.0
+    assert rows["all"]["reward_terms"] == {"correct": 1.0, "upfront_think": 1.0, "inline_think": 1.0}
+    assert rows["plain"]["reward"] == 0.9 and rows["format"]["status"] == "failed"
+    assert abs(rows["format"]["reward"] - 0.1) < 1e-9
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("rl:\n  reward:\n    weights: {correct: 0.5, upfront_think: 0.25, inline_think: 0.25}\n")
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2",
+                                 "--reward", "think_anywhere", "--config", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert {v["solution_id"]: v["reward"] for v in map(json.loads, verdicts.read_text().splitlines())} == {
+        "all": 1.0, "plain": 0.5, "format": 0.5}
+    bad = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--reward", "bleu"])
+    assert bad.exit_code == 2 and "think_anywhere only" in bad.output
+
+
 def test_verify_names_the_bad_row(tmp_path):
     problems = tmp_path / "p.jsonl"
     runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"])

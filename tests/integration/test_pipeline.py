@@ -139,6 +139,19 @@ def test_sft_loss_is_finite_and_recorded_per_step(tiny_runs):
     assert [step for step, _ in lineage.metric_series(sft, "loss")] == [1, 2, 3, 4]
 
 
+def test_rl_records_its_signal_per_step(tiny_runs):
+    from storage import LineageStore
+
+    rl = stage_ids(tiny_runs["first"], "rl")[0]
+    lineage = LineageStore(tiny_runs["home"] / "lineage.duckdb")
+    metrics = lineage.metrics_of(rl)
+    for name in ("no_signal_groups", "truncated", "reward_correct", "reward_upfront_think", "reward_inline_think"):
+        assert [step for step, _ in lineage.metric_series(rl, name)] == [1, 2], name
+    assert 0 <= metrics["no_signal_groups_mean"] <= 1 and 0 <= metrics["truncated_mean"] <= 1
+    warned = [w for w in tiny_runs["first"]["warnings"] if w.startswith("rl ")]
+    assert bool(warned) == (metrics["no_signal_groups_mean"] > 0.5 or metrics["truncated_mean"] > 0.5)
+
+
 def test_coldstart_samples_carry_inline_thoughts_that_strip_to_passing_code(tiny_runs):
     from storage import ArtifactStore
     from tasks.thinking import has_inline_thought_in_statement, has_upfront_think
@@ -171,6 +184,9 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
         assert report["thinking"]["responses"] == len(held_out)
     comparison = tiny_runs["first"]["comparison"]
     assert [row[:2] for row in comparison["rows"]] == [["base", "thinking"], ["sft", "thinking"], ["rl", "thinking"]]
+    pairs = {(p["checkpoint"], p["baseline"]): p["by_benchmark"]["all"] for p in comparison["paired"]}
+    assert set(pairs) == {("sft", "base"), ("rl", "base")}  # each checkpoint against the base, on the same problems
+    assert all(pair["problems"] == len(held_out) and pair["unpaired"] == 0 for pair in pairs.values())
     folder = store.path(comparison["artifact_id"])
     assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "think_tokens.png").exists()
 

@@ -75,3 +75,15 @@ def test_rewrite_strategy_accounts_for_every_solution(tiny_model_dir):
                                                SandboxConfig(), "sys")
     assert report.solutions_in == 2 and report.accepted == len(records)
     assert report.accepted + sum(report.rejected.values()) == 2  # the untrained model's rewrites are rejected, by reason
+
+
+def test_targets_drop_the_docstrings_a_humaneval_reference_repeats():
+    from tasks.coldstart.insertion_sites import without_docstrings
+
+    code = 'from typing import List\n\n\ndef f(xs: List[int]) -> int:\n    """Sum.\n    >>> f([1])\n    1\n    """\n    return sum(xs)\n'
+    assert without_docstrings(code) == "from typing import List\n\n\ndef f(xs: List[int]) -> int:\n    return sum(xs)\n"
+    only_docstring = 'def g():\n    """nothing else"""\n'
+    assert without_docstrings(only_docstring) == only_docstring  # the body would be empty
+    assert without_docstrings("def h(:\n") == "def h(:\n"  # does not parse: unchanged
+    kept_string = 'def k():\n    x = 1\n    "not a docstring"\n    return x\n'
+    assert without_docstrings(kept_string) == kept_string

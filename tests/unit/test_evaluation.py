@@ -10,6 +10,7 @@ from tasks.evaluation.scoring import bootstrap_interval, pass_at_k, per_benchmar
 from tasks.evaluation.think_stats import (
     entropy_at_think_sites,
     response_features,
+    summarize_entropy,
     summarize_thinking,
     think_site_offsets,
     token_kind_before,
@@ -204,3 +205,31 @@ def test_entropy_histogram_is_drawn_only_for_evaluations_with_think_sites(tmp_pa
     with_sites = [{"sites": [2.0, 2.5], "elsewhere": [0.2, 0.4, 0.1, 1.0]}]
     assert draw_entropy([without, with_sites], ["base", "sft"], tmp_path / "entropy.png")
     assert (tmp_path / "entropy.png").stat().st_size > 5_000
+
+
+def test_paired_difference_counts_discordant_problems_and_leaves_out_unpaired_ones():
+    from tasks.evaluation.scoring import paired_difference
+
+    def rows(solved, benchmark="humaneval"):
+        return [{"benchmark": benchmark, "problem_id": f"p{i}", "pass@1": float(s)} for i, s in enumerate(solved)]
+
+    ours = rows([1, 1, 0, 0, 1]) + [{"benchmark": "humaneval", "problem_id": "only-ours", "pass@1": 1.0}]
+    theirs = rows([0, 1, 1, 0, 0])
+    result = paired_difference(ours, theirs, resamples=500, confidence=0.95)
+    entry = result["humaneval"]
+    assert entry["problems"] == 5 and entry["unpaired"] == 1
+    assert entry["difference"] == pytest.approx(0.2) and (entry["only_ours"], entry["only_theirs"]) == (2, 1)
+    assert entry["ci"][0] < 0.2 < entry["ci"][1] and result["all"]["difference"] == pytest.approx(0.2)
+    same = paired_difference(theirs, theirs, resamples=100, confidence=0.95)["all"]
+    assert same["difference"] == 0 and same["ci"] == [0.0, 0.0]
+
+
+def test_entropy_ratio_interval_resamples_whole_responses():
+    from tasks.evaluation.scoring import ratio_interval
+
+    groups = [([2.0, 2.2], [1.0, 1.0, 1.0]), ([1.8], [1.0, 1.1]), ([2.1], [0.9])]
+    low, high = ratio_interval(groups, resamples=500, confidence=0.95)
+    assert 1.5 < low <= high < 2.6
+    assert ratio_interval([([], [1.0])], 100, 0.95) is None
+    summary = summarize_entropy([{"sites": s, "elsewhere": e} for s, e in groups], resamples=200)
+    assert summary["entropy_ratio_ci"][0] <= summary["entropy_ratio"] <= summary["entropy_ratio_ci"][1]

@@ -7,7 +7,7 @@ from tasks.recipe import RecipeError, load_recipe
 @pytest.mark.parametrize("name", ["tiny.yaml", "default.yaml"])
 def test_shipped_recipes_load(name):
     recipe = load_recipe(PROJECT_ROOT / "configs" / name)
-    assert recipe.rl.loss_type == "dr_grpo"
+    assert recipe.rl.loss_type == {"tiny.yaml": "dr_grpo", "default.yaml": "dapo"}[name]
     assert recipe.rl.reward.weights == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
 
 
@@ -55,8 +55,8 @@ def test_paper_recipes_load_and_resolve(name):
     if name.startswith("qwen"):
         assert (recipe.rl.num_generations, recipe.rl.learning_rate, recipe.rl.temperature) == (8, 1e-6, 1.0)
         assert (recipe.rl.max_prompt_length, recipe.rl.max_completion_length, recipe.rl.num_train_epochs) == (1024, 4096, 3)
-        completions_per_step = recipe.rl.per_device_train_batch_size * recipe.rl.gradient_accumulation_steps * 8  # 8 GPUs
-        assert completions_per_step // recipe.rl.num_generations == 128  # prompts per optimizer step
+        per_generation = recipe.rl.per_device_train_batch_size * recipe.rl.steps_per_generation * 8  # 8 GPUs
+        assert per_generation // recipe.rl.num_generations == 128  # prompts per generation batch, in 16 updates
         assert (recipe.sft.train, recipe.sft.lora.r, recipe.sft.lora.alpha) == ("lora", 16, 32)
         assert trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 3
     else:
@@ -69,3 +69,33 @@ def test_math_post_training_needs_a_source(tmp_path):
     path.write_text("midtraining:\n  post_training: math\n")
     with pytest.raises(RecipeError, match="post_training: math needs math_source"):
         load_recipe(path)
+
+
+def test_rl_settings_reach_trl_by_name_and_ours_stay_out():
+    from trl import GRPOConfig
+
+    from tasks.recipe import RLSection
+    from tasks.training.worker import trainer_args
+
+    section = RLSection(loss_type="dapo", scale_rewards="group", steps_per_generation=4, num_iterations=2,
+                        mask_truncated_completions=True, sources=["humaneval"], per_device_train_batch_size=8)
+    args = trainer_args(section.to_json(), GRPOConfig)
+    assert args["scale_rewards"] == "group" and args["steps_per_generation"] == 4 and args["num_iterations"] == 2
+    assert args["lr_scheduler_type"] == "constant" and args["mask_truncated_completions"] is True
+    assert not {"stop_at_code_end", "sources", "shuffle_seed", "reward", "drop_equal_groups"} & set(args)
+    assert "scale_rewards" not in trainer_args(RLSection().to_json(), GRPOConfig)  # unset: the worker decides by loss_type
+
+
+def test_paper_recipe_uses_the_reference_rl_settings():
+    from tasks.recipe import load_recipe
+
+    rl = load_recipe(PROJECT_ROOT / "configs" / "qwen2.5-coder-7b-think-anywhere.yaml").rl
+    assert rl.scale_rewards == "group" and rl.steps_per_generation == 16 and rl.lr_scheduler_type == "constant"
+    assert rl.learning_rate == 1e-6 and rl.num_generations == 8 and rl.beta == 0
+
+
+def test_scale_rewards_values_are_checked(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("rl:\n  scale_rewards: std\n")
+    with pytest.raises(RecipeError, match="rl.scale_rewards"):
+        load_recipe(recipe)

@@ -46,12 +46,13 @@ def test_verdict_count_must_match():
 
 
 OWN_LINE = "```python\ndef f(x):\n    <thinkanywhere>one more</thinkanywhere>\n    return x + 1\n```"
+AT_LINE_END = "```python\ndef f(x):\n    return x + 1  <thinkanywhere>done</thinkanywhere>\n```"
 UNCLOSED = "```python\ndef f(x):\n    return x + <thinkanywhere>one more 1\n```"
 EMPTY_UPFRONT = "<think>   </think>\n" + PLAIN
 
 
 def test_format_terms_refuse_blocks_that_do_not_count():
-    assert inline_think_term([OWN_LINE, UNCLOSED]) == [0.0, 0.0]  # a line of its own; never closed
+    assert inline_think_term([OWN_LINE, UNCLOSED, AT_LINE_END]) == [0.0, 0.0, 0.0]  # own line; never closed; no code after
     assert upfront_think_term([EMPTY_UPFRONT, "Sure!\n" + UPFRONT]) == [0.0, 0.0]  # empty; not at the start
 
 

@@ -1,0 +1,30 @@
+"""What the child writes into its results region is parsed in the host: a forged record must not
+take the host down, whatever its shape."""
+
+from sandbox import Job, SandboxConfig, run_batch
+from sandbox.protocol import MAX_RECORD_DEPTH, parse_records
+
+FORGES_A_DEEP_RECORD = '''
+import sys
+def add(a, b):
+    report = sys._getframe(1).f_locals["report"]  # the runner's Reporter, one frame up
+    data = ('{"t": 0, "v": ' + '[' * 100000 + ']' * 100000 + '}\\n').encode()
+    report.region[report.end:report.end + len(data)] = data
+    report.end += len(data)
+    report.region[0:8] = report.end.to_bytes(8, "little")
+    return a + b + 1
+'''
+
+
+def test_a_record_nested_past_the_limit_is_garbage_not_a_recursion_error():
+    deep = '{"t": 0, "v": ' + "[" * 100000 + "]" * 100000 + "}"
+    just_deep = '{"t": 1, "v": ' + "[" * MAX_RECORD_DEPTH + "]" * MAX_RECORD_DEPTH + "}"
+    wide = '{"t": 2, "v": ' + "[" + ", ".join(["[1]"] * 500) + "]}"
+    records = parse_records("\n".join([deep, just_deep, wide]))
+    assert records == [{"garbage": True}, {"garbage": True}, {"t": 2, "v": [[1]] * 500}]
+
+
+def test_a_solution_that_forges_a_deep_record_gets_a_verdict():
+    tests = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}
+    [verdict] = run_batch([Job("p", "s", FORGES_A_DEEP_RECORD, tests)], SandboxConfig(timeout_s=5.0, workers=1))
+    assert verdict.status == "failed" and verdict.passed == 0  # its own (wrong) answer is judged, the forgery ignored
