@@ -113,7 +113,9 @@ class LocalPrefect:
         return done.stdout
 
     def stop(self) -> None:
-        stop(self.worker, "the worker")  # first: a worker whose API is gone hangs on SIGTERM
+        # first: a worker whose API is gone hangs on SIGTERM. Its graceful stop can take over 20 s on a
+        # busy machine (measured 2026-12-02 beside a demo run), so it gets a minute before SIGKILL.
+        stop(self.worker, "the worker", grace_s=60.0)
         stop(self.server, "the Prefect server")
 
     def __enter__(self) -> "LocalPrefect":

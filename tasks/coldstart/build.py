@@ -33,6 +33,7 @@ from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.coldstart.insertion_sites import choose_insertion_offsets, code_tokens, token_entropies, without_docstrings
+from tasks.coldstart.thought_text import plan_from, prose_part
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig, ColdStartConfig, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
@@ -56,6 +57,7 @@ class ColdStartReport:
     thoughts: int = 0
     rewrites_identical: int = 0  # rewrite strategy: stripped code equal to the original token for token
     rejected: Counter = field(default_factory=Counter)
+    repaired: Counter = field(default_factory=Counter)  # plans taken from the task, thoughts dropped for holding only code
 
     def metrics(self) -> dict[str, float]:
         out = {
@@ -67,6 +69,7 @@ class ColdStartReport:
         if self.rewrites_identical:
             out["rewrites_token_identical"] = self.rewrites_identical
         out.update({f"rejected_{reason}": n for reason, n in sorted(self.rejected.items())})
+        out.update({f"repaired_{what}": n for what, n in sorted(self.repaired.items())})
         return out
 
 
@@ -96,15 +99,31 @@ class PendingSample:
     thoughts: list[str] = field(default_factory=list)
 
 
-def assemble_sample(pending: PendingSample, max_chars: int = 200) -> tuple[dict[str, Any] | None, str | None]:
-    """Insert the thoughts and check the result; (record, None) or (None, rejection reason)."""
-    plan = clean_thought(pending.plan, max_chars=300)
-    thoughts = [clean_thought(t, max_chars) for t in pending.thoughts]
+def assemble_sample(pending: PendingSample, max_chars: int = 120,
+                    repaired: Counter | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """Insert the thoughts' prose (tasks/coldstart/thought_text.py) and check the result; (record,
+    None) or (None, rejection reason). A thought with no prose, or one that repeats an earlier
+    thought of the same sample, is dropped with its site (a target that says the same thing twice
+    teaches a small model to loop: measured 2026-12-02, greedy replies after SFT ran to the token cap
+    repeating one block); a plan with no prose is the task's first sentence. ``repaired`` counts each."""
+    repaired = Counter() if repaired is None else repaired
+    plan, from_task = plan_from(clean_thought(pending.plan, max_chars=300), pending.problem.get("prompt", ""))
+    repaired["plan_from_task"] += from_task
     if not plan:
         return None, "empty_plan"
-    if not thoughts or any(not t for t in thoughts):
+    kept: dict[int, str] = {}
+    for offset, thought in zip(pending.offsets, pending.thoughts):
+        thought = prose_part(clean_thought(thought, max_chars))
+        if not thought:
+            repaired["thought_without_prose_dropped"] += 1
+        elif thought.lower() in {t.lower() for t in kept.values()}:
+            repaired["repeated_thought_dropped"] += 1
+        else:
+            kept[offset] = thought
+    if not kept:
         return None, "empty_thought"
-    annotated = insert_inline_thoughts(pending.code, dict(zip(pending.offsets, thoughts)))
+    offsets, thoughts = sorted(kept), [kept[offset] for offset in sorted(kept)]
+    annotated = insert_inline_thoughts(pending.code, kept)
     if strip_inline_thoughts(annotated) != pending.code:
         return None, "strip_mismatch"
     response = render_response(annotated, upfront=plan)
@@ -119,7 +138,7 @@ def assemble_sample(pending: PendingSample, max_chars: int = 200) -> tuple[dict[
         "annotated_code": annotated,
         "plan": plan,
         "thoughts": thoughts,
-        "offsets": pending.offsets,
+        "offsets": offsets,
     }, None
 
 
@@ -207,7 +226,7 @@ def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, sy
     say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written; verifying")
     assembled = []
     for sample in pending:
-        record, reason = assemble_sample(sample)
+        record, reason = assemble_sample(sample, repaired=report.repaired)
         if record is None:
             report.rejected[reason] += 1
         else:
@@ -224,11 +243,14 @@ def rewrite_request(task_text: str, code: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": template.replace("{task}", task_text.strip()[:1500]).replace("{code}", code.rstrip())}]
 
 
-def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str) -> tuple[dict[str, Any] | None, str | None]:
+def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str,
+                     repaired: Counter | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """Check an annotator's rewrite: (record, None) or (None, rejection reason). ``record["identical"]``
     says whether the stripped code is the original token for token; if not, it is accepted only
     after its tests pass in the sandbox (the caller runs them for every record)."""
-    plan = clean_thought(plan, max_chars=300)
+    plan, from_task = plan_from(clean_thought(plan, max_chars=300), problem.get("prompt", ""))
+    if repaired is not None:
+        repaired["plan_from_task"] += from_task
     annotated = last_python_block(reply) or reply
     blocks = find_inline_thoughts(annotated)
     thoughts = [clean_thought(block.text) for block in blocks]
@@ -255,7 +277,7 @@ def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> li
                                  max_new_tokens=cfg.rewrite_max_new_tokens)
     assembled = []
     for problem, plan, reply in zip(correct, plans, replies):
-        record, reason = assemble_rewrite(problem, plan, reply)
+        record, reason = assemble_rewrite(problem, plan, reply, repaired=report.repaired)
         if record is None:
             report.rejected[reason] += 1
         else:
@@ -287,6 +309,7 @@ def merged_report(reports: list[dict[str, Any]]) -> ColdStartReport:
         total.thoughts += report["thoughts"]
         total.rewrites_identical += report["rewrites_identical"]
         total.rejected.update(report["rejected"])
+        total.repaired.update(report.get("repaired", {}))
     return total
 
 
@@ -326,7 +349,8 @@ def build_coldstart_shard(
         write_jsonl(staged / "records.jsonl", records)
         (staged / "report.json").write_text(json.dumps({"solutions_in": report.solutions_in, "accepted": report.accepted,
                                                         "thoughts": report.thoughts, "rewrites_identical": report.rewrites_identical,
-                                                        "rejected": dict(report.rejected)}, indent=1))
+                                                        "rejected": dict(report.rejected), "repaired": dict(report.repaired)},
+                                                       indent=1))
         return run.output("records", staged, kind="dataset", name=f"coldstart-shard-{shard}", metrics=report.metrics())
 
 

@@ -28,12 +28,13 @@ def test_entropy_ranks_positions_with_the_tiny_model(tiny_model_dir):
 
 def test_assembly_accepts_good_samples_and_names_rejections():
     problem = {"id": "p/1"}
-    good = PendingSample(problem, CODE, [CODE.index("sum")], plan="sum them", thoughts=["a generator is enough"])
+    good = PendingSample(problem, CODE, [CODE.index("sum")], plan="Add them up in one pass.", thoughts=["a generator is enough"])
     record, reason = assemble_sample(good)
     assert reason is None and record["annotated_code"].count("<thinkanywhere>") == 1
-    assert assemble_sample(PendingSample(problem, CODE, [CODE.index("sum")], plan="p", thoughts=["\n\n"]))[1] == "empty_thought"
-    assert assemble_sample(PendingSample(problem, CODE, [CODE.index("sum")], plan=" ", thoughts=["t"]))[1] == "empty_plan"
-    own_line = PendingSample(problem, CODE, [CODE.index("    return")], plan="p", thoughts=["t"])
+    plan = "Add them up in one pass."
+    assert assemble_sample(PendingSample(problem, CODE, [CODE.index("sum")], plan=plan, thoughts=["\n\n"]))[1] == "empty_thought"
+    assert assemble_sample(PendingSample(problem, CODE, [CODE.index("sum")], plan=" ", thoughts=["sum first"]))[1] == "empty_plan"
+    own_line = PendingSample(problem, CODE, [CODE.index("    return")], plan=plan, thoughts=["return it"])
     assert assemble_sample(own_line)[1] == "not_inside_statement"
 
 
@@ -60,7 +61,7 @@ def test_rewrite_is_checked_token_for_token_and_by_its_tests():
     own_line = REFERENCE.replace("    return s", "    <thinkanywhere>done</thinkanywhere>\n    return s")
     assert assemble_rewrite(PROBLEM, "plan", own_line) == (None, "not_inside_statement")
     assert assemble_rewrite(PROBLEM, "plan", REFERENCE) == (None, "no_inline_thought")
-    assert assemble_rewrite(PROBLEM, "", good) == (None, "empty_plan")
+    assert assemble_rewrite({**PROBLEM, "prompt": ""}, "", good) == (None, "empty_plan")  # no plan and no task to take one from
 
 
 def test_rewrite_strategy_accounts_for_every_solution(tiny_model_dir):
