@@ -56,16 +56,23 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout_s: float) -> None:
 
 
 def stop(process: subprocess.Popen | None, name: str, grace_s: float = 20.0) -> None:
-    """SIGTERM to the process group, then SIGKILL after ``grace_s``."""
+    """SIGTERM to the process (the ``prefect`` CLI, which forwards it to its child as SIGINT), then
+    SIGKILL to its whole group after ``grace_s``, and to any member still left once it exited.
+    Signalling the whole group at once gave the worker two signals (SIGTERM direct and the CLI's
+    SIGINT), and it then sometimes never finished its shutdown."""
     if process is None or process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)
     try:
         process.wait(grace_s)
     except subprocess.TimeoutExpired:
         print(f"{name} did not stop within {grace_s:.0f} s; killing it", file=sys.stderr)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+    except ProcessLookupError:
+        pass
 
 
 @dataclass
