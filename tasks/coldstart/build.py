@@ -57,7 +57,7 @@ class ColdStartReport:
     thoughts: int = 0
     rewrites_identical: int = 0  # rewrite strategy: stripped code equal to the original token for token
     rejected: Counter = field(default_factory=Counter)
-    repaired: Counter = field(default_factory=Counter)  # plans taken from the task, thoughts dropped for holding only code
+    repaired: Counter = field(default_factory=Counter)  # plans taken from the task; thoughts dropped (no prose, or a repeat)
 
     def metrics(self) -> dict[str, float]:
         out = {
@@ -248,9 +248,9 @@ def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str,
     """Check an annotator's rewrite: (record, None) or (None, rejection reason). ``record["identical"]``
     says whether the stripped code is the original token for token; if not, it is accepted only
     after its tests pass in the sandbox (the caller runs them for every record)."""
+    repaired = Counter() if repaired is None else repaired
     plan, from_task = plan_from(clean_thought(plan, max_chars=300), problem.get("prompt", ""))
-    if repaired is not None:
-        repaired["plan_from_task"] += from_task
+    repaired["plan_from_task"] += from_task
     annotated = last_python_block(reply) or reply
     blocks = find_inline_thoughts(annotated)
     thoughts = [clean_thought(block.text) for block in blocks]
