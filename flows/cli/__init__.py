@@ -1,5 +1,5 @@
 """The ``thinkflow`` command line: one module per command group (run, problems, verify, lineage,
-serve, bench); this module puts them together and turns known user errors into one line."""
+serve, bench, sandbox); this module puts them together and turns known user errors into one line."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import typer
 
 from flows.cli import bench, problems, run, serve, verify
+from flows.cli.sandbox import sandbox_app
 from flows.cli.lineage import lineage_app
 from flows.cli.output import report_user_error
 
@@ -32,6 +33,7 @@ app.command("serve-annotator")(serve.serve_annotator)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(bench.bench_app, name="bench")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def main() -> None:

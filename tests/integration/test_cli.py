@@ -1,8 +1,11 @@
 import json
 
+import pytest
+from docker_checks import docker_or_skip
 from typer.testing import CliRunner
 
 from flows.cli import app
+from sandbox import SandboxConfig
 
 runner = CliRunner()
 
@@ -16,7 +19,10 @@ def test_problems_load_reports_skips(tmp_path):
     assert "difficulty_not_selected" in result.output and "linked_structure_types" in result.output
 
 
-def test_verify_writes_one_verdict_per_solution(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "docker"])
+def test_verify_writes_one_verdict_per_solution(tmp_path, backend):
+    if backend == "docker":
+        docker_or_skip(SandboxConfig(backend="docker"))
     problems = tmp_path / "p.jsonl"
     assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "2"]).exit_code == 0
     first = json.loads(problems.read_text().splitlines()[0])
@@ -27,7 +33,7 @@ def test_verify_writes_one_verdict_per_solution(tmp_path):
         {"problem_id": first["id"], "solution_id": "none", "text": "I do not know."},
     ]) + "\n")
     verdicts = tmp_path / "v.jsonl"
-    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2"])
+    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2", "--backend", backend])
     assert result.exit_code == 0, result.output
     statuses = {v["solution_id"]: v["status"] for v in map(json.loads, verdicts.read_text().splitlines())}
     assert statuses == {"good": "passed", "bad": "failed", "none": "error"}

@@ -12,29 +12,42 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
+from docker_checks import docker_or_skip
 from process_checks import sandbox_processes
 
 from sandbox import Job, SandboxConfig, pool_for, run_job
+from sandbox.config import BACKENDS
 from sandbox.verdicts import child_payload
 
-CFG = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2)
+LIMITS = {"timeout_s": 3.0, "memory_mb": 512, "workers": 2}
 ADD = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
 # Expected values a solution cannot derive from the inputs: only the host knows them.
 HIDDEN = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [1000003, 7000004]}
 MB = 1024 * 1024
 
 
+@pytest.fixture(params=BACKENDS)
+def cfg(request):
+    """The threat model holds on both backends: every test runs on the local one and on Docker
+    (skipped, naming what is missing, where no engine answers)."""
+    settings = SandboxConfig(backend=request.param, **LIMITS)
+    if request.param == "docker":
+        docker_or_skip(settings)
+    return settings
+
+
 @pytest.fixture(autouse=True)
-def nothing_left_behind():
+def nothing_left_behind(cfg):
     yield
-    assert sandbox_processes(CFG) == [], "a solution's process outlived its run"
+    assert sandbox_processes(cfg) == [], "a solution's process outlived its run"
 
 
-def probe(source: str, cfg: SandboxConfig = CFG):
+def probe(source: str, cfg: SandboxConfig):
     """Run ``source`` (which defines ``probe()``) and return what probe() returned."""
     job = Job("probe", "p", source, {"kind": "call", "fn_name": "probe", "inputs": [[]], "outputs": [None]})
     run = pool_for(cfg).execute([child_payload(job)])[0]
@@ -44,26 +57,26 @@ def probe(source: str, cfg: SandboxConfig = CFG):
     return answers[0]["v"]
 
 
-def verdict(code: str, tests=ADD, cfg: SandboxConfig = CFG):
+def verdict(code: str, cfg: SandboxConfig, tests=ADD):
     return run_job(Job("p", "s", code, tests), cfg)
 
 
 # -- resources -------------------------------------------------------------------------------------
 
-def test_infinite_loop_is_killed_at_the_wall_clock_limit():
+def test_infinite_loop_is_killed_at_the_wall_clock_limit(cfg):
     started = time.monotonic()
-    v = verdict("def add(a, b):\n    while True:\n        pass")
+    v = verdict("def add(a, b):\n    while True:\n        pass", cfg)
     assert v.status == "timeout" and "wall-clock limit" in v.detail
-    assert time.monotonic() - started < CFG.timeout_s + 2
+    assert time.monotonic() - started < cfg.timeout_s + 2
 
 
-def test_an_orphaned_spinning_child_is_killed():
+def test_an_orphaned_spinning_child_is_killed(cfg):
     code = "import os\ndef add(a, b):\n    if os.fork() == 0:\n        while True:\n            pass\n    return a + b"
-    assert verdict(code).status == "passed"
+    assert verdict(code, cfg).status == "passed"
     # nothing_left_behind: the spinning grandchild is gone once the verdict is back
 
 
-def test_fork_bomb_stops_at_the_process_limit():
+def test_fork_bomb_stops_at_the_process_limit(cfg):
     forked = probe(
         "import os, time\n"
         "def probe():\n"
@@ -77,12 +90,13 @@ def test_fork_bomb_stops_at_the_process_limit():
         "            time.sleep(60)\n"
         "            os._exit(0)\n"
         "        count += 1\n"
-        "    return count\n"
+        "    return count\n",
+        cfg,
     )
-    assert forked < CFG.processes
+    assert forked < cfg.processes
 
 
-def test_memory_bomb_stops_at_the_address_space_limit():
+def test_memory_bomb_stops_at_the_address_space_limit(cfg):
     allocated = probe(
         "def probe():\n"
         "    chunks = []\n"
@@ -90,13 +104,14 @@ def test_memory_bomb_stops_at_the_address_space_limit():
         "        while True:\n"
         "            chunks.append(bytearray(32 * 1024 * 1024))\n"
         "    except MemoryError:\n"
-        "        return len(chunks) * 32\n"
+        "        return len(chunks) * 32\n",
+        cfg,
     )
-    assert allocated < CFG.memory_mb
-    assert verdict("x = bytearray(8 * 1024**3)\ndef add(a, b):\n    return a + b").status == "memory"
+    assert allocated < cfg.memory_mb
+    assert verdict("x = bytearray(8 * 1024**3)\ndef add(a, b):\n    return a + b", cfg).status == "memory"
 
 
-def test_a_10_gb_file_stops_at_the_file_size_limit():
+def test_a_10_gb_file_stops_at_the_file_size_limit(cfg):
     written = probe(
         "def probe():\n"
         "    written, block = 0, b'x' * (1024 * 1024)\n"
@@ -106,12 +121,13 @@ def test_a_10_gb_file_stops_at_the_file_size_limit():
         "                written += handle.write(block)\n"
         "    except OSError as exc:\n"
         "        return [written, exc.errno]\n"
-        "    return [written, 0]\n"
+        "    return [written, 0]\n",
+        cfg,
     )
-    assert written[0] <= CFG.file_mb * MB and written[1] != 0
+    assert written[0] <= cfg.file_mb * MB and written[1] != 0
 
 
-def test_many_16_mb_files_stop_at_the_workdir_size_and_are_wiped():
+def test_many_16_mb_files_stop_at_the_workdir_size_and_are_wiped(cfg):
     written = probe(
         "def probe():\n"
         "    total, block = 0, b'x' * (15 * 1024 * 1024)\n"
@@ -122,11 +138,12 @@ def test_many_16_mb_files_stop_at_the_workdir_size_and_are_wiped():
         "        except OSError:\n"
         "            break\n"
         "        total += len(block)\n"
-        "    return total\n"
+        "    return total\n",
+        cfg,
     )
-    assert written <= CFG.workdir_mb * MB
-    for _ in range(CFG.pool_size):  # every worker's workdir starts empty
-        assert probe("import os\ndef probe():\n    return os.listdir('.')") == []
+    assert written <= cfg.workdir_mb * MB
+    for _ in range(cfg.pool_size):  # every worker's workdir starts empty
+        assert probe("import os\ndef probe():\n    return os.listdir('.')", cfg) == []
 
 
 # -- filesystem, secrets, network ------------------------------------------------------------------
@@ -147,7 +164,7 @@ def canary_dir():
     shutil.rmtree(folder)
 
 
-def test_a_canary_outside_the_workdir_cannot_be_deleted_or_overwritten(canary_dir):
+def test_a_canary_outside_the_workdir_cannot_be_deleted_or_overwritten(cfg, canary_dir):
     canary = canary_dir / "canary.txt"
     before = canary.stat()
     done = probe(
@@ -170,14 +187,15 @@ def test_a_canary_outside_the_workdir_cannot_be_deleted_or_overwritten(canary_di
         "            done.append(name)\n"
         "        except OSError:\n"
         "            pass\n"
-        "    return done\n"
+        "    return done\n",
+        cfg,
     )
     assert done == []
     assert canary.read_text() == "alive" and canary.stat().st_mtime == before.st_mtime
     assert sorted(p.name for p in canary_dir.iterdir()) == ["canary.txt", "secret.txt"]
 
 
-def test_a_secret_file_cannot_be_read(canary_dir):
+def test_a_secret_file_cannot_be_read(cfg, canary_dir):
     seen = probe(
         "import os\n"
         "def probe():\n"
@@ -187,16 +205,23 @@ def test_a_secret_file_cannot_be_read(canary_dir):
         "            seen.append(open(path).read())\n"
         "        except OSError as exc:\n"
         "            seen.append(type(exc).__name__)\n"
-        "    seen.append(os.listdir('/root'))\n"
-        "    return seen\n"
+        "    try:\n"
+        "        seen.append(os.listdir('/root'))\n"
+        "    except OSError as exc:\n"
+        "        seen.append(type(exc).__name__)\n"
+        "    return seen\n",
+        cfg,
     )
     assert "hunter2-file" not in json.dumps(seen)
-    assert seen[0] == "PermissionError" and seen[-1] == [".pyenv"]  # /root is an empty tmpfs but for Python
+    if cfg.backend == "local":
+        assert seen[0] == "PermissionError" and seen[-1] == [".pyenv"]  # /root is an empty tmpfs but for Python
+    else:  # the host's files are not in the container at all; the image's /root is root's alone
+        assert seen[0] == "FileNotFoundError" and seen[-1] == "PermissionError"
 
 
-def test_secrets_in_the_environment_are_not_visible(monkeypatch):
+def test_secrets_in_the_environment_are_not_visible(cfg, monkeypatch):
     monkeypatch.setenv("THINKFLOW_TEST_SECRET", "hunter2-env")
-    fresh = SandboxConfig(timeout_s=3.5, memory_mb=512, workers=1)  # a pool started after the secret was set
+    fresh = replace(cfg, timeout_s=3.5, workers=1)  # a pool started after the secret was set
     seen = probe(
         "import os\n"
         "def probe():\n"
@@ -214,7 +239,7 @@ def test_secrets_in_the_environment_are_not_visible(monkeypatch):
     assert set(seen[0]) == {"PATH", "HOME", "TMPDIR", "LANG"}
 
 
-def test_no_tcp_connection_reaches_a_listener_on_localhost():
+def test_no_tcp_connection_reaches_a_listener_on_localhost(cfg):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -231,7 +256,8 @@ def test_no_tcp_connection_reaches_a_listener_on_localhost():
             "            out.append('connected')\n"
             "        except OSError as exc:\n"
             "            out.append(type(exc).__name__)\n"
-            "    return out\n" % (port, port)
+            "    return out\n" % (port, port),
+            cfg,
         )
         with pytest.raises(socket.timeout):
             listener.accept()
@@ -242,7 +268,7 @@ def test_no_tcp_connection_reaches_a_listener_on_localhost():
 
 # -- processes -------------------------------------------------------------------------------------
 
-def test_a_double_forked_daemon_does_not_outlive_the_run():
+def test_a_double_forked_daemon_does_not_outlive_the_run(cfg):
     code = (
         "import os, time\n"
         "def add(a, b):\n"
@@ -254,13 +280,13 @@ def test_a_double_forked_daemon_does_not_outlive_the_run():
         "    time.sleep(0.1)\n"
         "    return a + b\n"
     )
-    assert verdict(code).status == "passed"
+    assert verdict(code, cfg).status == "passed"
     # nothing_left_behind: checked right after the verdict
 
 
-def test_killing_the_parent_does_not_stop_the_worker():
-    pool = pool_for(CFG)
-    verdict("def add(a, b):\n    return a + b")
+def test_killing_the_parent_does_not_stop_the_worker(cfg):
+    pool = pool_for(cfg)
+    verdict("def add(a, b):\n    return a + b", cfg)
     workers_before = pool.worker_pids()
     code = (
         "import os, signal\n"
@@ -273,21 +299,22 @@ def test_killing_the_parent_does_not_stop_the_worker():
         "                pass\n"
         "    return a + b\n"
     )
-    verdict(code)
-    assert verdict("def add(a, b):\n    return a + b").status == "passed"
+    verdict(code, cfg)
+    assert verdict("def add(a, b):\n    return a + b", cfg).status == "passed"
     assert pool.worker_pids() == workers_before and pool.started_workers == len(workers_before)
 
 
-def test_a_solution_runs_with_no_new_privileges_under_the_seccomp_filter():
+def test_a_solution_runs_with_no_new_privileges_under_the_seccomp_filter(cfg):
     outcome = probe(
         "def probe():\n"
         "    status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
-        "    return [status['NoNewPrivs'].strip(), status['Seccomp'].strip()]\n"
+        "    return [status['NoNewPrivs'].strip(), status['Seccomp'].strip()]\n",
+        cfg,
     )
     assert outcome == ["1", "2"]  # 2: a seccomp filter is active
 
 
-def test_raising_an_rlimit_is_refused():
+def test_raising_an_rlimit_is_refused(cfg):
     outcome = probe(
         "import resource\n"
         "def probe():\n"
@@ -302,28 +329,31 @@ def test_raising_an_rlimit_is_refused():
         "        out.append('allocated')\n"
         "    except MemoryError:\n"
         "        out.append('memory error')\n"
-        "    return out\n" % (2 * CFG.memory_mb * MB)
+        "    return out\n" % (2 * cfg.memory_mb * MB),
+        cfg,
     )
     assert outcome == ["refused", "memory error"]
 
 
-def test_a_stdout_and_stderr_flood_is_capped():
-    cfg = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2, output_cap_bytes=200_000)
+def test_a_stdout_and_stderr_flood_is_capped(cfg):
+    capped = replace(cfg, output_cap_bytes=200_000)
     code = "import os, sys\ndef add(a, b):\n    for _ in range(400):\n        print('x' * 100_000)\n        sys.stderr.write('y' * 100_000)\n    return a + b"
     started = time.monotonic()
-    v = verdict(code, cfg=cfg)
+    v = verdict(code, capped)
     assert v.status == "error" and "output limit" in v.detail
-    assert time.monotonic() - started < cfg.timeout_s
+    assert time.monotonic() - started < capped.timeout_s
 
 
-def test_results_larger_than_the_cap_end_the_run_as_an_output_error():
-    cfg = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2, output_cap_bytes=200_000)
+def test_results_larger_than_the_cap_end_the_run_as_an_output_error(cfg):
+    capped = replace(cfg, output_cap_bytes=200_000)
     tests = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]] * 5, "outputs": [3] * 5}
-    v = verdict("def add(a, b):\n    return 'z' * 60_000", tests, cfg)
+    v = verdict("def add(a, b):\n    return 'z' * 60_000", capped, tests)
     assert v.status == "error" and v.detail == "output limit exceeded" and v.passed == 0
 
 
-def test_the_strict_backend_refuses_to_run_without_namespaces():
+def test_the_strict_backend_refuses_to_run_without_namespaces(cfg):
+    if cfg.backend != "local":
+        pytest.skip("the local backend's own namespaces: the Docker backend gets them from the engine")
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux unshare to drop our own privileges")
     script = (
@@ -360,12 +390,12 @@ FORGE = (
 )
 
 @pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)", "import os\nos._exit(0)", "raise SystemExit(0)"])
-def test_exiting_before_the_tests_is_not_a_pass(exit_call):
-    v = verdict(exit_call + "\ndef add(a, b):\n    return a + b")
+def test_exiting_before_the_tests_is_not_a_pass(cfg, exit_call):
+    v = verdict(exit_call + "\ndef add(a, b):\n    return a + b", cfg)
     assert v.status != "passed" and v.passed == 0
 
 
-def test_printing_and_writing_pass_markers_is_not_a_pass():
+def test_printing_and_writing_pass_markers_is_not_a_pass(cfg):
     code = (
         "import os\n"
         "print('PASSED', 'ok', 'all tests passed')\n"
@@ -376,13 +406,13 @@ def test_printing_and_writing_pass_markers_is_not_a_pass():
         "forge(marker)\n"
         "def add(a, b):\n    return None\n"
     )
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     # the forged records reach the host as the solution's own answers: the lucky guess for test 0
     # counts, the marker for test 1 is a wrong answer, and the run is not a pass
     assert v.status == "failed" and v.passed == 1
 
 
-def test_stealing_a_nonce_from_proc_self_is_not_a_pass():
+def test_stealing_a_nonce_from_proc_self_is_not_a_pass(cfg):
     code = (
         "import os\n"
         "loot = [open('/proc/self/cmdline', 'rb').read()]\n"
@@ -395,16 +425,16 @@ def test_stealing_a_nonce_from_proc_self_is_not_a_pass():
         + "forge((repr(loot) + '\\n').encode())\n"
         "def add(a, b):\n    return repr(loot)\n"
     )
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     assert v.status == "failed" and v.passed == 0
 
 
-def test_a_solution_cannot_read_what_an_earlier_solution_reported():
+def test_a_solution_cannot_read_what_an_earlier_solution_reported(cfg):
     """Answers of an earlier run (say, a correct sample of the same problem) must not be left where
     the next solution in that worker could copy them."""
-    one_worker = SandboxConfig(timeout_s=5.0, memory_mb=512, workers=1)
+    one_worker = replace(cfg, timeout_s=5.0, workers=1)
     honest = "def add(a, b):\n    return 'EARLIER-ANSWER-' + str(a + b)"
-    assert verdict(honest, cfg=one_worker).status == "failed"
+    assert verdict(honest, one_worker).status == "failed"
     snooper = (
         "import gc, mmap\n"
         "def probe():\n"
@@ -417,13 +447,13 @@ def test_a_solution_cannot_read_what_an_earlier_solution_reported():
     assert outcome[1] == [-1] * (outcome[0] + 1)
 
 
-def test_an_object_whose_eq_is_always_true_is_rejected():
+def test_an_object_whose_eq_is_always_true_is_rejected(cfg):
     code = "class Eq(int):\n    def __eq__(self, other): return True\n    __hash__ = int.__hash__\ndef add(a, b):\n    return Eq(0)"
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     assert v.status == "error" and "not a built-in JSON type" in v.detail
 
 
-def test_walking_frames_to_write_the_harness_results_is_not_a_pass():
+def test_walking_frames_to_write_the_harness_results_is_not_a_pass(cfg):
     code = (
         "import sys\n"
         "def add(a, b):\n"
@@ -439,11 +469,11 @@ def test_walking_frames_to_write_the_harness_results_is_not_a_pass():
         "        frame = frame.f_back\n"
         "    return True\n"
     )
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     assert v.status == "failed" and v.passed == 0
 
 
-def test_reading_the_expected_value_from_frames_or_source_is_not_a_pass():
+def test_reading_the_expected_value_from_frames_or_source_is_not_a_pass(cfg):
     code = (
         "import gc, sys\n"
         "def add(a, b):\n"
@@ -459,11 +489,11 @@ def test_reading_the_expected_value_from_frames_or_source_is_not_a_pass():
         "    found += [o for o in gc.get_objects() if type(o) is list for o in o if type(o) is int]\n"
         "    return max(found)\n"
     )
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     assert v.status == "failed" and v.passed == 0
 
 
-def test_atexit_tricks_are_not_a_pass():
+def test_atexit_tricks_are_not_a_pass(cfg):
     code = (
         "import atexit, os, sys\n"
         + FORGE
@@ -471,22 +501,22 @@ def test_atexit_tricks_are_not_a_pass():
         "atexit.register(lambda: os._exit(0))\n"
         "def add(a, b):\n    sys.exit(0)\n"
     )
-    v = verdict(code, HIDDEN)
+    v = verdict(code, cfg, HIDDEN)
     assert v.status != "passed" and v.passed == 0
 
 
-def test_forged_results_cannot_pass_a_recorded_humaneval_problem():
+def test_forged_results_cannot_pass_a_recorded_humaneval_problem(cfg):
     """A check() test recorded into call tests: forging 'the asserts passed' gains nothing."""
     from sandbox.reference import convert_tests
     from tasks.problems.bundled import load_humaneval
 
     problem = load_humaneval().problems[2]  # truncate_number: floats
-    [conversion] = convert_tests([(problem["tests"], problem["reference"])], CFG)
+    [conversion] = convert_tests([(problem["tests"], problem["reference"])], cfg)
     forged = (
         FORGE
         + "for index in range(50):\n"
         "    forge(('{\"t\": %d, \"v\": true}\\n' % index).encode())\n"
         "def truncate_number(number):\n    return True\n"
     )
-    v = run_job(Job(problem["id"], "forged", forged, conversion.tests), CFG)
+    v = run_job(Job(problem["id"], "forged", forged, conversion.tests), cfg)
     assert conversion.converted and v.status == "failed" and v.passed == 0
