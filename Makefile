@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip -q --disable-pip-version-check
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-slow bench serve clean
+.PHONY: install demo test test-slow test-cluster docker docker-stop bench serve clean
 
 install: $(VENV)/.install-stamp
 
@@ -30,6 +30,19 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# tests/cluster: the Docker work pool, Ray and Dask fan-out, the pipeline on the Docker sandbox (`make docker` first).
+test-cluster: install
+	$(PY) -m pytest -q -m cluster
+
+# As root on Debian: a Docker engine (installed and started if none answers, host network rules
+# untouched), the base image by debootstrap, the sandbox image and the project image, all offline.
+docker: install
+	$(VENV)/bin/thinkflow sandbox setup-docker --project-image
+
+# Stops the sandbox's containers, and the engine if `make docker` started it.
+docker-stop: install
+	$(VENV)/bin/thinkflow sandbox stop-docker
 
 # A local Prefect server (127.0.0.1:4200), process work pool + worker, gpu limit, deployments; Ctrl-C stops all.
 serve: install

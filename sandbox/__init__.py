@@ -34,9 +34,14 @@ may use ``memory_mb`` of RAM and one core until its limits); the kernel is share
 escapes); files readable by any user under the read-only mounts (the project tree, /usr, /etc) can
 be read. Timing side channels are not addressed. ``isolation: weak`` (explicit opt-in, for hosts
 without namespaces) keeps the fork/rlimits/seccomp and, as root, the uid drop, but has no network,
-pid or mount isolation. The Docker backend runs the same worker in long-lived containers
-(``network_mode=none``, read-only root, tmpfs, memory and pids limits, ``cap_drop=ALL``,
-no-new-privileges, non-root user) and relies on them for the namespaces.
+pid or mount isolation. The Docker backend runs the same worker (``--isolation container``) in K
+long-lived containers (``network_mode=none``, read-only root, a tmpfs workdir of ``workdir_mb``,
+``cap_drop=ALL``, no-new-privileges, the engine's default seccomp profile under the worker's own,
+each container its own unprivileged uid ``base_uid + 1000 + slot``) and relies on them for the
+namespaces; the per-solution rlimits (``processes`` included) still apply, and the container's
+memory and pids limits bound everything a solution starts together. Not covered there: disk
+quotas beyond the tmpfs (``--storage-opt size`` needs xfs), blkio, AppArmor; the engine's socket
+must never be mounted into a sandbox container (it is not).
 
 This package is a leaf: it imports nothing from flows/, tasks/ or storage/.
 """

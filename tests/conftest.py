@@ -17,13 +17,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-TIERS = {"unit": None, "integration": "integration", "slow": "slow"}  # folder -> the marker its tests carry
+TIERS = {"unit": None, "integration": "integration", "slow": "slow", "cluster": "cluster"}  # folder -> the marker its tests carry
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
 def pytest_collection_modifyitems(config, items):
-    """A test's tier is its folder: tests/slow/* are ``slow`` (left out of the default run),
-    tests/integration/* are ``integration``. A test file outside the three folders is an error."""
+    """A test's tier is its folder: tests/slow/* are ``slow`` and tests/cluster/* are ``cluster``
+    (both left out of the default run), tests/integration/* are ``integration``. A test file
+    outside these folders is an error."""
     tests = PROJECT_ROOT / "tests"
     for item in items:
         path = Path(item.fspath).resolve()
@@ -31,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
             continue
         tier = path.relative_to(tests).parts[0]
         if tier not in TIERS:
-            raise pytest.UsageError(f"{path}: a test file belongs in tests/unit, tests/integration or tests/slow")
+            raise pytest.UsageError(f"{path}: a test file belongs in tests/unit, tests/integration, tests/slow or tests/cluster")
         if TIERS[tier]:
             item.add_marker(TIERS[tier])
 
@@ -67,3 +68,12 @@ def home(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("THINKFLOW_HOME", str(path))
     return path
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say why the cluster tier did not run, where the default selection left it out."""
+    left_out = [item for item in terminalreporter.stats.get("deselected", []) if item.get_closest_marker("cluster")]
+    if left_out and "not cluster" in (config.option.markexpr or ""):
+        terminalreporter.write_line(
+            f"{len(left_out)} tests in tests/cluster not run (a Docker work pool, Ray and Dask clusters: minutes each): "
+            "`make docker` sets up an engine (root, Debian), then `make test-cluster`; .ci/run does both")

@@ -12,13 +12,14 @@ from flows.cli.output import console, fail
 def serve(
     port: int = typer.Option(4200, help="the Prefect server's port on 127.0.0.1"),
     deploy: bool = typer.Option(True, "--deploy/--no-deploy", help="register prefect.yaml's deployments"),
+    pool: str = typer.Option("process", "--pool", help="process | docker (flow runs in containers of the project image: `make docker` first)"),
 ) -> None:
     """A local Prefect server, the process work pool + worker, the gpu concurrency limit and the
     deployments, until Ctrl-C (which stops the worker, then the server)."""
     from flows.runtime.local_server import ServeError, serve_until_stopped
 
     try:
-        serve_until_stopped(port, deploy)
+        serve_until_stopped(port, deploy, pool)
     except ServeError as exc:
         fail(str(exc))
 

@@ -31,7 +31,11 @@ def build_task_runner(cfg: RunnerConfig):
         from prefect_ray import RayTaskRunner
     except ImportError:
         raise RecipeError("runner.kind=ray needs prefect-ray: pip install 'thinkflow[ray]'") from None
-    return RayTaskRunner(address=cfg.address) if cfg.address else RayTaskRunner()
+    if cfg.address:
+        return RayTaskRunner(address=cfg.address)
+    # a local instance for the stage, shut down after it: `workers` CPUs, on loopback only
+    return RayTaskRunner(init_kwargs={"num_cpus": cfg.workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1",
+                                      "log_to_driver": False})
 
 
 def task_path(task) -> str:

@@ -1,5 +1,6 @@
 """``thinkflow serve`` (``make serve``): a local Prefect server on 127.0.0.1, the process work pool,
-the ``gpu`` concurrency limit, this checkout's deployments from ``prefect.yaml``, and a worker,
+the ``gpu`` concurrency limit, this checkout's deployments from ``prefect.yaml``, and a worker
+(``--pool docker``: the Docker work pool and ``configs/deployments/docker.yaml``),
 until Ctrl-C or SIGTERM, which stop the worker first and then the server.
 
 With it running, from another shell:
@@ -25,6 +26,12 @@ from pathlib import Path
 from tasks.stage_run import PROJECT_ROOT
 
 POOL = "thinkflow-process"
+# pool kind -> (work pool, its deployments). The Docker pool's flow runs are containers of the
+# project image (``thinkflow sandbox setup-docker --project-image``); its worker needs prefect-docker.
+POOLS = {
+    "process": (POOL, "prefect.yaml"),
+    "docker": ("thinkflow-docker", "configs/deployments/docker.yaml"),
+}
 GPU_TAG, GPU_SLOTS = "gpu", 1  # training stages carry the tag: on one node they never overlap
 
 
@@ -82,6 +89,7 @@ class LocalPrefect:
     port: int = 4200
     project_dir: Path = PROJECT_ROOT
     deploy: bool = True
+    pool_kind: str = "process"  # process | docker (see POOLS)
     log_dir: Path | None = None  # server.log and worker.log; None: inherit this terminal
     server: subprocess.Popen | None = None
     worker: subprocess.Popen | None = None
@@ -93,11 +101,12 @@ class LocalPrefect:
         try:
             self.server = self.spawn("server", [prefect_command(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
             wait_healthy(api_url(self.port), self.server, timeout_s)
-            self.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+            pool, deployments = POOLS[self.pool_kind]
+            self.prefect("work-pool", "create", pool, "--type", self.pool_kind, "--overwrite")
             self.prefect("concurrency-limit", "create", GPU_TAG, str(GPU_SLOTS))
             if self.deploy:
-                self.prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(self.project_dir / "prefect.yaml"))
-            self.worker = self.spawn("worker", [prefect_command(), "worker", "start", "--pool", POOL])
+                self.prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(self.project_dir / deployments))
+            self.worker = self.spawn("worker", [prefect_command(), "worker", "start", "--pool", pool])
         except BaseException:
             self.stop()
             raise
@@ -132,8 +141,10 @@ class LocalPrefect:
         self.stop()
 
 
-def serve_until_stopped(port: int, deploy: bool) -> None:
-    local = LocalPrefect(port=port, deploy=deploy)
+def serve_until_stopped(port: int, deploy: bool, pool_kind: str = "process") -> None:
+    if pool_kind not in POOLS:
+        raise ServeError(f"--pool is {pool_kind!r}; expected one of {sorted(POOLS)}")
+    local = LocalPrefect(port=port, deploy=deploy, pool_kind=pool_kind)
     stopping = []
 
     def on_signal(signum, frame):
@@ -142,10 +153,12 @@ def serve_until_stopped(port: int, deploy: bool) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     local.start()
-    print(f"Prefect server: http://127.0.0.1:{port} (UI and API), work pool {POOL!r} with a worker, "
-          f"concurrency limit {GPU_TAG!r} = {GPU_SLOTS}" + (", deployments from prefect.yaml" if deploy else ""))
+    pool, deployments = POOLS[pool_kind]
+    print(f"Prefect server: http://127.0.0.1:{port} (UI and API), work pool {pool!r} with a worker, "
+          f"concurrency limit {GPU_TAG!r} = {GPU_SLOTS}" + (f", deployments from {deployments}" if deploy else ""))
     print(f"  export PREFECT_API_URL={api_url(port)}")
-    print("  prefect deployment run 'think-anywhere/default' --param config=configs/tiny.yaml --watch")
+    example = "think-anywhere/docker" if pool_kind == "docker" else "think-anywhere/default"
+    print(f"  prefect deployment run '{example}' --param config=configs/tiny.yaml --watch")
     print("Ctrl-C (or SIGTERM) stops the worker, then the server.", flush=True)
     try:
         while not stopping:

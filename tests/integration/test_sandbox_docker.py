@@ -150,7 +150,8 @@ def test_setup_without_root_says_what_is_missing(tmp_path):
         pytest.skip("needs root and util-linux setpriv to run the command as another user")
     result = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                              sys.executable, "-m", "flows.cli", "sandbox", "setup-docker"],
-                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert result.returncode == 2, result.stdout + result.stderr
     assert "needs root" in result.stderr and "Traceback" not in result.stderr, result.stderr
 

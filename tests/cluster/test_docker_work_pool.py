@@ -1,0 +1,57 @@
+"""The Docker work pool, run: `thinkflow serve --pool docker` (a local Prefect server, the
+thinkflow-docker pool, configs/deployments/docker.yaml, a prefect-docker worker), then
+`prefect deployment run 'think-anywhere/docker'` on configs/tiny.yaml. The flow runs in a container
+of the project image built offline, its sandbox jobs in the sandbox's own containers, and writes
+artifacts and lineage into THINKFLOW_HOME mounted from the host, where this test reads them."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT, free_port
+from docker_checks import docker_or_skip
+
+from sandbox import SandboxConfig
+
+
+@pytest.fixture
+def project_image():
+    pytest.importorskip("prefect_docker",
+                        reason="the Docker work pool's worker needs prefect-docker: pip install 'thinkflow[docker]'")
+    client = docker_or_skip(SandboxConfig(backend="docker"))
+    built = subprocess.run([sys.executable, "-m", "flows.cli", "sandbox", "setup-docker", "--project-image"], capture_output=True, text=True,
+                           cwd=PROJECT_ROOT, timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return client
+
+
+def test_a_deployment_on_the_docker_work_pool_runs_the_tiny_pipeline_in_a_container(tmp_path, monkeypatch, project_image):
+    from flows.runtime.local_server import LocalPrefect, prefect_command
+    from storage import LineageStore
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("THINKFLOW_HOME", str(home))
+    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    (tmp_path / "prefect").mkdir()
+    with LocalPrefect(port=free_port(), log_dir=tmp_path, pool_kind="docker") as local:
+        run = subprocess.run([prefect_command(), "deployment", "run", "think-anywhere/docker", "--param", "config=configs/tiny.yaml",
+                              "--watch"], env=local.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+        worker_log = (tmp_path / "worker.log").read_text()
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + worker_log[-4000:]
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+    assert re.search(r"Docker container '[\w-]+' has status 'running'", worker_log), worker_log[-3000:]  # the flow ran in one
+
+    lineage = LineageStore(home / "lineage.duckdb")  # written from inside the container, read here
+    written = lineage.recent_runs(limit=100, flow_run_id=flow_run_id)
+    assert {"load_problems", "sft", "grpo", "evaluate", "compare_evaluations"} <= {r["stage"] for r in written}
+    assert all(r["status"] == "completed" for r in written)
+    [grpo] = lineage.runs_of_stage("grpo")
+    assert grpo["params"]["sandbox"]["backend"] == "docker"  # RL rewards came from container verdicts
+    files = {p.name for p in home.rglob("*")}
+    assert any(name.startswith("checkpoint-") for name in files)
+    left = project_image.containers.list(all=True, filters={"ancestor": "thinkflow-project:latest"})
+    assert left == [], f"flow containers left behind: {left}"
