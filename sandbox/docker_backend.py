@@ -19,6 +19,7 @@ from sandbox.protocol import STDERR, STDOUT, DockerStreamDemux, LineDecoder, fir
 STAGE_FILES = ("sandbox/Dockerfile", "sandbox/worker.py")  # the image the containers run: part of the code version
 SANDBOX_FOLDER = Path(__file__).parent
 HELLO_TIMEOUT_S = 60.0
+REMOVAL_WAIT_S = 10.0
 
 
 def engine_client(timeout_s: float = 5.0):
@@ -178,5 +179,6 @@ class DockerWorker:
         if container is not None:
             try:
                 container.kill()
-            except Exception:  # noqa: BLE001 - already gone (auto_remove) is fine
+                container.wait(condition="removed", timeout=REMOVAL_WAIT_S)  # auto_remove: gone when this returns
+            except Exception:  # noqa: BLE001 - already gone (auto_remove), or the engine is slow: it still goes
                 pass

@@ -20,7 +20,7 @@ from conftest import PROJECT_ROOT
 from docker_checks import docker_or_skip
 from process_checks import sandbox_processes
 
-from sandbox import Job, SandboxConfig, pool_for, run_job
+from sandbox import Job, SandboxConfig, close_pools, pool_for, run_job
 from sandbox.config import BACKENDS
 from sandbox.verdicts import child_payload
 
@@ -36,9 +36,15 @@ def cfg(request):
     """The threat model holds on both backends: every test runs on the local one and on Docker
     (skipped, naming what is missing, where no engine answers)."""
     settings = SandboxConfig(backend=request.param, **LIMITS)
-    if request.param == "docker":
-        docker_or_skip(settings)
-    return settings
+    if request.param == "local":
+        yield settings
+        return
+    client = docker_or_skip(settings)
+    before = {c.id for c in client.containers.list(filters={"label": "thinkflow.sandbox=worker"})}
+    yield settings
+    close_pools()  # this test's containers go now, not at exit, and none may stay behind
+    left = {c.id for c in client.containers.list(all=True, filters={"label": "thinkflow.sandbox=worker"})} - before
+    assert left == set(), f"sandbox containers left behind: {left}"
 
 
 @pytest.fixture(autouse=True)
