@@ -3,12 +3,15 @@ the other (prefix → thought + next segment, judged, Dr.GRPO) → optional RLVR
 
     prefect deployment run 'thinking-midtraining/default' --param config=configs/default.yaml
     thinkflow run thinking-midtraining --config configs/tiny.yaml [--set midtraining.post_training=none] [--json]
+    thinkflow run thinking-midtraining --config configs/tiny.yaml --set 'midtraining.arms=[base,sft_raw,sft_think,sft_think_rlmt]'
 
 Annotation runs as one cached task per shard, ``corpus.parallel_shards`` at a time on the recipe's
 ``runner`` (threads, Dask, Ray): a run that is killed part-way redoes only the shards that had not finished. RLVR
 post-training (``midtraining.post_training``) is ``code`` (the Think-Anywhere RL stage on the
 recipe's problems, then pass@1 on their held-out split) or ``math`` (the ``math`` reward on
-``midtraining.math_source``).
+``midtraining.math_source``), once per arm of ``midtraining.arms``: from the base model, from SFT on
+the raw chunks (the same chunks and budget, no thoughts), from SFT on the thought-augmented chunks,
+and from that SFT followed by RL mid-training; all arms on the same problems and settings.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from prefect import flow
 
 from flows.runtime.stage_log import StageLog
 from flows.stage_sequences import annotator_model, code_problems, evaluate_checkpoints, final_outputs, pipeline_recipe
-from tasks.midtraining.corpus import annotate_corpus_shard, assemble_corpus, chunk_corpus, shard_count
+from tasks.midtraining.corpus import annotate_corpus_shard, assemble_corpus, chunk_corpus, raw_corpus, shard_count
 from tasks.models import build_base_model
 from tasks.problems.math_problems import load_math_problems
 from tasks.training.stages import train_grpo, train_math_rl, train_midtraining_rl, train_sft
@@ -36,14 +39,27 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
                                   annotator_model_id=annotator_id, annotator=annotator, corpus=corpus, dtype=recipe.model.torch_dtype)
     sft_half, rl_half = stages.run("corpus", assemble_corpus, chunks, shard_ids, corpus)
     sft_model = stages.run("mid-training sft", train_sft, base_model, sft_half, mid.sft, "text")
-    final = stages.run("mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl, annotator_id, annotator)
-    evaluation = None
+    rlmt_model = stages.run("mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl, annotator_id, annotator)
+    starts = {"base": base_model, "sft_think": sft_model, "sft_think_rlmt": rlmt_model}
+    if "sft_raw" in mid.arms:
+        raw_half = stages.run("raw corpus", raw_corpus, sft_half)
+        starts["sft_raw"] = stages.run("mid-training sft (raw)", train_sft, base_model, raw_half, mid.sft, "text")
+    finals, evaluation = {"sft_think_rlmt": rlmt_model}, None
     if mid.post_training == "code":
         loaded, train = code_problems(stages, recipe, base_model)
-        final = stages.run("rlvr (code)", train_grpo, final, train, recipe.rl, recipe.sandbox, recipe.prompts.system)
+        finals = {arm: stages.run(f"rlvr (code) from {arm}", train_grpo, starts[arm], train, recipe.rl, recipe.sandbox,
+                                  recipe.prompts.system) for arm in mid.arms}
         checkpoints = [("base", base_model)] if recipe.evaluate.evaluate_base_model else []
-        evaluation = evaluate_checkpoints(stages, recipe, checkpoints + [("rlvr", final)], loaded)
+        evaluation = evaluate_checkpoints(stages, recipe, checkpoints + [(arm_label(arm), finals[arm]) for arm in mid.arms], loaded)
     elif mid.post_training == "math":
         math_problems = stages.run("math problems", load_math_problems, mid.math_source)
-        final = stages.run("rlvr (math)", train_math_rl, final, math_problems, recipe.rl, recipe.prompts.system)
-    return stages.finish(comparison=evaluation and evaluation.comparison, outputs=final_outputs(final, evaluation, "rlvr", recipe))
+        finals = {arm: stages.run(f"rlvr (math) from {arm}", train_math_rl, starts[arm], math_problems, recipe.rl,
+                                  recipe.prompts.system) for arm in mid.arms}
+    main_arm = "sft_think_rlmt" if "sft_think_rlmt" in finals else next(iter(finals))
+    return stages.finish(comparison=evaluation and evaluation.comparison,
+                         outputs=final_outputs(finals[main_arm], evaluation, arm_label(main_arm), recipe))
+
+
+def arm_label(arm: str) -> str:
+    """An RLVR arm's label in the comparison report: where its post-training started."""
+    return f"rlvr from {arm}"

@@ -337,11 +337,16 @@ class MidtrainingSection(Section):
     rl: MidtrainingRLSection = MidtrainingRLSection()
     post_training: Literal["none", "code", "math"] = "none"  # code: the Think-Anywhere RL stage (recipe `rl`) + evaluation
     math_source: str | None = None  # post_training math: gsm8k:PATH or jsonl:PATH (question, answer); RL with recipe `rl`
+    # where RLVR post-training starts, one arm each, same problems and settings (the paper's baselines):
+    # base | sft_raw (SFT on the same chunks without thoughts, same budget) | sft_think | sft_think_rlmt
+    arms: list[Literal["base", "sft_raw", "sft_think", "sft_think_rlmt"]] = ["sft_think_rlmt"]
 
     @model_validator(mode="after")
     def _math_needs_source(self) -> "MidtrainingSection":
         if self.post_training == "math" and not self.math_source:
             raise ValueError("post_training: math needs math_source (gsm8k:PATH or jsonl:PATH)")
+        if not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"midtraining.arms must name each arm once, at least one: {self.arms}")
         return self
 
 

@@ -11,6 +11,7 @@
    non-empty; otherwise rejected and counted by reason), then split by hashed chunk id into an SFT
    half (``text``: ``x1 <think>t1</think> x2 …``) and an RL half, which stores every
    (prefix, thought, suffix) split: the model sees the prefix, writes a thought and the next segment.
+4. ``raw_corpus``: the SFT half's chunks without their thoughts, for the raw-SFT baseline arm.
 """
 
 from __future__ import annotations
@@ -253,3 +254,21 @@ def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) 
             (staged / "report.json").write_text(json.dumps(metrics, indent=1))
             ids.append(run.output(half, staged, kind="dataset", name=f"midtraining-{half}", metrics=metrics))
         return ids[0], ids[1]
+
+
+def raw_rows(sft_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SFT half's chunks as they were, without their thoughts: the raw-SFT baseline's data."""
+    return [{"chunk_id": row["chunk_id"], "text": row["chunk"]} for row in sft_rows]
+
+
+@task(name="raw-corpus", cache_policy=stage_cache(), persist_result=True)
+def raw_corpus(sft_half_id: str) -> str:
+    """The same chunks as the SFT half, no thoughts: SFT on it is the paper's raw-SFT baseline."""
+    with StageRun("raw_corpus", inputs={"sft_half": sft_half_id}, params={}) as run:
+        rows = raw_rows(read_jsonl(run.input_path("sft_half") / "train.jsonl"))
+        tagged = sum(THINK_OPEN in row["text"] for row in rows)  # a chunk that itself contains the tag, as text
+        staged = run.staging("raw")
+        write_jsonl(staged / "train.jsonl", rows)
+        run.log.info("raw corpus: %d chunks without thoughts (%d contain a think tag of their own)", len(rows), tagged)
+        return run.output("raw", staged, kind="dataset", name="midtraining-raw", metrics={"sft_samples": len(rows),
+                                                                                          "chunks_with_own_think_tag": tagged})
