@@ -21,6 +21,8 @@ from prefect import flow
 from flows.runtime.stage_log import StageLog
 from flows.stage_sequences import annotator_model, code_problems, evaluate_checkpoints, final_outputs, pipeline_recipe
 from tasks.midtraining.corpus import annotate_corpus_shard, assemble_corpus, chunk_corpus, raw_corpus, shard_count
+from tasks.midtraining.evaluation import evaluate_midtraining
+from tasks.midtraining.report import compare_midtraining
 from tasks.models import build_base_model
 from tasks.problems.math_problems import load_math_problems
 from tasks.training.stages import train_grpo, train_math_rl, train_midtraining_rl, train_sft
@@ -37,13 +39,18 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
     chunks = stages.run("chunks", chunk_corpus, base_model, corpus)
     shard_ids = stages.run_shards("annotate", annotate_corpus_shard, shard_count(chunks, corpus), corpus.parallel_shards, chunks_id=chunks,
                                   annotator_model_id=annotator_id, annotator=annotator, corpus=corpus, dtype=recipe.model.torch_dtype)
-    sft_half, rl_half = stages.run("corpus", assemble_corpus, chunks, shard_ids, corpus)
+    sft_half, rl_half, held_out = stages.run("corpus", assemble_corpus, chunks, shard_ids, corpus)
     sft_model = stages.run("mid-training sft", train_sft, base_model, sft_half, mid.sft, "text")
     rlmt_model = stages.run("mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl, annotator_id, annotator)
     starts = {"base": base_model, "sft_think": sft_model, "sft_think_rlmt": rlmt_model}
     if "sft_raw" in mid.arms:
         raw_half = stages.run("raw corpus", raw_corpus, sft_half)
         starts["sft_raw"] = stages.run("mid-training sft (raw)", train_sft, base_model, raw_half, mid.sft, "text")
+    held_out_reports = {}
+    if corpus.eval_fraction > 0:  # the paper's mid-training table, on chunks no stage trained on
+        held_out_reports = {model: stages.run(f"mid-training eval {model}", evaluate_midtraining, starts[model], held_out,
+                                              mid.evaluate, mid.rl, annotator_id, annotator, recipe.model.torch_dtype)
+                            for model in MODELS if model in starts}
     finals, evaluation = {"sft_think_rlmt": rlmt_model}, None
     if mid.post_training == "code":
         loaded, train = code_problems(stages, recipe, base_model)
@@ -55,9 +62,16 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
         math_problems = stages.run("math problems", load_math_problems, mid.math_source)
         finals = {arm: stages.run(f"rlvr (math) from {arm}", train_math_rl, starts[arm], math_problems, recipe.rl,
                                   recipe.prompts.system) for arm in mid.arms}
+    if held_out_reports:
+        rlvr = {arm: finals[arm] for arm in mid.arms} if mid.post_training != "none" else {}
+        stages.run("mid-training comparison", compare_midtraining, list(held_out_reports.values()), list(held_out_reports),
+                   rlmt_model, rlvr)
     main_arm = "sft_think_rlmt" if "sft_think_rlmt" in finals else next(iter(finals))
     return stages.finish(comparison=evaluation and evaluation.comparison,
                          outputs=final_outputs(finals[main_arm], evaluation, arm_label(main_arm), recipe))
+
+
+MODELS = ("base", "sft_raw", "sft_think", "sft_think_rlmt")  # the held-out evaluation's models, in the report's order
 
 
 def arm_label(arm: str) -> str:

@@ -71,6 +71,7 @@ class CorpusConfig(Section):
     shard_size: int = Field(default=16, ge=1)
     parallel_shards: int = Field(default=2, ge=1)
     rl_fraction: float = Field(default=0.5, gt=0, lt=1)
+    eval_fraction: float = Field(default=0.0, ge=0, lt=1)  # chunks held out of both halves for the mid-training evaluation
     seed: int = 0
 
 
@@ -330,6 +331,18 @@ class MidtrainingRLSection(RLSection):
     max_completion_length: int = Field(default=96, ge=8)
 
 
+class MidtrainingEvalSection(Section):
+    """The held-out mid-training evaluation (``corpus.eval_fraction`` > 0): each model continues
+    held-out prefixes with and without a thought, judged as in RL mid-training, and the
+    perplexity of the true suffix."""
+    max_new_tokens: int = Field(default=64, ge=4)  # thought and continuation together
+    batch_size: int = Field(default=8, ge=1)
+    limit: int | None = Field(default=None, ge=1)  # at most this many (prefix, suffix) examples
+    resamples: int = Field(default=1000, ge=100)
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    seed: int = 0
+
+
 class MidtrainingSection(Section):
     """Thinking Mid-training after the corpus: SFT on the SFT half (plain text with thoughts), RL on
     the RL half (prefix → thought + next segment, judged), then optional RLVR post-training."""
@@ -340,6 +353,7 @@ class MidtrainingSection(Section):
     # where RLVR post-training starts, one arm each, same problems and settings (the paper's baselines):
     # base | sft_raw (SFT on the same chunks without thoughts, same budget) | sft_think | sft_think_rlmt
     arms: list[Literal["base", "sft_raw", "sft_think", "sft_think_rlmt"]] = ["sft_think_rlmt"]
+    evaluate: MidtrainingEvalSection = MidtrainingEvalSection()
 
     @model_validator(mode="after")
     def _math_needs_source(self) -> "MidtrainingSection":

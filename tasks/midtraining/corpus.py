@@ -11,6 +11,7 @@
    non-empty; otherwise rejected and counted by reason), then split by hashed chunk id into an SFT
    half (``text``: ``x1 <think>t1</think> x2 …``) and an RL half, which stores every
    (prefix, thought, suffix) split: the model sees the prefix, writes a thought and the next segment.
+   With ``eval_fraction`` > 0 a third part, held out of both, has the same form for the evaluation.
 4. ``raw_corpus``: the SFT half's chunks without their thoughts, for the raw-SFT baseline arm.
 """
 
@@ -135,6 +136,12 @@ def in_rl_half(chunk_id: str, rl_fraction: float, seed: int) -> bool:
     return hashed_fraction(chunk_id, seed) < rl_fraction
 
 
+def held_out(chunk_id: str, eval_fraction: float, seed: int) -> bool:
+    """Kept out of both halves for the mid-training evaluation (its own hash, so the halves'
+    split of the other chunks does not move when ``eval_fraction`` changes)."""
+    return eval_fraction > 0 and hashed_fraction(f"held-out:{chunk_id}", seed) < eval_fraction
+
+
 def rl_examples(chunk_id: str, sample: dict[str, Any]) -> list[dict[str, Any]]:
     """Every boundary k: the prefix (segments before it, no thoughts), the thought, the next segment."""
     segments, thoughts = sample["segments"], sample["thoughts"]
@@ -217,8 +224,9 @@ def annotate_corpus_shard(chunks_id: str, shard: int, annotator_model_id: str | 
 
 
 @task(name="assemble-corpus", cache_policy=stage_cache(), persist_result=True)
-def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) -> tuple[str, str]:
-    """Verify every annotated chunk and split the accepted ones: (SFT half id, RL half id)."""
+def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) -> tuple[str, str, str]:
+    """Verify every annotated chunk and split the accepted ones: (SFT half id, RL half id, held-out
+    id; the held-out set is empty unless ``eval_fraction`` > 0)."""
     cfg = corpus
     inputs = {"chunks": chunks_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
     with StageRun("assemble_corpus", inputs=inputs, params=cfg.to_json()) as run:
@@ -228,7 +236,7 @@ def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) 
         if missing or len(annotated) != len(chunks):
             raise RuntimeError(f"{len(chunks)} chunks but {len(annotated)} annotations; missing e.g. {sorted(missing)[:3]}")
         rejected: Counter = Counter()
-        sft, rl, thoughts = [], [], 0
+        sft, rl, held, thoughts = [], [], [], 0
         for row in annotated:
             chunk = chunks[row["chunk_id"]]
             sample, reason = verify_sample(chunk["text"], row["segments"], row["thoughts"])
@@ -236,24 +244,29 @@ def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) 
                 rejected[reason] += 1
                 continue
             thoughts += len(sample["thoughts"])
-            if in_rl_half(chunk["id"], cfg.rl_fraction, cfg.seed):
+            if held_out(chunk["id"], cfg.eval_fraction, cfg.seed):
+                held += rl_examples(chunk["id"], sample)
+            elif in_rl_half(chunk["id"], cfg.rl_fraction, cfg.seed):
                 rl += rl_examples(chunk["id"], sample)
             else:
                 sft.append({"chunk_id": chunk["id"], "text": sample["text"], "chunk": chunk["text"]})
         accepted = len(annotated) - sum(rejected.values())
         metrics = {"chunks": len(chunks), "accepted": accepted, "acceptance_rate": accepted / len(chunks) if chunks else 0.0,
                    "thoughts_per_sample": thoughts / accepted if accepted else 0.0, "sft_samples": len(sft),
-                   "rl_examples": len(rl), **{f"rejected_{k}": n for k, n in sorted(rejected.items())}}
+                   "rl_examples": len(rl), "held_out_examples": len(held), **{f"rejected_{k}": n for k, n in sorted(rejected.items())}}
         run.log.info("mid-training corpus: %d of %d chunks accepted, rejected %s", accepted, len(chunks), dict(rejected))
         if not accepted:
             raise ValueError(f"no annotated chunk passed verification: rejected {dict(rejected)}")
         ids = []
-        for half, rows in (("sft", sft), ("rl", rl)):
+        if cfg.eval_fraction > 0 and not held:
+            raise ValueError(f"corpus.eval_fraction is {cfg.eval_fraction} but no accepted chunk was held out "
+                             f"({accepted} accepted): raise eval_fraction or the number of chunks")
+        for half, rows in (("sft", sft), ("rl", rl), ("held-out", held)):
             staged = run.staging(half)
             write_jsonl(staged / "train.jsonl", rows)
             (staged / "report.json").write_text(json.dumps(metrics, indent=1))
             ids.append(run.output(half, staged, kind="dataset", name=f"midtraining-{half}", metrics=metrics))
-        return ids[0], ids[1]
+        return ids[0], ids[1], ids[2]
 
 
 def raw_rows(sft_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

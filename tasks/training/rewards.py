@@ -219,7 +219,11 @@ def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     def upfront_think(completions, **kwargs):
         return [1.0 if split_thought(completion_text(c))[0] else 0.0 for c in completions]
 
-    return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0))}
+    def thought_words(completions, **kwargs):  # weight 0: logged per step (the paper's thinking length), never rewarded
+        return [float(len((split_thought(completion_text(c))[0] or "").split())) for c in completions]
+
+    return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0)),
+            "thought_words": (thought_words, 0.0)}
 
 
 def math_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:

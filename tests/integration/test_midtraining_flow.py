@@ -16,10 +16,10 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     first = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS)
     stages = {s["stage"]: s for s in first["stages"]}
     assert list(stages) == ["base model", "chunks", "annotate (3 shards)", "corpus", "mid-training sft", "mid-training rl",
-                            "raw corpus", "mid-training sft (raw)", "problems", "filter", "split",
-                            *[f"rlvr (code) from {arm}" for arm in ARMS], "eval set", "evaluate base",
-                            *[f"evaluate rlvr from {arm}" for arm in ARMS], "compare"]
-    sft_id, rl_id = stages["corpus"]["artifact_ids"]
+                            "raw corpus", "mid-training sft (raw)", *[f"mid-training eval {arm}" for arm in ARMS],
+                            "problems", "filter", "split", *[f"rlvr (code) from {arm}" for arm in ARMS], "eval set", "evaluate base",
+                            *[f"evaluate rlvr from {arm}" for arm in ARMS], "compare", "mid-training comparison"]
+    sft_id, rl_id, held_out_id = stages["corpus"]["artifact_ids"]
     metrics = stages["corpus"]["metrics"][sft_id]
     assert metrics["chunks"] == 12 and 0 < metrics["acceptance_rate"] <= 1 and metrics["thoughts_per_sample"] >= 1
     store = ArtifactStore(home)
@@ -27,6 +27,9 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     rl = [json.loads(line) for line in (store.path(rl_id) / "train.jsonl").read_text().splitlines()]
     assert metrics["sft_samples"] == len(sft) > 0 and metrics["rl_examples"] == len(rl) > 0
     assert {r["chunk_id"] for r in rl}.isdisjoint(s["chunk_id"] for s in sft)
+    held = [json.loads(line) for line in (store.path(held_out_id) / "train.jsonl").read_text().splitlines()]
+    assert held and metrics["held_out_examples"] == len(held)
+    assert {h["chunk_id"] for h in held}.isdisjoint({r["chunk_id"] for r in rl} | {s["chunk_id"] for s in sft})  # never trained on
     chunks = {json.loads(line)["id"]: json.loads(line)["text"]
               for line in (store.path(stages["chunks"]["artifact_ids"][0]) / "chunks.jsonl").read_text().splitlines()}
     for row in rl:
@@ -55,5 +58,17 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     assert (ids["mid-training sft (raw)"], "sft", raw_id) in {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(ids["compare"])}
     rl_metrics = lineage.metrics_of(ids["mid-training rl"])
     assert rl_metrics["steps"] == 2 and [s for s, _ in lineage.metric_series(ids["mid-training rl"], "reward_judge")] == [1, 2]
+    # the held-out evaluation: every model, with and without thinking, perplexity, intervals; the figures
+    for arm in ARMS:
+        report = lineage.metrics_of(ids[f"mid-training eval {arm}"])
+        assert report["examples"] == len(held)
+        for name in ("judge_reward_thinking", "judge_reward_no_thinking", "suffix_perplexity"):
+            assert report[f"{name}_ci_low"] <= report[name] <= report[f"{name}_ci_high"], (arm, name, report)
+        assert report["suffix_perplexity"] > 1
+    comparison = store.path(ids["mid-training comparison"])
+    table = (comparison / "comparison.md").read_text()
+    assert all(f"| {arm} |" in table for arm in ARMS) and "suffix perplexity" in table
+    assert (comparison / "rlmt.png").stat().st_size > 0 and (comparison / "post_training.png").stat().st_size > 0
+    assert [s for s, _ in lineage.metric_series(ids["mid-training rl"], "reward_thought_words")] == [1, 2]
     second = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS)
     assert second["all_cached"] and [s["artifact_ids"] for s in second["stages"]] == [s["artifact_ids"] for s in first["stages"]]

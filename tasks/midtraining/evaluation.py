@@ -1,0 +1,150 @@
+"""The held-out mid-training evaluation, the CPU-scale analogue of the paper's mid-training table.
+
+Its examples are chunks no stage trained on (``corpus.eval_fraction``), cut at every thought
+boundary into (prefix, true suffix). Each model sees the prefix (its last ``max_prompt_length``
+tokens, raw text, as in RL mid-training) and continues it twice, greedy:
+
+- **with thinking**: the model writes ``<think>…</think>`` and then its guess at the next segment,
+  scored exactly as RL mid-training's reward (0 without a thought; otherwise the judge's verdict);
+- **without thinking**: an empty ``<think></think>`` is prefilled, so the model continues at once;
+  the continuation is judged the same way.
+
+The judge is RL mid-training's (``midtraining.rl.reward``: the offline overlap judge, or the
+annotator as an LLM judge). Also reported: the perplexity of the true suffix given the prefix
+(no thought), pooled over tokens. Every mean has a bootstrap interval over examples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+from prefect import task
+
+from tasks.evaluation.scoring import bootstrap_interval
+from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, MidtrainingRLSection
+from tasks.records import read_jsonl, write_jsonl
+from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.thinking import THINK_CLOSE, THINK_OPEN
+from tasks.training.rewards import llm_judge, midtrain_judge_reward, overlap_judge, split_thought
+
+EMPTY_THOUGHT = f"{THINK_OPEN}{THINK_CLOSE}"
+SUFFIX_TOKENS = 128  # perplexity over at most this many tokens of the true suffix
+
+
+def judge_continuations(predictions: list[str], prefixes: list[str], suffixes: list[str], judge: str, threshold: float,
+                        annotator=None) -> list[float]:
+    if judge == "llm":
+        return llm_judge(annotator, prefixes, predictions, suffixes)
+    return overlap_judge(predictions, suffixes, threshold)
+
+
+def pooled_perplexity(nll_sums: list[float], token_counts: list[int]) -> float:
+    return math.exp(sum(nll_sums) / max(1, sum(token_counts)))
+
+
+def perplexity_interval(nll_sums: list[float], token_counts: list[int], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of the pooled perplexity, resampling examples with replacement."""
+    rng, size = random.Random(seed), len(nll_sums)
+    values = []
+    for _ in range(resamples):
+        picks = [rng.randrange(size) for _ in range(size)]
+        values.append(pooled_perplexity([nll_sums[i] for i in picks], [token_counts[i] for i in picks]))
+    values.sort()
+    tail = (1 - confidence) / 2
+    return values[int(tail * resamples)], values[min(resamples - 1, int((1 - tail) * resamples))]
+
+
+def mean_with_interval(name: str, values: list[float], cfg: MidtrainingEvalSection) -> dict[str, float]:
+    low, high = bootstrap_interval(values, cfg.resamples, cfg.confidence, cfg.seed)
+    return {name: sum(values) / len(values), f"{name}_ci_low": low, f"{name}_ci_high": high}
+
+
+def suffix_nll(model, tokenizer, prompt: str, suffix: str) -> tuple[float, int]:
+    """(summed negative log-likelihood, tokens) of the true suffix after the prompt."""
+    import torch
+
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    suffix_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"][:SUFFIX_TOKENS]
+    if not suffix_ids:
+        return 0.0, 0
+    ids = torch.tensor([prompt_ids + suffix_ids], device=model.device)
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt_ids) - 1:-1].float()
+    nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids):], reduction="sum")
+    return float(nll), len(suffix_ids)
+
+
+def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: MidtrainingEvalSection, judge: str, threshold: float,
+                           annotator, dtype: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(one row per example, the summary metrics)."""
+    from tasks.generation import HFBackend, Sampling
+
+    backend = HFBackend(model_dir, dtype, cfg.batch_size)
+    prompts = [example["prompt"] for example in examples]
+    sampling = Sampling(max_new_tokens=cfg.max_new_tokens, stop_on_code_end=False)
+    thinking = [replies[0] for replies in backend.complete(prompts, sampling)]
+    direct = [replies[0] for replies in backend.complete([p + EMPTY_THOUGHT for p in prompts], sampling)]
+    prefixes, suffixes = [e["prefix"] for e in examples], [e["suffix"] for e in examples]
+    with_thought = midtrain_judge_reward(thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator)
+    without = judge_continuations(direct, prefixes, suffixes, judge, threshold, annotator)
+    likelihoods = [suffix_nll(backend.model, backend.tokenizer, p, s) for p, s in zip(prompts, suffixes)]
+    rows = []
+    for example, reply, plain, judged, judged_plain, (nll, tokens) in zip(examples, thinking, direct, with_thought, without, likelihoods):
+        thought, _ = split_thought(reply)
+        rows.append({"chunk_id": example["chunk_id"], "boundary": example["boundary"], "thinking_reply": reply,
+                     "direct_reply": plain, "reward_thinking": judged, "reward_no_thinking": judged_plain,
+                     "thought_words": len(thought.split()) if thought else 0, "suffix_nll": nll, "suffix_tokens": tokens})
+    nlls, counts = [r["suffix_nll"] for r in rows], [r["suffix_tokens"] for r in rows]
+    low, high = perplexity_interval(nlls, counts, cfg.resamples, cfg.confidence, cfg.seed)
+    metrics = {"examples": len(rows), **mean_with_interval("judge_reward_thinking", with_thought, cfg),
+               **mean_with_interval("judge_reward_no_thinking", without, cfg),
+               "opens_with_thought": sum(1 for r in rows if r["thought_words"]) / len(rows),
+               "thought_words": sum(r["thought_words"] for r in rows) / len(rows),
+               "suffix_perplexity": pooled_perplexity(nlls, counts), "suffix_perplexity_ci_low": low, "suffix_perplexity_ci_high": high}
+    return rows, metrics
+
+
+def held_out_examples(rows: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None) -> list[dict[str, Any]]:
+    """The held-out (prefix, suffix) pairs with the prompt each model sees (the prefix's last tokens)."""
+    from tasks.training.stages import midtraining_rl_rows
+
+    prompts, _ = midtraining_rl_rows(rows, tokenizer, max_prompt_length, limit)
+    return [{**row, "prompt": prompt["prompt"]} for row, prompt in zip(rows[:limit] if limit else rows, prompts)]
+
+
+@task(name="midtraining-eval", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
+      cache_policy=stage_cache(), persist_result=True)
+def evaluate_midtraining(model_id: str, held_out_id: str, cfg: MidtrainingEvalSection, rl: MidtrainingRLSection,
+                         judge_model_id: str | None, annotator: AnnotatorConfig, dtype: str) -> str:
+    """A report: report.json (judge reward with and without thinking, suffix perplexity, each with
+    an interval) and rows.jsonl (every example's two replies and scores)."""
+    from transformers import AutoTokenizer
+
+    from tasks.annotators import make_annotator
+
+    judged_by_llm = rl.reward.judge == "llm"
+    inputs = {"model": model_id, "held_out": held_out_id, **({"judge": judge_model_id} if judged_by_llm and judge_model_id else {})}
+    params = {"evaluate": cfg.to_json(), "judge": rl.reward.to_json(), "max_prompt_length": rl.max_prompt_length, "dtype": dtype,
+              **({"judge_model": annotator.cache_key()} if judged_by_llm else {})}
+    with StageRun("midtraining_eval", inputs=inputs, params=params) as run:
+        rows = read_jsonl(run.input_path("held_out") / "train.jsonl")
+        if not rows:
+            raise ValueError(f"the held-out set {held_out_id} is empty: set corpus.eval_fraction > 0")
+        tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
+        examples = held_out_examples(rows, tokenizer, rl.max_prompt_length, cfg.limit)
+        judge_client = None
+        if judged_by_llm:
+            judge_dir = run.input_path("judge") if "judge" in inputs else None
+            judge_client = make_annotator(annotator, judge_dir, run.store.home / "cache" / "annotator", dtype)
+        scored, metrics = evaluate_continuations(run.input_path("model"), examples, cfg, rl.reward.judge, rl.reward.threshold,
+                                                 judge_client, dtype)
+        run.log.info("mid-training eval of %s on %d held-out examples: %s", model_id, len(scored), json.dumps(metrics))
+        staged = run.staging("report")
+        write_jsonl(staged / "rows.jsonl", scored)
+        (staged / "report.json").write_text(json.dumps({"model": model_id, "held_out": held_out_id, "judge": rl.reward.judge,
+                                                        **metrics}, indent=1))
+        return run.output("report", staged, kind="report", name="midtraining-evaluation", metadata={"model": model_id},
+                          metrics=metrics)

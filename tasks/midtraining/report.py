@@ -1,0 +1,96 @@
+"""The mid-training comparison: the held-out evaluation of every model side by side (judge reward
+with and without thinking, suffix perplexity, intervals), and the paper's two figures as PNGs:
+RL mid-training's judge reward and thinking length per step, and the post-training reward per
+step of every RLVR arm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from tasks.evaluation.report import markdown_table
+from tasks.plots import pyplot
+from tasks.stage_run import StageRun, stage_cache
+
+
+def interval(metrics: dict[str, float], name: str, digits: int = 3) -> str:
+    return f"{metrics[name]:.{digits}f} [{metrics[name + '_ci_low']:.{digits}f}, {metrics[name + '_ci_high']:.{digits}f}]"
+
+
+def arms_table(labels: list[str], reports: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "held-out examples", "judge reward, thinking", "judge reward, no thinking", "opens with a thought",
+              "thought words", "suffix perplexity"]
+    rows = [[label, str(r["examples"]), interval(r, "judge_reward_thinking"), interval(r, "judge_reward_no_thinking"),
+             f"{r['opens_with_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]
+            for label, r in zip(labels, reports)]
+    return header, rows
+
+
+def draw_rlmt(reward: list[tuple[int, float]], thought_words: list[tuple[int, float]], path: Path) -> bool:
+    """Judge reward (left axis) and thought length in words (right axis) per RL mid-training step."""
+    if not reward:
+        return False
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=110)
+    steps, values = zip(*reward)
+    axes.plot(steps, values, marker="o", markersize=3, color="tab:blue", label="judge reward")
+    axes.set_xlabel("RL mid-training step")
+    axes.set_ylabel("mean judge reward", color="tab:blue")
+    if thought_words:
+        other = axes.twinx()
+        steps, values = zip(*thought_words)
+        other.plot(steps, values, marker="s", markersize=3, color="tab:orange", label="thought words")
+        other.set_ylabel("mean thought length (words)", color="tab:orange")
+    axes.set_title("RL mid-training: reward and thinking length")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def draw_post_training(curves: dict[str, list[tuple[int, float]]], path: Path) -> bool:
+    present = {arm: points for arm, points in curves.items() if points}
+    if not present:
+        return False
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=110)
+    for arm, points in present.items():
+        steps, values = zip(*points)
+        axes.plot(steps, values, marker="o", markersize=3, label=arm)
+    axes.set_title("RLVR post-training reward per arm")
+    axes.set_xlabel("RLVR step")
+    axes.set_ylabel("mean reward")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+@task(name="compare-midtraining", cache_policy=stage_cache(), persist_result=True)
+def compare_midtraining(report_ids: list[str], labels: list[str], rlmt_id: str, rlvr_ids: dict[str, str]) -> str:
+    """comparison.md/json (the arms table), rlmt.png, post_training.png (when RLVR ran)."""
+    inputs = {**{f"report_{i}": r for i, r in enumerate(report_ids)}, "rlmt": rlmt_id,
+              **{f"rlvr_{arm}": checkpoint for arm, checkpoint in rlvr_ids.items()}}
+    with StageRun("compare_midtraining", inputs=inputs, params={"labels": labels, "arms": list(rlvr_ids)}) as run:
+        reports = [json.loads((run.input_path(f"report_{i}") / "report.json").read_text()) for i in range(len(report_ids))]
+        header, rows = arms_table(labels, reports)
+        table = markdown_table(header, rows)
+        staged = run.staging("comparison")
+        drew_rlmt = draw_rlmt(run.lineage.metric_series(rlmt_id, "reward_judge"), run.lineage.metric_series(rlmt_id, "reward_thought_words"),
+                              staged / "rlmt.png")
+        curves = {arm: run.lineage.metric_series(checkpoint, "reward") for arm, checkpoint in rlvr_ids.items()}
+        drew_post = draw_post_training(curves, staged / "post_training.png")
+        (staged / "comparison.md").write_text(table + "\n")
+        (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids)),
+                                                            "rlvr": rlvr_ids, "post_training_curves": curves}, indent=1))
+        run.log.info("mid-training comparison:\n%s", table)
+        return run.output("comparison", staged, kind="report", name="midtraining-comparison",
+                          metadata={"labels": labels, "plots": [n for n, drew in (("rlmt.png", drew_rlmt), ("post_training.png", drew_post))
+                                                                if drew]},
+                          metrics={"models": len(report_ids)})
