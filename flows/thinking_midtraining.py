@@ -22,8 +22,10 @@ from flows.runtime.stage_log import StageLog
 from flows.stage_sequences import annotator_model, code_problems, evaluate_checkpoints, final_outputs, pipeline_recipe
 from tasks.midtraining.corpus import annotate_corpus_shard, assemble_corpus, chunk_corpus, raw_corpus, shard_count
 from tasks.midtraining.evaluation import evaluate_midtraining
+from tasks.midtraining.judge_agreement import measure_judge_agreement
 from tasks.midtraining.report import compare_midtraining
 from tasks.models import build_base_model
+from tasks.recipe import ModelConfig
 from tasks.problems.math_problems import load_math_problems
 from tasks.training.stages import train_grpo, train_math_rl, train_midtraining_rl, train_sft
 
@@ -62,6 +64,12 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
         math_problems = stages.run("math problems", load_math_problems, mid.math_source)
         finals = {arm: stages.run(f"rlvr (math) from {arm}", train_math_rl, starts[arm], math_problems, recipe.rl,
                                   recipe.prompts.system) for arm in mid.arms}
+    if held_out_reports and mid.agreement_judge is not None:
+        judge = mid.agreement_judge
+        judge_model = None if judge.kind == "openai" else base_model if judge.model == "policy" else \
+            stages.run("agreement judge model", build_base_model, ModelConfig(name=judge.model))
+        stages.run("judge agreement", measure_judge_agreement, list(held_out_reports.values()), list(held_out_reports), held_out,
+                   judge, judge_model, mid.rl.reward.threshold, recipe.model.torch_dtype)
     if held_out_reports:
         rlvr = {arm: finals[arm] for arm in mid.arms} if mid.post_training != "none" else {}
         stages.run("mid-training comparison", compare_midtraining, list(held_out_reports.values()), list(held_out_reports),

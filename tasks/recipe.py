@@ -354,6 +354,9 @@ class MidtrainingSection(Section):
     # base | sft_raw (SFT on the same chunks without thoughts, same budget) | sft_think | sft_think_rlmt
     arms: list[Literal["base", "sft_raw", "sft_think", "sft_think_rlmt"]] = ["sft_think_rlmt"]
     evaluate: MidtrainingEvalSection = MidtrainingEvalSection()
+    # an LLM judge (e.g. kind: openai at a `thinkflow serve-annotator` endpoint) scored against the overlap
+    # judge on every held-out (prediction, truth) pair: the `judge agreement` stage (needs corpus.eval_fraction > 0)
+    agreement_judge: AnnotatorConfig | None = None
 
     @model_validator(mode="after")
     def _math_needs_source(self) -> "MidtrainingSection":

@@ -8,17 +8,24 @@ ARMS = ["base", "sft_raw", "sft_think", "sft_think_rlmt"]
 ALL_ARMS = [f"midtraining.arms=[{','.join(ARMS)}]"]
 
 
-def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness, home):
+def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness, home, tiny_model_dir):
     from flows.thinking_midtraining import thinking_midtraining
     from storage import ArtifactStore, LineageStore
+    from tasks.annotator_server import AnnotatorServer
     from tasks.thinking import THINK_OPEN
 
-    first = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS)
+    with AnnotatorServer(tiny_model_dir, "tiny") as server:  # the LLM judge behind a real HTTP server
+        judge = [f"midtraining.agreement_judge.{key}={value}" for key, value in (("kind", "openai"), ("model", "tiny"),
+                                                                                 ("base_url", server.url), ("cache", "false"))]
+        first = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + judge)
+        served = server.stats.as_dict()["served"]
+        second = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + judge)
     stages = {s["stage"]: s for s in first["stages"]}
     assert list(stages) == ["base model", "chunks", "annotate (3 shards)", "corpus", "mid-training sft", "mid-training rl",
                             "raw corpus", "mid-training sft (raw)", *[f"mid-training eval {arm}" for arm in ARMS],
                             "problems", "filter", "split", *[f"rlvr (code) from {arm}" for arm in ARMS], "eval set", "evaluate base",
-                            *[f"evaluate rlvr from {arm}" for arm in ARMS], "compare", "mid-training comparison"]
+                            *[f"evaluate rlvr from {arm}" for arm in ARMS], "compare", "judge agreement",
+                            "mid-training comparison"]
     sft_id, rl_id, held_out_id = stages["corpus"]["artifact_ids"]
     metrics = stages["corpus"]["metrics"][sft_id]
     assert metrics["chunks"] == 12 and 0 < metrics["acceptance_rate"] <= 1 and metrics["thoughts_per_sample"] >= 1
@@ -70,5 +77,7 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     assert all(f"| {arm} |" in table for arm in ARMS) and "suffix perplexity" in table
     assert (comparison / "rlmt.png").stat().st_size > 0 and (comparison / "post_training.png").stat().st_size > 0
     assert [s for s, _ in lineage.metric_series(ids["mid-training rl"], "reward_thought_words")] == [1, 2]
-    second = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS)
+    agreement = lineage.metrics_of(ids["judge agreement"])
+    assert agreement["pairs"] == 2 * len(ARMS) * len(held) == served  # every pair went to the served judge once
+    assert agreement["both_yes"] + agreement["both_no"] + agreement["only_first"] + agreement["only_second"] == agreement["pairs"]
     assert second["all_cached"] and [s["artifact_ids"] for s in second["stages"]] == [s["artifact_ids"] for s in first["stages"]]

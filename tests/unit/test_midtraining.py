@@ -1,5 +1,6 @@
 """The thinking-midtraining corpus: chunking, segments, verification, the RL half's splits."""
 
+import pytest
 from transformers import AutoTokenizer
 
 from tasks.midtraining.corpus import (
@@ -53,3 +54,17 @@ def test_rl_examples_hold_every_prefix_thought_suffix_split():
     ]
     halves = [in_rl_half(f"doc#{i}", 0.5, 0) for i in range(200)]
     assert 70 < sum(halves) < 130 and halves == [in_rl_half(f"doc#{i}", 0.5, 0) for i in range(200)]
+
+
+def test_judge_agreement_counts_the_table_and_kappa():
+    from tasks.midtraining.judge_agreement import agreement_stats
+
+    llm, overlap = [1, 1, 0, 0, 1, 0, 0, 0], [1, 0, 0, 0, 1, 1, 0, 0]
+    stats = agreement_stats(llm, overlap)
+    assert (stats["both_yes"], stats["both_no"], stats["only_first"], stats["only_second"]) == (2, 4, 1, 1)
+    assert stats["agreement"] == 6 / 8
+    # expected by chance: 3/8 * 3/8 + 5/8 * 5/8 = 34/64; kappa = (48/64 - 34/64) / (30/64)
+    assert abs(stats["cohen_kappa"] - 14 / 30) < 1e-12
+    assert agreement_stats([1, 1], [1, 1])["cohen_kappa"] == 1.0
+    with pytest.raises(ValueError, match="equally long"):
+        agreement_stats([1], [1, 0])
