@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 
 from tasks.evaluation.report import markdown_table
-from tasks.plots import pyplot
+from tasks.plots import draw_curve, pyplot
 from tasks.stage_run import StageRun, stage_cache
 
 
@@ -53,23 +53,7 @@ def draw_rlmt(reward: list[tuple[int, float]], thought_words: list[tuple[int, fl
 
 
 def draw_post_training(curves: dict[str, list[tuple[int, float]]], path: Path) -> bool:
-    present = {arm: points for arm, points in curves.items() if points}
-    if not present:
-        return False
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=110)
-    for arm, points in present.items():
-        steps, values = zip(*points)
-        axes.plot(steps, values, marker="o", markersize=3, label=arm)
-    axes.set_title("RLVR post-training reward per arm")
-    axes.set_xlabel("RLVR step")
-    axes.set_ylabel("mean reward")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return True
+    return draw_curve(curves, tuple(curves), "RLVR post-training reward per arm", "mean reward", path)
 
 
 @task(name="compare-midtraining", cache_policy=stage_cache(), persist_result=True)
