@@ -333,9 +333,10 @@ class MidtrainingRLSection(RLSection):
 
 class MidtrainingEvalSection(Section):
     """The held-out mid-training evaluation (``corpus.eval_fraction`` > 0): each model continues
-    held-out prefixes with and without a thought, judged as in RL mid-training, and the
-    perplexity of the true suffix."""
-    max_new_tokens: int = Field(default=64, ge=4)  # thought and continuation together
+    held-out prefixes with a thought (``<think>`` prefilled) and without (an empty one prefilled),
+    judged as in RL mid-training, and the perplexity of the true suffix."""
+    max_new_tokens: int = Field(default=48, ge=4)  # the continuation's budget, the same with and without a thought
+    thought_tokens: int = Field(default=32, ge=1)  # added to it when thinking, for the thought itself
     batch_size: int = Field(default=8, ge=1)
     limit: int | None = Field(default=None, ge=1)  # at most this many (prefix, suffix) examples
     resamples: int = Field(default=1000, ge=100)

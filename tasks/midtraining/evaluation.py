@@ -4,10 +4,14 @@ Its examples are chunks no stage trained on (``corpus.eval_fraction``), cut at e
 boundary into (prefix, true suffix). Each model sees the prefix (its last ``max_prompt_length``
 tokens, raw text, as in RL mid-training) and continues it twice, greedy:
 
-- **with thinking**: the model writes ``<think>…</think>`` and then its guess at the next segment,
-  scored exactly as RL mid-training's reward (0 without a thought; otherwise the judge's verdict);
-- **without thinking**: an empty ``<think></think>`` is prefilled, so the model continues at once;
-  the continuation is judged the same way.
+- **with thinking**: ``<think>`` is prefilled, so every model (the base and the raw-SFT one too)
+  writes a thought, closes it and guesses the next segment; scored as RL mid-training's reward
+  (0 when the thought is not closed within ``thought_tokens`` + ``max_new_tokens``; otherwise the
+  judge's verdict on the guess, cut to ``max_new_tokens`` tokens);
+- **without thinking**: an empty ``<think></think>`` is prefilled, so the model continues at once
+  for ``max_new_tokens``; the continuation is judged the same way.
+
+Both guesses get the same token budget, so a longer guess never wins recall by its length.
 
 The judge is RL mid-training's (``midtraining.rl.reward``: the offline overlap judge, or the
 annotator as an LLM judge). Also reported: the perplexity of the true suffix given the prefix
@@ -77,6 +81,16 @@ def suffix_nll(model, tokenizer, prompt: str, suffix: str) -> tuple[float, int]:
     return float(nll), len(suffix_ids)
 
 
+def cut_guess(reply: str, tokenizer, max_tokens: int) -> str:
+    """The reply with its guess after a closed thought cut to ``max_tokens`` tokens (unchanged when
+    the thought never closed: that reply scores 0)."""
+    thought, guess = split_thought(reply)
+    if thought is None:
+        return reply
+    ids = tokenizer(guess, add_special_tokens=False)["input_ids"]
+    return reply if len(ids) <= max_tokens else reply[:len(reply) - len(guess)] + tokenizer.decode(ids[:max_tokens])
+
+
 def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: MidtrainingEvalSection, judge: str, threshold: float,
                            annotator, dtype: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """(one row per example, the summary metrics)."""
@@ -84,8 +98,10 @@ def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: Midtr
 
     backend = HFBackend(model_dir, dtype, cfg.batch_size)
     prompts = [example["prompt"] for example in examples]
+    with_room = Sampling(max_new_tokens=cfg.max_new_tokens + cfg.thought_tokens, stop_on_code_end=False)
+    thinking = [cut_guess(THINK_OPEN + replies[0], backend.tokenizer, cfg.max_new_tokens)
+                for replies in backend.complete([p + THINK_OPEN for p in prompts], with_room)]
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, stop_on_code_end=False)
-    thinking = [replies[0] for replies in backend.complete(prompts, sampling)]
     direct = [replies[0] for replies in backend.complete([p + EMPTY_THOUGHT for p in prompts], sampling)]
     prefixes, suffixes = [e["prefix"] for e in examples], [e["suffix"] for e in examples]
     with_thought = midtrain_judge_reward(thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator)
@@ -101,7 +117,7 @@ def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: Midtr
     low, high = perplexity_interval(nlls, counts, cfg.resamples, cfg.confidence, cfg.seed)
     metrics = {"examples": len(rows), **mean_with_interval("judge_reward_thinking", with_thought, cfg),
                **mean_with_interval("judge_reward_no_thinking", without, cfg),
-               "opens_with_thought": sum(1 for r in rows if r["thought_words"]) / len(rows),
+               "closes_thought": sum(1 for r in rows if split_thought(r["thinking_reply"])[0] is not None) / len(rows),
                "thought_words": sum(r["thought_words"] for r in rows) / len(rows),
                "suffix_perplexity": pooled_perplexity(nlls, counts), "suffix_perplexity_ci_low": low, "suffix_perplexity_ci_high": high}
     return rows, metrics

@@ -21,10 +21,10 @@ def interval(metrics: dict[str, float], name: str, digits: int = 3) -> str:
 
 
 def arms_table(labels: list[str], reports: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "held-out examples", "judge reward, thinking", "judge reward, no thinking", "opens with a thought",
+    header = ["model", "held-out examples", "judge reward, thinking", "judge reward, no thinking", "closes its thought",
               "thought words", "suffix perplexity"]
     rows = [[label, str(r["examples"]), interval(r, "judge_reward_thinking"), interval(r, "judge_reward_no_thinking"),
-             f"{r['opens_with_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]
+             f"{r['closes_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]
             for label, r in zip(labels, reports)]
     return header, rows
 

@@ -68,3 +68,18 @@ def test_judge_agreement_counts_the_table_and_kappa():
     assert agreement_stats([1, 1], [1, 1])["cohen_kappa"] == 1.0
     with pytest.raises(ValueError, match="equally long"):
         agreement_stats([1], [1, 0])
+
+
+def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_model_dir):
+    from tasks.midtraining.evaluation import cut_guess
+    from tasks.training.rewards import split_thought
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    guess = "return sorted(values, key=len) if values else []"
+    budget = len(tokenizer(guess, add_special_tokens=False)["input_ids"]) - 3
+    thought, cut = split_thought(cut_guess(f"<think>sort by length</think>{guess}", tokenizer, budget))
+    assert thought == "sort by length" and guess.startswith(cut) and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == budget
+    short = "<think>x</think>return []"
+    assert cut_guess(short, tokenizer, budget) == short
+    unclosed = "<think>still thinking about " + guess
+    assert cut_guess(unclosed, tokenizer, 2) == unclosed and split_thought(unclosed)[0] is None
