@@ -16,6 +16,16 @@ CURVES = {  # file: (title, y label, series drawn)
 }
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def integer_steps():
+    """Tick marks on whole steps only (a 3-step run is not labelled 1.25, 1.5, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def pyplot():
     """matplotlib's pyplot on the Agg backend (files only, no display)."""
     import matplotlib
@@ -33,9 +43,13 @@ def draw_curve(series: Series, names: tuple[str, ...], title: str, ylabel: str, 
     if not present:
         return False
     figure, axes = plt.subplots(figsize=(7, 4), dpi=110)
-    for name in present:
+    for i, name in enumerate(present):
         steps, values = zip(*series[name])
-        axes.plot(steps, values, marker="o" if len(steps) < 40 else None, markersize=3, linewidth=1.6, label=name)
+        # curves that coincide (flat runs, arms with the same reward) stay visible: each series
+        # has its own dash and a marker a size smaller than the one drawn before it
+        axes.plot(steps, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)], marker="o" if len(steps) < 40 else None,
+                  markersize=max(2, 3 + 2 * (len(present) - 1 - i)), linewidth=1.6, label=name)
+    axes.xaxis.set_major_locator(integer_steps())
     axes.set_title(title)
     axes.set_xlabel("step")
     axes.set_ylabel(ylabel)

@@ -63,7 +63,10 @@ class ProgressReport:
                  emit: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
         self.what, self.total, self.unit, self.every_s = what, total, unit, every_s
         self.clock = clock
-        self.emit = emit or (lambda line: progress_logger().info("%s", line))
+        # the logger is taken here, in the caller's thread: worker threads (the annotator's, the
+        # sandbox's) are outside the Prefect run context and would fall back to a silent logger
+        logger = progress_logger()
+        self.emit = emit or (lambda line: logger.info("%s", line))
         self.done = 0
         self.started = clock()
         self.last_line = self.started

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import task
 
 from tasks.evaluation.report import markdown_table
-from tasks.plots import draw_curve, pyplot
+from tasks.plots import draw_curve, integer_steps, pyplot
 from tasks.stage_run import StageRun, stage_cache
 
 
@@ -44,6 +44,7 @@ def draw_rlmt(reward: list[tuple[int, float]], thought_words: list[tuple[int, fl
         steps, values = zip(*thought_words)
         other.plot(steps, values, marker="s", markersize=3, color="tab:orange", label="thought words")
         other.set_ylabel("mean thought length (words)", color="tab:orange")
+    axes.xaxis.set_major_locator(integer_steps())
     axes.set_title("RL mid-training: reward and thinking length")
     axes.grid(alpha=0.3)
     figure.tight_layout()

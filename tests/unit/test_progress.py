@@ -98,3 +98,40 @@ def test_a_long_training_step_is_reported_while_it_runs():
         time.sleep(0.05)
     callback.on_train_end(args, state, None)
     assert "grpo: step 3/8 running for " in " ".join(lines), lines
+
+
+def test_lines_from_worker_threads_reach_the_task_runs_log(prefect_harness):
+    """The annotator and the sandbox count finished items in their own threads, which are outside
+    Prefect's run context: every line still goes to the task run's logger."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect import flow, task
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    @task
+    def count_in_threads():
+        report = ProgressReport("annotator requests", 4, "replies", every_s=0)
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: report(1), range(4)))
+
+    @flow
+    def counting():
+        count_in_threads()
+
+    kept = Keep()
+    task_runs = logging.getLogger("prefect.task_runs")
+    task_runs.addHandler(kept)
+    try:
+        counting()
+    finally:
+        task_runs.removeHandler(kept)
+    lines = [m for m in kept.messages if m.startswith("annotator requests:")]
+    assert [line.split(" replies")[0] for line in lines] == [f"annotator requests: {n}/4" for n in range(5)]
