@@ -53,7 +53,7 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
         held_out_reports = {model: stages.run(f"mid-training eval {model}", evaluate_midtraining, starts[model], held_out,
                                               mid.evaluate, mid.rl, annotator_id, annotator, recipe.model.torch_dtype)
                             for model in MODELS if model in starts}
-    finals, evaluation = {"sft_think_rlmt": rlmt_model}, None
+    finals, evaluation, agreement = {"sft_think_rlmt": rlmt_model}, None, None
     if mid.post_training == "code":
         loaded, train = code_problems(stages, recipe, base_model)
         finals = {arm: stages.run(f"rlvr (code) from {arm}", train_grpo, starts[arm], train, recipe.rl, recipe.sandbox,
@@ -68,12 +68,13 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
         judge = mid.agreement_judge
         judge_model = None if judge.kind == "openai" else base_model if judge.model == "policy" else \
             stages.run("agreement judge model", build_base_model, ModelConfig(name=judge.model))
-        stages.run("judge agreement", measure_judge_agreement, list(held_out_reports.values()), list(held_out_reports), held_out,
-                   judge, judge_model, mid.rl.reward.threshold, recipe.model.torch_dtype)
+        agreement = stages.run("judge agreement", measure_judge_agreement, list(held_out_reports.values()), list(held_out_reports),
+                               held_out, judge, judge_model, mid.rl.reward.threshold, recipe.model.torch_dtype)
     if held_out_reports:
         rlvr = {arm: finals[arm] for arm in mid.arms} if mid.post_training != "none" else {}
+        rlvr_reports = {arm: evaluation.reports[(arm_label(arm), recipe.evaluate.variants[0])] for arm in mid.arms} if evaluation else {}
         stages.run("mid-training comparison", compare_midtraining, list(held_out_reports.values()), list(held_out_reports),
-                   rlmt_model, rlvr)
+                   rlmt_model, rlvr, rlvr_reports, agreement)
     main_arm = "sft_think_rlmt" if "sft_think_rlmt" in finals else next(iter(finals))
     return stages.finish(comparison=evaluation and evaluation.comparison,
                          outputs=final_outputs(finals[main_arm], evaluation, arm_label(main_arm), recipe))

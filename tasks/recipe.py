@@ -255,7 +255,7 @@ class SFTSection(Section):
                                        "num_train_epochs": None, "learning_rate": self.think_tokens.stage1_learning_rate})
 
 
-THINK_ANYWHERE_TERMS = ("correct", "upfront_think", "inline_think")
+THINK_ANYWHERE_TERMS = ("correct", "tests_passed", "upfront_think", "inline_think")
 
 
 class RewardSection(Section):

@@ -1,5 +1,6 @@
 """The mid-training comparison: the held-out evaluation of every model side by side (judge reward
-with and without thinking, suffix perplexity, intervals), and the paper's two figures as PNGs:
+with and without thinking, suffix perplexity, and pass@1 after RLVR post-training from it, all
+with intervals), the judge agreement when it was measured, and the paper's two figures as PNGs:
 RL mid-training's judge reward and thinking length per step, and the post-training reward per
 step of every RLVR arm."""
 
@@ -20,13 +21,38 @@ def interval(metrics: dict[str, float], name: str, digits: int = 3) -> str:
     return f"{metrics[name]:.{digits}f} [{metrics[name + '_ci_low']:.{digits}f}, {metrics[name + '_ci_high']:.{digits}f}]"
 
 
-def arms_table(labels: list[str], reports: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def pass_at_1(report: dict[str, Any] | None) -> str:
+    """pass@1 over all of an evaluation report's problems, with its interval ("–" when not evaluated)."""
+    if report is None:
+        return "–"
+    scores = report["pass_at_k"]["all"]
+    return f"{scores['pass@1']:.3f} [{scores['pass@1_ci'][0]:.3f}, {scores['pass@1_ci'][1]:.3f}] ({scores['problems']} problems)"
+
+
+def arms_table(labels: list[str], reports: list[dict[str, Any]],
+               after_rlvr: dict[str, dict[str, Any]] | None = None) -> tuple[list[str], list[list[str]]]:
+    """One row per held-out model; ``after_rlvr`` maps a model to the evaluation of the RLVR
+    checkpoint that started from it."""
     header = ["model", "held-out examples", "judge reward, thinking", "judge reward, no thinking", "closes its thought",
-              "thought words", "suffix perplexity"]
+              "thought words", "suffix perplexity"] + (["pass@1 after RLVR from it"] if after_rlvr else [])
     rows = [[label, str(r["examples"]), interval(r, "judge_reward_thinking"), interval(r, "judge_reward_no_thinking"),
              f"{r['closes_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]
+            + ([pass_at_1(after_rlvr.get(label))] if after_rlvr else [])
             for label, r in zip(labels, reports)]
     return header, rows
+
+
+def agreement_lines(stats: dict[str, Any]) -> str:
+    """The judge agreement in a few lines of markdown."""
+    return "\n".join([
+        f"Judge agreement (LLM judge `{stats['llm_judge']['model']}` vs overlap F1 ≥ {stats['overlap_threshold']}) on "
+        f"{stats['pairs']} held-out (prediction, truth) pairs: agreement {interval(stats, 'agreement')}, "
+        f"Cohen's kappa {interval(stats, 'cohen_kappa')}; yes-rates LLM {stats['yes_rate_first']:.3f}, "
+        f"overlap {stats['yes_rate_second']:.3f}; both yes {stats['both_yes']}, both no {stats['both_no']}, "
+        f"only LLM {stats['only_first']}, only overlap {stats['only_second']}.",
+        f"LLM judge on control pairs: YES to the true continuation {stats['llm_yes_rate_on_truth']:.3f} "
+        f"({stats['truth_controls']} pairs), YES to another example's continuation {stats['llm_yes_rate_on_mismatch']:.3f} "
+        f"({stats['mismatch_controls']} pairs)."])
 
 
 def draw_rlmt(reward: list[tuple[int, float]], thought_words: list[tuple[int, float]], path: Path) -> bool:
@@ -58,23 +84,32 @@ def draw_post_training(curves: dict[str, list[tuple[int, float]]], path: Path) -
 
 
 @task(name="compare-midtraining", cache_policy=stage_cache(), persist_result=True)
-def compare_midtraining(report_ids: list[str], labels: list[str], rlmt_id: str, rlvr_ids: dict[str, str]) -> str:
-    """comparison.md/json (the arms table), rlmt.png, post_training.png (when RLVR ran)."""
+def compare_midtraining(report_ids: list[str], labels: list[str], rlmt_id: str, rlvr_ids: dict[str, str],
+                        rlvr_report_ids: dict[str, str] | None = None, agreement_id: str | None = None) -> str:
+    """comparison.md/json (the arms table, the judge agreement), rlmt.png, post_training.png (when
+    RLVR ran). ``rlvr_report_ids`` maps an arm to the evaluation report of its RLVR checkpoint."""
+    rlvr_report_ids = rlvr_report_ids or {}
     inputs = {**{f"report_{i}": r for i, r in enumerate(report_ids)}, "rlmt": rlmt_id,
-              **{f"rlvr_{arm}": checkpoint for arm, checkpoint in rlvr_ids.items()}}
+              **{f"rlvr_{arm}": checkpoint for arm, checkpoint in rlvr_ids.items()},
+              **{f"rlvr_report_{arm}": report for arm, report in rlvr_report_ids.items()},
+              **({"agreement": agreement_id} if agreement_id else {})}
     with StageRun("compare_midtraining", inputs=inputs, params={"labels": labels, "arms": list(rlvr_ids)}) as run:
         reports = [json.loads((run.input_path(f"report_{i}") / "report.json").read_text()) for i in range(len(report_ids))]
-        header, rows = arms_table(labels, reports)
+        after_rlvr = {arm: json.loads((run.input_path(f"rlvr_report_{arm}") / "report.json").read_text()) for arm in rlvr_report_ids}
+        header, rows = arms_table(labels, reports, after_rlvr)
         table = markdown_table(header, rows)
+        agreement = json.loads((run.input_path("agreement") / "agreement.json").read_text()) if agreement_id else None
+        text = table + ("\n\n" + agreement_lines(agreement) if agreement else "")
         staged = run.staging("comparison")
         drew_rlmt = draw_rlmt(run.lineage.metric_series(rlmt_id, "reward_judge"), run.lineage.metric_series(rlmt_id, "reward_thought_words"),
                               staged / "rlmt.png")
         curves = {arm: run.lineage.metric_series(checkpoint, "reward") for arm, checkpoint in rlvr_ids.items()}
         drew_post = draw_post_training(curves, staged / "post_training.png")
-        (staged / "comparison.md").write_text(table + "\n")
+        (staged / "comparison.md").write_text(text + "\n")
         (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids)),
-                                                            "rlvr": rlvr_ids, "post_training_curves": curves}, indent=1))
-        run.log.info("mid-training comparison:\n%s", table)
+                                                            "rlvr": rlvr_ids, "rlvr_reports": rlvr_report_ids,
+                                                            "post_training_curves": curves, "judge_agreement": agreement}, indent=1))
+        run.log.info("mid-training comparison:\n%s", text)
         return run.output("comparison", staged, kind="report", name="midtraining-comparison",
                           metadata={"labels": labels, "plots": [n for n, drew in (("rlmt.png", drew_rlmt), ("post_training.png", drew_post))
                                                                 if drew]},

@@ -2,6 +2,8 @@
 
 ``think_anywhere`` is ``0.9·correct + 0.02·upfront_think + 0.08·inline_think``:
 * ``correct``: 1 when the sandbox verdict is ``passed`` (all tests), else 0;
+* ``tests_passed`` (not in the default, weight 0 unless a recipe names it): the share of the
+  problem's test cases passed, a denser verifiable reward for a model that rarely passes them all;
 * ``upfront_think``: 1 when the response opens with a non-empty ``<think>…</think>`` block and
   has a closed ```python block;
 * ``inline_think``: 1 when, on a line of the first closed ```python block, a ``<thinkanywhere>``
@@ -60,6 +62,12 @@ def correct_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]],
     return scores
 
 
+def tests_passed_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], **_: Any) -> list[float]:
+    """The share of each solution's test cases that passed (0 when none ran)."""
+    correct_term(completions, verdicts)  # the same checks: as many verdicts as completions, no infrastructure error
+    return [verdict["passed"] / verdict["total"] if verdict.get("total") else 0.0 for verdict in verdicts]
+
+
 def upfront_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
     return [1.0 if format_credit(completion_text(c)).upfront_think else 0.0 for c in completions]
 
@@ -70,6 +78,7 @@ def inline_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
 
 THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
     "correct": correct_term,
+    "tests_passed": tests_passed_term,
     "upfront_think": upfront_think_term,
     "inline_think": inline_think_term,
 }
@@ -185,9 +194,19 @@ def math_reward(completions: Sequence[Any], answer: Sequence[str], **_: Any) -> 
 
 def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
     weights = {**DEFAULT_WEIGHTS, **settings.get("weights", {})}
+    last: dict[str, Any] = {}
+
+    def verdicts_of(completions, problem_json):  # TRL calls each term on the same rollouts: run them once
+        key = json.dumps([[completion_text(c) for c in completions], list(problem_json)])
+        if last.get("key") != key:
+            last.update(key=key, verdicts=sandbox_verdicts(completions, problem_json, sandbox_cfg))
+        return last["verdicts"]
 
     def correct(completions, problem_json, **kwargs):
-        return correct_term(completions, sandbox_verdicts(completions, problem_json, sandbox_cfg))
+        return correct_term(completions, verdicts_of(completions, problem_json))
+
+    def tests_passed(completions, problem_json, **kwargs):
+        return tests_passed_term(completions, verdicts_of(completions, problem_json))
 
     def upfront_think(completions, **kwargs):
         return upfront_think_term(completions)
@@ -195,7 +214,8 @@ def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     def inline_think(completions, **kwargs):
         return inline_think_term(completions)
 
-    functions = {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think}
+    functions = {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think,
+                 **({"tests_passed": tests_passed} if "tests_passed" in weights else {})}
     return {name: (function, weights[name]) for name, function in functions.items()}
 
 

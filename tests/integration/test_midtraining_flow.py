@@ -78,6 +78,9 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     assert (comparison / "rlmt.png").stat().st_size > 0 and (comparison / "post_training.png").stat().st_size > 0
     assert [s for s, _ in lineage.metric_series(ids["mid-training rl"], "reward_thought_words")] == [1, 2]
     agreement = lineage.metrics_of(ids["judge agreement"])
-    assert agreement["pairs"] == 2 * len(ARMS) * len(held) == served  # every pair went to the served judge once
+    assert agreement["pairs"] == 2 * len(ARMS) * len(held) and agreement["truth_controls"] == len(held)
+    assert served == agreement["pairs"] + agreement["truth_controls"] + agreement["mismatch_controls"]  # each asked once
+    assert agreement["agreement_ci_low"] <= agreement["agreement"] <= agreement["agreement_ci_high"]
+    assert "pass@1 after RLVR from it" in table and "Judge agreement" in table and "control pairs" in table
     assert agreement["both_yes"] + agreement["both_no"] + agreement["only_first"] + agreement["only_second"] == agreement["pairs"]
     assert second["all_cached"] and [s["artifact_ids"] for s in second["stages"]] == [s["artifact_ids"] for s in first["stages"]]

@@ -70,6 +70,45 @@ def test_judge_agreement_counts_the_table_and_kappa():
         agreement_stats([1], [1, 0])
 
 
+def test_judge_agreement_has_intervals_and_control_pairs_with_known_answers():
+    from tasks.midtraining.judge_agreement import bootstrap_agreement, control_pairs, control_rates
+
+    llm, overlap = [1, 1, 0, 0, 1, 0, 0, 0] * 5, [1, 0, 0, 0, 1, 1, 0, 0] * 5
+    intervals = bootstrap_agreement(llm, overlap, resamples=200)
+    low, high = intervals["agreement"]
+    assert low < 0.75 < high  # around the observed 6/8, not a point
+    assert intervals["cohen_kappa"][0] < 14 / 30 < intervals["cohen_kappa"][1]
+    assert bootstrap_agreement([1, 0] * 10, [1, 0] * 10)["agreement"] == (1.0, 1.0)
+    held = [{"prefix": f"p{i}", "suffix": f"s{i}"} for i in range(4)] + [{"prefix": "p4", "suffix": "s1"}]
+    pairs = control_pairs(held)
+    truth = [p for p in pairs if p["control"] == "truth"]
+    mismatch = [p for p in pairs if p["control"] == "mismatch"]
+    assert [p["prediction"] for p in truth] == [p["truth"] for p in truth] == ["s0", "s1", "s2", "s3", "s1"]
+    assert all(p["prediction"] != p["truth"] for p in mismatch) and len(mismatch) == 4  # p4's partner p1 has the same suffix text
+    verdicts = [1.0 if p["control"] == "truth" or p is mismatch[0] else 0.0 for p in pairs]  # one false YES
+    rates = control_rates(pairs, verdicts)
+    assert rates == {"llm_yes_rate_on_truth": 1.0, "truth_controls": 5, "llm_yes_rate_on_mismatch": 0.25, "mismatch_controls": 4}
+
+
+def test_the_arms_table_puts_each_arms_pass_at_1_after_rlvr_on_its_row():
+    from tasks.midtraining.report import agreement_lines, arms_table
+
+    held_out = {"examples": 3, "closes_thought": 1.0, "thought_words": 4.0,
+                **{f"{name}{end}": value for name, value in (("judge_reward_thinking", 0.1), ("judge_reward_no_thinking", 0.2),
+                                                              ("suffix_perplexity", 9.0)) for end in ("", "_ci_low", "_ci_high")}}
+    evaluation = {"pass_at_k": {"all": {"pass@1": 0.125, "pass@1_ci": [0.0, 0.25], "problems": 24}}}
+    header, rows = arms_table(["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation})
+    assert header[-1] == "pass@1 after RLVR from it"
+    assert rows[0][-1] == "–" and rows[1][-1] == "0.125 [0.000, 0.250] (24 problems)"
+    assert len(arms_table(["base"], [held_out])[0]) == len(header) - 1  # no RLVR: no column
+    stats = {"llm_judge": {"model": "m"}, "overlap_threshold": 0.2, "pairs": 8, "agreement": 0.75, "agreement_ci_low": 0.5,
+             "agreement_ci_high": 1.0, "cohen_kappa": 0.47, "cohen_kappa_ci_low": -0.1, "cohen_kappa_ci_high": 1.0,
+             "yes_rate_first": 0.375, "yes_rate_second": 0.375, "both_yes": 2, "both_no": 4, "only_first": 1, "only_second": 1,
+             "llm_yes_rate_on_truth": 0.0, "truth_controls": 5, "llm_yes_rate_on_mismatch": 0.0, "mismatch_controls": 5}
+    text = agreement_lines(stats)
+    assert "agreement 0.750 [0.500, 1.000]" in text and "YES to the true continuation 0.000 (5 pairs)" in text
+
+
 def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_model_dir):
     from tasks.midtraining.evaluation import cut_guess
     from tasks.training.rewards import split_thought

@@ -79,6 +79,27 @@ def test_think_anywhere_correct_term_runs_the_sandbox():
     assert correct([BOTH, wrong, "no code"], problem_json=[json.dumps(problem)] * 3) == [1.0, 0.0, 0.0]
 
 
+def test_tests_passed_term_is_the_share_of_cases_and_runs_the_sandbox_once_for_both_terms():
+    import json
+
+    from sandbox import SandboxConfig
+    from tasks.training.rewards import reward_functions, tests_passed_term
+
+    partial = {**verdict("failed"), "passed": 1, "total": 4}
+    assert tests_passed_term([PLAIN, PLAIN, PLAIN], verdicts=[verdict("passed") | {"passed": 1}, partial, verdict("error") | {"total": 0}]) \
+        == [1.0, 0.25, 0.0]
+    with pytest.raises(UnscorableVerdict):
+        tests_passed_term([PLAIN], [verdict("infra_error")])
+    assert "tests_passed" not in reward_functions("think_anywhere", {}, SandboxConfig())  # only where a recipe weights it
+    problem = {"id": "p/1", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1], [5], [0], [-1]], "outputs": [2, 6, 1, 0]}}
+    terms = reward_functions("think_anywhere", {"weights": {"correct": 0.5, "tests_passed": 0.5}}, SandboxConfig(workers=2))
+    half_right = PLAIN.replace("x + 1", "x + 1 if x > 0 else 7")  # right on 1 and 5 only
+    completions, problems = [BOTH, half_right, "no code"], [json.dumps(problem)] * 3
+    assert terms["tests_passed"][0](completions, problem_json=problems) == [1.0, 0.5, 0.0]
+    assert terms["correct"][0](completions, problem_json=problems) == [1.0, 0.0, 0.0]
+    assert terms["tests_passed"][1] == 0.5
+
+
 def test_midtrain_judge_needs_a_thought_and_a_close_guess():
     from tasks.training.rewards import midtrain_judge_reward, split_thought, token_f1
 
