@@ -261,7 +261,8 @@ THINK_ANYWHERE_TERMS = ("correct", "tests_passed", "upfront_think", "inline_thin
 class RewardSection(Section):
     name: Literal["think_anywhere", "midtrain_judge", "math"] = "think_anywhere"
     weights: dict[str, float] = Field(default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08})
-    judge: Literal["overlap", "llm"] = "overlap"  # midtrain_judge: offline token overlap, or the recipe's annotator
+    # midtrain_judge: offline token overlap (F1 >= threshold), the F1 itself (graded), or the recipe's annotator
+    judge: Literal["overlap", "f1", "llm"] = "overlap"
     threshold: float = Field(default=0.3, gt=0, le=1)  # midtrain_judge/overlap: token F1 needed
     format_weight: float = Field(default=0.0, ge=0)  # midtrain_judge, math: weight of "opens with <think>"
 
@@ -327,6 +328,9 @@ class MidtrainingRLSection(RLSection):
     """RL mid-training: the same settings as ``rl``, judged by ``midtrain_judge`` by default."""
     reward: RewardSection = RewardSection(name="midtrain_judge")
     stop_at_code_end: bool = False  # the completion is prose
+    # the prompt ends with <think>: every rollout is a thought, then its guess (as the held-out evaluation's
+    # thinking mode); false leaves opening a thought to the model (0 reward when it does not)
+    prefill_think: bool = True
     max_prompt_length: int = Field(default=384, ge=16)
     max_completion_length: int = Field(default=96, ge=8)
 

@@ -32,17 +32,10 @@ from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, MidtrainingRLS
 from tasks.records import read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, retry_transient, stage_cache
 from tasks.thinking import THINK_CLOSE, THINK_OPEN
-from tasks.training.rewards import llm_judge, midtrain_judge_reward, overlap_judge, split_thought
+from tasks.training.rewards import judge_guesses, midtrain_judge_reward, split_thought
 
 EMPTY_THOUGHT = f"{THINK_OPEN}{THINK_CLOSE}"
 SUFFIX_TOKENS = 128  # perplexity over at most this many tokens of the true suffix
-
-
-def judge_continuations(predictions: list[str], prefixes: list[str], suffixes: list[str], judge: str, threshold: float,
-                        annotator=None) -> list[float]:
-    if judge == "llm":
-        return llm_judge(annotator, prefixes, predictions, suffixes)
-    return overlap_judge(predictions, suffixes, threshold)
 
 
 def pooled_perplexity(nll_sums: list[float], token_counts: list[int]) -> float:
@@ -105,7 +98,7 @@ def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: Midtr
     direct = [replies[0] for replies in backend.complete([p + EMPTY_THOUGHT for p in prompts], sampling)]
     prefixes, suffixes = [e["prefix"] for e in examples], [e["suffix"] for e in examples]
     with_thought = midtrain_judge_reward(thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator)
-    without = judge_continuations(direct, prefixes, suffixes, judge, threshold, annotator)
+    without = judge_guesses(direct, prefixes, suffixes, judge, threshold, annotator)
     likelihoods = [suffix_nll(backend.model, backend.tokenizer, p, s) for p, s in zip(prompts, suffixes)]
     rows = []
     for example, reply, plain, judged, judged_plain, (nll, tokens) in zip(examples, thinking, direct, with_thought, without, likelihoods):

@@ -33,7 +33,8 @@ def arms_table(labels: list[str], reports: list[dict[str, Any]],
                after_rlvr: dict[str, dict[str, Any]] | None = None) -> tuple[list[str], list[list[str]]]:
     """One row per held-out model; ``after_rlvr`` maps a model to the evaluation of the RLVR
     checkpoint that started from it."""
-    header = ["model", "held-out examples", "judge reward, thinking", "judge reward, no thinking", "closes its thought",
+    judge = reports[0].get("judge", "judge") if reports else "judge"
+    header = ["model", "held-out examples", f"{judge} reward, thinking", f"{judge} reward, no thinking", "closes its thought",
               "thought words", "suffix perplexity"] + (["pass@1 after RLVR from it"] if after_rlvr else [])
     rows = [[label, str(r["examples"]), interval(r, "judge_reward_thinking"), interval(r, "judge_reward_no_thinking"),
              f"{r['closes_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]

@@ -14,8 +14,11 @@ it and the one place we differ.
 
 ``midtrain_judge`` (Thinking Mid-training RL): the completion is ``<think>thought</think>`` and
 then the model's guess at the next segment; 1 when a judge says the guess matches the true
-suffix. The judge is ``overlap`` (offline: token-level F1 against the suffix ≥ a threshold) or
-``llm`` (an annotator from tasks/annotators.py answering YES/NO).
+suffix. The judge is ``overlap`` (offline: token-level F1 against the suffix ≥ a threshold),
+``f1`` (offline and graded: the token-level F1 itself, for a policy whose guesses rarely reach a
+threshold, so its groups still differ) or ``llm`` (an annotator from tasks/annotators.py answering
+YES/NO). With ``prefill_think`` the prompt ends with ``<think>`` and the completion starts inside
+the thought: it is read with the tag put back.
 
 ``math`` (RLVR post-training): 1 when math-verify finds the completion's answer equal to the
 reference answer.
@@ -31,7 +34,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from tasks.thinking import format_credit
+from tasks.thinking import THINK_OPEN, format_credit
 
 DEFAULT_WEIGHTS = {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
 
@@ -159,19 +162,32 @@ def llm_judge(annotator, prefixes: Sequence[str], predictions: Sequence[str], su
     return [1.0 if reply.strip().upper().startswith("YES") else 0.0 for reply in replies]
 
 
-def midtrain_judge_reward(completions: Sequence[Any], prefix: Sequence[str], suffix: Sequence[str], judge: str = "overlap",
-                          threshold: float = 0.3, annotator=None, **_: Any) -> list[float]:
-    """1 when the completion opens with a thought and its guess at the next segment is judged right."""
-    texts = [completion_text(c) for c in completions]
-    parts = [split_thought(t) for t in texts]
-    predictions = [guess for _, guess in parts]
+def judge_guesses(predictions: Sequence[str], prefixes: Sequence[str], suffixes: Sequence[str], judge: str = "overlap",
+                  threshold: float = 0.3, annotator=None) -> list[float]:
+    """Each guess at the next segment scored by the named judge (1/0, or the F1 for ``f1``)."""
     if judge == "llm":
         if annotator is None:
             raise ValueError("the llm judge needs an annotator")
-        verdicts = llm_judge(annotator, prefix, predictions, suffix)
-    else:
-        verdicts = overlap_judge(predictions, suffix, threshold)
-    return [v if thought else 0.0 for (thought, _), v in zip(parts, verdicts)]
+        return llm_judge(annotator, prefixes, predictions, suffixes)
+    if judge == "f1":
+        return [token_f1(p, s) for p, s in zip(predictions, suffixes)]
+    if judge == "overlap":
+        return overlap_judge(predictions, suffixes, threshold)
+    raise ValueError(f"unknown judge {judge!r}; known: overlap, f1, llm")
+
+
+def midtrain_judge_reward(completions: Sequence[Any], prefix: Sequence[str], suffix: Sequence[str], judge: str = "overlap",
+                          threshold: float = 0.3, annotator=None, **_: Any) -> list[float]:
+    """The judge's score of the guess after the completion's opening thought; 0 when it does not
+    open with a closed thought."""
+    parts = [split_thought(completion_text(c)) for c in completions]
+    scores = judge_guesses([guess for _, guess in parts], prefix, suffix, judge, threshold, annotator)
+    return [v if thought else 0.0 for (thought, _), v in zip(parts, scores)]
+
+
+def with_prefilled_thought(completions: Sequence[Any]) -> list[str]:
+    """Completions of prompts that end with ``<think>``, read as written: the tag put back."""
+    return [THINK_OPEN + completion_text(c) for c in completions]
 
 
 # -- math ----------------------------------------------------------------------------------------
@@ -221,6 +237,7 @@ def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
 
 def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
     judge, threshold = settings.get("judge", "overlap"), settings.get("threshold", 0.3)
+    read = with_prefilled_thought if settings.get("prefill_think") else (lambda completions: [completion_text(c) for c in completions])
     annotator = None
     if judge == "llm":
         from pathlib import Path
@@ -232,15 +249,15 @@ def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
         annotator = make_annotator(AnnotatorConfig(**settings["annotator"]), model_dir, None)
 
     def judge_term(completions, prefix, suffix, **kwargs):
-        return midtrain_judge_reward(completions, prefix, suffix, judge=judge, threshold=threshold, annotator=annotator)
+        return midtrain_judge_reward(read(completions), prefix, suffix, judge=judge, threshold=threshold, annotator=annotator)
 
     judge_term.__name__ = "judge"  # TRL logs each term under its function's name
 
-    def upfront_think(completions, **kwargs):
-        return [1.0 if split_thought(completion_text(c))[0] else 0.0 for c in completions]
+    def upfront_think(completions, **kwargs):  # with prefill_think: the thought was closed
+        return [1.0 if split_thought(text)[0] else 0.0 for text in read(completions)]
 
     def thought_words(completions, **kwargs):  # weight 0: logged per step (the paper's thinking length), never rewarded
-        return [float(len((split_thought(completion_text(c))[0] or "").split())) for c in completions]
+        return [float(len((split_thought(text)[0] or "").split())) for text in read(completions)]
 
     return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0)),
             "thought_words": (thought_words, 0.0)}

@@ -31,6 +31,7 @@ from prefect import task
 from tasks.recipe import AnnotatorConfig, MidtrainingRLSection, RewardSection, RLSection, SandboxSection, SFTSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
 from tasks.stage_run import PROJECT_ROOT, StageRun, retry_transient, run_logger, stage_cache
+from tasks.thinking import THINK_OPEN
 
 
 class TrainingFailed(RuntimeError):
@@ -289,15 +290,18 @@ def train_grpo(policy_id: str, train_problems_id: str, rl: RLSection, sandbox: S
 
 # -- Thinking Mid-training: RL on the corpus's RL half, RLVR on math ------------------------------
 
-def midtraining_rl_rows(examples: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None):
+def midtraining_rl_rows(examples: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None,
+                        opening: str = ""):
     """RL rows from the corpus's RL half: the prompt is the prefix's last ``max_prompt_length``
-    tokens (raw text, no chat template); ``prefix`` and ``suffix`` go to the judge. (rows, trimmed)."""
+    tokens (raw text, no chat template) followed by ``opening`` (``<think>`` when the thought is
+    prefilled); ``prefix`` and ``suffix`` go to the judge. (rows, trimmed)."""
     rows, trimmed = [], 0
     for example in examples[:limit] if limit else examples:
         ids = tokenizer(example["prefix"], add_special_tokens=False)["input_ids"]
         if len(ids) > max_prompt_length:
             trimmed += 1
-        rows.append({"prompt": tokenizer.decode(ids[-max_prompt_length:]), "prefix": example["prefix"], "suffix": example["suffix"]})
+        rows.append({"prompt": tokenizer.decode(ids[-max_prompt_length:]) + opening, "prefix": example["prefix"],
+                     "suffix": example["suffix"]})
     return rows, trimmed
 
 
@@ -316,11 +320,11 @@ def train_midtraining_rl(policy_id: str, rl_half_id: str, rl: MidtrainingRLSecti
     with StageRun("midtrain_grpo", inputs=inputs, params=params) as run:
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
         examples = read_jsonl(run.input_path("examples") / "train.jsonl")
-        rows, trimmed = midtraining_rl_rows(examples, tokenizer, rl.max_prompt_length, rl.limit)
+        rows, trimmed = midtraining_rl_rows(examples, tokenizer, rl.max_prompt_length, rl.limit, THINK_OPEN if rl.prefill_think else "")
         run.log.info("%d RL examples (%d prefixes trimmed to their last %d tokens)", len(rows), trimmed, rl.max_prompt_length)
         judge = {"annotator": annotator.to_json(),
                  "annotator_dir": str(run.input_path("judge")) if "judge" in inputs else None} if judged_by_llm else {}
-        return run_grpo(run, rows, 0, rl, None, extra=judge)
+        return run_grpo(run, rows, 0, rl, None, extra={**judge, "prefill_think": rl.prefill_think})
 
 
 MATH_INSTRUCTION = "Solve the problem. Think first, then give the final answer in \\boxed{}."

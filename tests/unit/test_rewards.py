@@ -111,6 +111,39 @@ def test_midtrain_judge_needs_a_thought_and_a_close_guess():
     assert midtrain_judge_reward(completions, prefix=["p"] * 3, suffix=[suffix] * 3, threshold=0.5) == [1.0, 0.0, 0.0]
 
 
+def test_the_graded_judge_and_a_prefilled_thought():
+    from sandbox import SandboxConfig
+    from tasks.training.rewards import judge_guesses, midtrain_judge_reward, reward_functions, token_f1
+
+    suffix = "the cache is flushed before the file is closed"
+    guesses = ["the cache is flushed", "unrelated", suffix]
+    assert judge_guesses(guesses, ["p"] * 3, [suffix] * 3, judge="f1") == [token_f1(g, suffix) for g in guesses]
+    assert 0 < judge_guesses(guesses, ["p"] * 3, [suffix] * 3, judge="f1")[0] < 1
+    assert midtrain_judge_reward(["no thought " + suffix], ["p"], [suffix], judge="f1") == [0.0]
+    with pytest.raises(ValueError, match="unknown judge 'bleu'"):
+        judge_guesses(guesses, ["p"] * 3, [suffix] * 3, judge="bleu")
+    # the prompt ended with <think>: the completion starts inside the thought
+    written = ["it flushes</think>the cache is flushed before the file is closed", "still thinking, never closed"]
+    for prefilled, expected in ((True, [1.0, 0.0]), (False, [0.0, 0.0])):
+        terms = reward_functions("midtrain_judge", {"judge": "f1", "prefill_think": prefilled, "format_weight": 0.1}, SandboxConfig())
+        assert terms["judge"][0](written, prefix=["p"] * 2, suffix=[suffix] * 2) == expected
+        assert terms["upfront_think"][0](written) == expected
+        assert terms["thought_words"][0](written) == [2.0 * expected[0], 0.0]
+
+
+def test_rl_mid_training_prompts_end_with_the_opening_tag_when_prefilled(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from tasks.training.stages import midtraining_rl_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    examples = [{"prefix": "import os\n" * 50, "suffix": "print(1)\n"}, {"prefix": "x = 1\n", "suffix": "y = 2\n"}]
+    rows, trimmed = midtraining_rl_rows(examples, tokenizer, 32, None, "<think>")
+    assert trimmed == 1 and rows[1]["prompt"] == "x = 1\n<think>" and rows[0]["prompt"].endswith("import os\n<think>")
+    assert [r["prefix"] for r in rows] == [e["prefix"] for e in examples]
+    assert midtraining_rl_rows(examples, tokenizer, 32, 1)[0][0]["prompt"] == rows[0]["prompt"][:-len("<think>")]
+
+
 def test_math_reward_checks_the_answer_with_math_verify():
     from tasks.training.rewards import math_reward
 
