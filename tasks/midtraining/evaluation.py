@@ -9,9 +9,14 @@ tokens, raw text, as in RL mid-training) and continues it twice, greedy:
   (0 when the thought is not closed within ``thought_tokens`` + ``max_new_tokens``; otherwise the
   judge's verdict on the guess, cut to ``max_new_tokens`` tokens);
 - **without thinking**: an empty ``<think></think>`` is prefilled, so the model continues at once
-  for ``max_new_tokens``; the continuation is judged the same way.
+  for ``max_new_tokens``; the continuation is judged the same way;
+- **plain continuation**: nothing is prefilled, as a model never trained on thoughts would be
+  used (the empty thought above is text such a model has never seen, and it changes what it
+  writes); any thought the model opens on its own is removed (one never closed ends the guess)
+  and the rest is judged, cut to ``max_new_tokens``. How often a model opens a thought unprompted
+  is reported too.
 
-Both guesses get the same token budget, so a longer guess never wins recall by its length.
+Every guess gets the same token budget, so a longer guess never wins recall by its length.
 
 The judge is RL mid-training's (``midtraining.rl.reward``: the offline overlap judge, or the
 annotator as an LLM judge). Also reported: the perplexity of the true suffix given the prefix
@@ -31,7 +36,7 @@ from tasks.evaluation.scoring import bootstrap_interval
 from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, MidtrainingRLSection
 from tasks.records import read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, retry_transient, stage_cache
-from tasks.thinking import THINK_CLOSE, THINK_OPEN
+from tasks.thinking import THINK_CLOSE, THINK_OPEN, strip_thoughts
 from tasks.training.rewards import judge_guesses, midtrain_judge_reward, split_thought
 
 EMPTY_THOUGHT = f"{THINK_OPEN}{THINK_CLOSE}"
@@ -84,6 +89,16 @@ def cut_guess(reply: str, tokenizer, max_tokens: int) -> str:
     return reply if len(ids) <= max_tokens else reply[:len(reply) - len(guess)] + tokenizer.decode(ids[:max_tokens])
 
 
+def plain_guess(reply: str, tokenizer, max_tokens: int) -> str:
+    """A reply written with nothing prefilled, without the thoughts it opened (one that never
+    closes ends it), cut to ``max_tokens`` tokens."""
+    text = strip_thoughts(reply)
+    if THINK_OPEN in text:
+        text = text[:text.index(THINK_OPEN)]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
 def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: MidtrainingEvalSection, judge: str, threshold: float,
                            annotator, dtype: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """(one row per example, the summary metrics)."""
@@ -96,20 +111,27 @@ def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: Midtr
                 for replies in backend.complete([p + THINK_OPEN for p in prompts], with_room)]
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, stop_on_code_end=False)
     direct = [replies[0] for replies in backend.complete([p + EMPTY_THOUGHT for p in prompts], sampling)]
+    unprompted = [replies[0] for replies in backend.complete(prompts, with_room)]
+    plain = [plain_guess(reply, backend.tokenizer, cfg.max_new_tokens) for reply in unprompted]
     prefixes, suffixes = [e["prefix"] for e in examples], [e["suffix"] for e in examples]
     with_thought = midtrain_judge_reward(thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator)
     without = judge_guesses(direct, prefixes, suffixes, judge, threshold, annotator)
+    judged_plain = judge_guesses(plain, prefixes, suffixes, judge, threshold, annotator)
     likelihoods = [suffix_nll(backend.model, backend.tokenizer, p, s) for p, s in zip(prompts, suffixes)]
     rows = []
-    for example, reply, plain, judged, judged_plain, (nll, tokens) in zip(examples, thinking, direct, with_thought, without, likelihoods):
+    for index, (example, reply, (nll, tokens)) in enumerate(zip(examples, thinking, likelihoods)):
         thought, _ = split_thought(reply)
         rows.append({"chunk_id": example["chunk_id"], "boundary": example["boundary"], "thinking_reply": reply,
-                     "direct_reply": plain, "reward_thinking": judged, "reward_no_thinking": judged_plain,
+                     "direct_reply": direct[index], "plain_reply": unprompted[index], "plain_guess": plain[index],
+                     "reward_thinking": with_thought[index], "reward_no_thinking": without[index], "reward_plain": judged_plain[index],
+                     "opens_thought_unprompted": THINK_OPEN in unprompted[index],
                      "thought_words": len(thought.split()) if thought else 0, "suffix_nll": nll, "suffix_tokens": tokens})
     nlls, counts = [r["suffix_nll"] for r in rows], [r["suffix_tokens"] for r in rows]
     low, high = perplexity_interval(nlls, counts, cfg.resamples, cfg.confidence, cfg.seed)
     metrics = {"examples": len(rows), **mean_with_interval("judge_reward_thinking", with_thought, cfg),
                **mean_with_interval("judge_reward_no_thinking", without, cfg),
+               **mean_with_interval("judge_reward_plain", judged_plain, cfg),
+               "opens_thought_unprompted": sum(r["opens_thought_unprompted"] for r in rows) / len(rows),
                "closes_thought": sum(1 for r in rows if split_thought(r["thinking_reply"])[0] is not None) / len(rows),
                "thought_words": sum(r["thought_words"] for r in rows) / len(rows),
                "suffix_perplexity": pooled_perplexity(nlls, counts), "suffix_perplexity_ci_low": low, "suffix_perplexity_ci_high": high}

@@ -1,6 +1,7 @@
 """The mid-training comparison: the held-out evaluation of every model side by side (judge reward
 with and without thinking, suffix perplexity, and pass@1 after RLVR post-training from it, all
-with intervals), the judge agreement when it was measured, and the paper's two figures as PNGs:
+with intervals), every model paired with every other on the same examples, the judge agreement
+when it was measured, and the paper's two figures as PNGs:
 RL mid-training's judge reward and thinking length per step, and the post-training reward per
 step of every RLVR arm."""
 
@@ -14,6 +15,7 @@ from prefect import task
 
 from tasks.evaluation.report import markdown_table
 from tasks.plots import draw_curve, integer_steps, pyplot
+from tasks.records import read_jsonl
 from tasks.stage_run import StageRun, stage_cache
 
 
@@ -34,13 +36,45 @@ def arms_table(labels: list[str], reports: list[dict[str, Any]],
     """One row per held-out model; ``after_rlvr`` maps a model to the evaluation of the RLVR
     checkpoint that started from it."""
     judge = reports[0].get("judge", "judge") if reports else "judge"
-    header = ["model", "held-out examples", f"{judge} reward, thinking", f"{judge} reward, no thinking", "closes its thought",
-              "thought words", "suffix perplexity"] + (["pass@1 after RLVR from it"] if after_rlvr else [])
+    header = ["model", "held-out examples", f"{judge} reward, thinking", f"{judge} reward, no thinking (empty thought)",
+              f"{judge} reward, plain continuation", "closes its thought", "thought words", "opens a thought unprompted",
+              "suffix perplexity"] + (["pass@1 after RLVR from it"] if after_rlvr else [])
     rows = [[label, str(r["examples"]), interval(r, "judge_reward_thinking"), interval(r, "judge_reward_no_thinking"),
-             f"{r['closes_thought']:.2f}", f"{r['thought_words']:.1f}", interval(r, "suffix_perplexity", 2)]
+             interval(r, "judge_reward_plain"), f"{r['closes_thought']:.2f}", f"{r['thought_words']:.1f}",
+             f"{r['opens_thought_unprompted']:.2f}", interval(r, "suffix_perplexity", 2)]
             + ([pass_at_1(after_rlvr.get(label))] if after_rlvr else [])
             for label, r in zip(labels, reports)]
     return header, rows
+
+
+def paired_rows(labels: list[str], rows: list[list[dict[str, Any]]], resamples: int = 1000, confidence: float = 0.95,
+                seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Every model against every one listed before it, on the same held-out examples: the mean
+    per-example difference of the judge reward (thinking, empty thought, plain) and of the suffix's
+    negative log-likelihood per token, each with a bootstrap interval over examples."""
+    from tasks.evaluation.scoring import bootstrap_interval
+
+    def keyed(model_rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+        return {(r["chunk_id"], r["boundary"]): r for r in model_rows}
+
+    def per_token_nll(row: dict[str, Any]) -> float:
+        return row["suffix_nll"] / max(1, row["suffix_tokens"])
+
+    header = ["model", "vs", "examples", "Δ reward, thinking", "Δ reward, no thinking", "Δ reward, plain", "Δ suffix NLL per token"]
+    table = []
+    for later in range(len(labels)):
+        for earlier in range(later):
+            ours, theirs = keyed(rows[later]), keyed(rows[earlier])
+            shared = [key for key in ours if key in theirs]
+            if not shared:
+                continue
+            cells = [labels[later], labels[earlier], str(len(shared))]
+            for value in (lambda r: r["reward_thinking"], lambda r: r["reward_no_thinking"], lambda r: r["reward_plain"], per_token_nll):
+                differences = [value(ours[key]) - value(theirs[key]) for key in shared]
+                low, high = bootstrap_interval(differences, resamples, confidence, seed)
+                cells.append(f"{sum(differences) / len(differences):+.3f} [{low:+.3f}, {high:+.3f}]")
+            table.append(cells)
+    return header, table
 
 
 def agreement_lines(stats: dict[str, Any]) -> str:
@@ -98,7 +132,10 @@ def compare_midtraining(report_ids: list[str], labels: list[str], rlmt_id: str, 
         reports = [json.loads((run.input_path(f"report_{i}") / "report.json").read_text()) for i in range(len(report_ids))]
         after_rlvr = {arm: json.loads((run.input_path(f"rlvr_report_{arm}") / "report.json").read_text()) for arm in rlvr_report_ids}
         header, rows = arms_table(labels, reports, after_rlvr)
-        table = markdown_table(header, rows)
+        example_rows = [read_jsonl(run.input_path(f"report_{i}") / "rows.jsonl") for i in range(len(report_ids))]
+        paired_header, paired = paired_rows(labels, example_rows)
+        table = markdown_table(header, rows) + ("\n\nPaired on the same held-out examples (later minus earlier; negative NLL = "
+                                                "better):\n\n" + markdown_table(paired_header, paired) if paired else "")
         agreement = json.loads((run.input_path("agreement") / "agreement.json").read_text()) if agreement_id else None
         text = table + ("\n\n" + agreement_lines(agreement) if agreement else "")
         staged = run.staging("comparison")
@@ -108,6 +145,7 @@ def compare_midtraining(report_ids: list[str], labels: list[str], rlmt_id: str, 
         drew_post = draw_post_training(curves, staged / "post_training.png")
         (staged / "comparison.md").write_text(text + "\n")
         (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids)),
+                                                            "paired": {"header": paired_header, "rows": paired},
                                                             "rlvr": rlvr_ids, "rlvr_reports": rlvr_report_ids,
                                                             "post_training_curves": curves, "judge_agreement": agreement}, indent=1))
         run.log.info("mid-training comparison:\n%s", text)

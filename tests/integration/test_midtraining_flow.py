@@ -69,12 +69,15 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     for arm in ARMS:
         report = lineage.metrics_of(ids[f"mid-training eval {arm}"])
         assert report["examples"] == len(held)
-        for name in ("judge_reward_thinking", "judge_reward_no_thinking", "suffix_perplexity"):
+        for name in ("judge_reward_thinking", "judge_reward_no_thinking", "judge_reward_plain", "suffix_perplexity"):
             assert report[f"{name}_ci_low"] <= report[name] <= report[f"{name}_ci_high"], (arm, name, report)
         assert report["suffix_perplexity"] > 1
     comparison = store.path(ids["mid-training comparison"])
     table = (comparison / "comparison.md").read_text()
-    assert all(f"| {arm} |" in table for arm in ARMS) and "suffix perplexity" in table
+    assert all(f"| {arm} |" in table for arm in ARMS) and "suffix perplexity" in table and "plain continuation" in table
+    paired = json.loads((comparison / "comparison.json").read_text())["paired"]["rows"]
+    assert [(row[0], row[1], row[2]) for row in paired] == [(later, earlier, str(len(held))) for i, later in enumerate(ARMS)
+                                                           for earlier in ARMS[:i]]  # every later model vs every earlier one
     assert (comparison / "rlmt.png").stat().st_size > 0 and (comparison / "post_training.png").stat().st_size > 0
     assert [s for s, _ in lineage.metric_series(ids["mid-training rl"], "reward_thought_words")] == [1, 2]
     agreement = lineage.metrics_of(ids["judge agreement"])

@@ -93,9 +93,10 @@ def test_judge_agreement_has_intervals_and_control_pairs_with_known_answers():
 def test_the_arms_table_puts_each_arms_pass_at_1_after_rlvr_on_its_row():
     from tasks.midtraining.report import agreement_lines, arms_table
 
-    held_out = {"examples": 3, "closes_thought": 1.0, "thought_words": 4.0,
+    held_out = {"examples": 3, "closes_thought": 1.0, "thought_words": 4.0, "opens_thought_unprompted": 0.5,
                 **{f"{name}{end}": value for name, value in (("judge_reward_thinking", 0.1), ("judge_reward_no_thinking", 0.2),
-                                                              ("suffix_perplexity", 9.0)) for end in ("", "_ci_low", "_ci_high")}}
+                                                              ("judge_reward_plain", 0.3), ("suffix_perplexity", 9.0))
+                   for end in ("", "_ci_low", "_ci_high")}}
     evaluation = {"pass_at_k": {"all": {"pass@1": 0.125, "pass@1_ci": [0.0, 0.25], "problems": 24}}}
     header, rows = arms_table(["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation})
     assert header[-1] == "pass@1 after RLVR from it"
@@ -107,6 +108,34 @@ def test_the_arms_table_puts_each_arms_pass_at_1_after_rlvr_on_its_row():
              "llm_yes_rate_on_truth": 0.0, "truth_controls": 5, "llm_yes_rate_on_mismatch": 0.0, "mismatch_controls": 5}
     text = agreement_lines(stats)
     assert "agreement 0.750 [0.500, 1.000]" in text and "YES to the true continuation 0.000 (5 pairs)" in text
+
+
+def test_a_plain_continuation_is_judged_without_the_thoughts_it_opened(tiny_model_dir):
+    from tasks.midtraining.evaluation import plain_guess
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert plain_guess("x = 1\n<think>then y</think>y = 2\n", tokenizer, 100) == "x = 1\ny = 2\n"
+    assert plain_guess("x = 1\n<think>never closed, y = 2", tokenizer, 100) == "x = 1\n"
+    long = "value = compute(value)\n" * 20
+    cut = plain_guess(long, tokenizer, 10)
+    assert long.startswith(cut) and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == 10
+
+
+def test_models_are_paired_on_the_same_held_out_examples():
+    from tasks.midtraining.report import paired_rows
+
+    def rows(rewards, nll_per_token):
+        return [{"chunk_id": f"c{i}", "boundary": 0, "reward_thinking": r, "reward_no_thinking": r / 2, "reward_plain": 0.0,
+                 "suffix_nll": nll_per_token * 10, "suffix_tokens": 10} for i, r in enumerate(rewards)]
+
+    base, better = rows([0.0, 0.0, 0.2, 0.0], 3.0), rows([0.5, 0.5, 0.2], 2.5)  # c3 only in base: left out
+    header, table = paired_rows(["base", "sft"], [base, better], resamples=200)
+    assert header[:3] == ["model", "vs", "examples"] and len(table) == 1
+    model, versus, examples, thinking, empty_thought, plain, nll = table[0]
+    assert (model, versus, examples) == ("sft", "base", "3")
+    assert thinking.startswith("+0.333 [+0.000, +0.500]") and empty_thought.startswith("+0.167 [") and plain == "+0.000 [+0.000, +0.000]"
+    assert nll == "-0.500 [-0.500, -0.500]"
+    assert len(paired_rows(["a", "b", "c"], [base, better, base], resamples=200)[1]) == 3  # every later model vs every earlier
 
 
 def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_model_dir):
