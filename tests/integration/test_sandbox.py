@@ -123,6 +123,20 @@ def test_check_tests_are_recorded_into_call_tests_from_the_reference():
     assert all(v.total == len(c.tests["inputs"]) for v, c in zip(good, conversions))
 
 
+def test_tests_that_draw_random_inputs_record_the_same_inputs_every_time():
+    import sandbox.reference
+
+    tests = {"kind": "check", "entry_point": "double", "test_code": (
+        "import random\n\ndef check(candidate):\n    for _ in range(5):\n        x = random.randint(0, 10**9)\n"
+        "        assert candidate(x) == 2 * x\n")}
+    recorded = []
+    for _ in range(2):
+        sandbox.reference._cache.clear()  # a new process would start without the conversion cache
+        [conversion] = convert_tests([(tests, "def double(x):\n    return 2 * x")], FAST)
+        recorded.append(conversion.tests["inputs"])
+    assert recorded[0] == recorded[1] and len({args[0] for args in recorded[0]}) == 5
+
+
 def test_recorded_tests_keep_tuples_and_reject_lists_in_their_place():
     tests = {"kind": "assert", "asserts": ["assert pair(1) == (1, 2)", "assert pair(5) == (5, 6)"]}
     [conversion] = convert_tests([(tests, "def pair(x):\n    return (x, x + 1)")], FAST)
