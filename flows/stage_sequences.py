@@ -24,7 +24,21 @@ from tasks.stage_run import PROJECT_ROOT
 def pipeline_recipe(config: str, overrides: list[str] | None) -> Recipe:
     """The recipe a flow runs on: ``config`` relative to the working directory, else to the project."""
     path = Path(config)
-    return load_recipe(path if path.exists() or path.is_absolute() else PROJECT_ROOT / path, overrides)
+    recipe = load_recipe(path if path.exists() or path.is_absolute() else PROJECT_ROOT / path, overrides)
+    resolved = recipe.with_resolved_precision()
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    from tasks.precision import resolve_dtype
+
+    try:
+        log = get_run_logger()
+    except MissingContextError:  # validating a recipe before a flow starts
+        return resolved
+    log.info("precision: model.torch_dtype %s -> %s (%s); training bf16 autocast: sft %s, rl %s",
+                          recipe.model.torch_dtype, resolved.model.torch_dtype, resolve_dtype(recipe.model.torch_dtype)[1],
+                          resolved.sft.bf16, resolved.rl.bf16)
+    return resolved
 
 
 def annotator_model(stages: StageLog, recipe: Recipe, base_model: str) -> str | None:

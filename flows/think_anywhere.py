@@ -1,5 +1,6 @@
 """Think-Anywhere: problems → filters → split → rejection-sampled solutions → cold-start set with
-inline thoughts → SFT → GRPO → evaluation of the base, SFT and RL models, compared in one table.
+inline thoughts → SFT → calibration (the RL set) → GRPO (and the upfront-only arm) → evaluation of
+the base, SFT and RL models, compared in one table.
 
     prefect deployment run 'think-anywhere/default' --param config=configs/default.yaml
     thinkflow run think-anywhere --config configs/tiny.yaml [--set rl.max_steps=8] [--json]
@@ -17,6 +18,7 @@ from flows.runtime.stage_log import StageLog
 from flows.stage_sequences import annotator_model, code_problems, evaluate_checkpoints, final_outputs, pipeline_recipe
 from tasks.coldstart.build import assemble_coldstart_set, build_coldstart_shard, coldstart_shards
 from tasks.models import build_base_model
+from tasks.problems.calibration import calibrate_rl_problems
 from tasks.problems.solutions import attach_sampled_solutions, sample_solutions_shard, solution_shards
 from tasks.training.stages import add_think_tokens_to_model, train_grpo, train_sft
 
@@ -41,7 +43,14 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
         policy = stages.run("think tokens", add_think_tokens_to_model, base_model)
         policy = stages.run("sft stage 1 (think-token rows)", train_sft, policy, coldstart, recipe.sft.stage1())
     sft_model = stages.run("sft", train_sft, policy, coldstart, recipe.sft)
-    rl_model = stages.run("rl", train_grpo, sft_model, train, recipe.rl, recipe.sandbox, recipe.prompts.system)
-    checkpoints = [("base", base_model)] if recipe.evaluate.evaluate_base_model else []
-    evaluation = evaluate_checkpoints(stages, recipe, checkpoints + [("sft", sft_model), ("rl", rl_model)], loaded)
+    rl_problems = train
+    if recipe.calibration.enabled:  # the RL set: problems the SFT model solves sometimes, measured
+        rl_problems = stages.run("calibrate", calibrate_rl_problems, sft_model, train, recipe.calibration, recipe.rl, recipe.sandbox,
+                                 recipe.prompts.system, recipe.model.torch_dtype)
+    rl_model = stages.run("rl", train_grpo, sft_model, rl_problems, recipe.rl, recipe.sandbox, recipe.prompts.system)
+    checkpoints = ([("base", base_model)] if recipe.evaluate.evaluate_base_model else []) + [("sft", sft_model), ("rl", rl_model)]
+    if recipe.rl.upfront_only_arm:  # the paper's comparison: the same RL, a format reward for the upfront thought only
+        checkpoints.append(("rl-upfront-only", stages.run("rl (upfront-only arm)", train_grpo, sft_model, rl_problems,
+                                                          recipe.rl.upfront_only(), recipe.sandbox, recipe.prompts.system)))
+    evaluation = evaluate_checkpoints(stages, recipe, checkpoints, loaded)
     return stages.finish(comparison=evaluation.comparison, outputs=final_outputs(rl_model, evaluation, "rl", recipe))

@@ -75,7 +75,34 @@ def conversion_from_run(tests: dict[str, Any], fn_name: str, run: ChildRun | str
         "inputs": [args for args, _ in recorded], "outputs": [value for _, value in recorded],
         "recorded_from": tests["kind"],
     }
+    if all(isinstance(value, bool) for _, value in recorded) and truth_only_asserts(tests, fn_name):
+        call_tests["compare"] = "truthy"  # as the original asserts: any truthy (falsy) value passes
     return Conversion(call_tests, True)
+
+
+def truth_only_asserts(tests: dict[str, Any], fn_name: str) -> bool:
+    """True when every assert that calls the function under test (``candidate`` in a HumanEval check)
+    only tests the truth of its result: ``assert f(x)`` or ``assert not f(x)`` (HumanEval/52, /56,
+    /61). Recorded as exact ``True``/``False`` such a test would be stricter than the original."""
+    import ast
+
+    source = tests.get("test_code") if tests["kind"] == "check" else "\n".join(tests.get("asserts") or [])
+    names = {"candidate", fn_name} if tests["kind"] == "check" else {fn_name}
+    try:
+        tree = ast.parse(source or "")
+    except SyntaxError:
+        return False
+
+    def calls_function(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(node))
+
+    def truth_only(test: ast.expr) -> bool:
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            test = test.operand
+        return isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id in names
+
+    asserts = [node for node in ast.walk(tree) if isinstance(node, ast.Assert) and calls_function(node.test)]
+    return bool(asserts) and all(truth_only(node.test) for node in asserts)
 
 
 def convert_tests(items: list[tuple[dict[str, Any], str | None]], cfg: SandboxConfig) -> list[Conversion]:

@@ -165,6 +165,8 @@ def output_matches(got: Any, expected: Any, tests: dict[str, Any]) -> bool:
         return isinstance(got, str) and normalize_stdout(got) == normalize_stdout(expected)
     if kind in ("assert", "check"):
         return got is True
+    if tests.get("compare") == "truthy":  # recorded from asserts that only test truth (assert f(x) / assert not f(x))
+        return isinstance(expected, bool) and bool(got) == expected
     got, expected = decode_special_floats(got), decode_special_floats(expected)
     if tests.get("compare") == "maybe_wrapped":  # APPS/TACO call tests: the expected value may come wrapped in a list
         wrapped = isinstance(expected, list) and len(expected) == 1 and values_equal(got, expected[0])

@@ -8,10 +8,12 @@ from pathlib import Path
 Series = dict[str, list[tuple[int, float]]]
 
 CURVES = {  # file: (title, y label, series drawn)
-    "reward.png": ("Reward per step", "mean reward", ("reward", "reward_correct", "reward_upfront_think", "reward_inline_think",
-                                                     "reward_judge")),
+    "reward.png": ("Reward per step", "mean reward", ("reward", "reward_correct", "reward_tests_passed", "reward_upfront_think",
+                                                     "reward_inline_think", "reward_judge")),
+    "probe.png": ("Reward on the fixed probe set", "mean over the probe completions",
+                  ("probe_reward", "probe_correct", "probe_upfront_think", "probe_inline_think")),
     "think_share.png": ("Completions with thoughts", "share of completions", ("reward_upfront_think", "inline_think_rate")),
-    "signal.png": ("Where GRPO has no signal", "share", ("no_signal_groups", "truncated")),
+    "signal.png": ("GRPO signal", "share", ("no_signal_groups", "reward_correct_varies", "truncated")),
     "loss.png": ("Loss and KL", "value", ("loss", "kl")),
 }
 

@@ -14,24 +14,18 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-
-class RecipeError(ValueError):
-    pass
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    HOW: ClassVar[frozenset[str]] = frozenset()  # settings that say where or how fast, not what: never in a cache key
-
-    def to_json(self) -> dict[str, Any]:
-        """The section as plain JSON: what lineage records and a worker process reads."""
-        return self.model_dump(mode="json")
-
-    def cache_key(self) -> dict[str, Any]:
-        """What of this section decides a stage's result."""
-        return self.model_dump(mode="json", exclude=set(self.HOW))
+from tasks.evaluation_sections import (  # noqa: F401 (the evaluation's sections, re-exported: one place to import a section)
+    NO_THINKING_PREFILL,
+    VARIANTS,
+    BenchmarkConfig,
+    EvalGeneration,
+    EvalScoring,
+    EvalVariant,
+    EvaluateConfig,
+)
+from tasks.sections import RecipeError, Section
 
 
 REPLY_SETTINGS = frozenset({"kind", "model", "temperature"})
@@ -93,7 +87,14 @@ class SolutionsConfig(Section):
 class ModelConfig(Section):
     name: str = "tiny"  # tiny | smollm2-135m-instruct | a local path | an HF id in the local cache
     seed: int = 0
-    torch_dtype: Literal["float32", "bfloat16"] = "float32"
+    # auto: bfloat16 where the hardware computes in it (a GPU with bf16, a CPU with AMX-BF16), float32 elsewhere
+    # (tasks/precision.py); the flow resolves it before any stage runs, so lineage records the choice
+    torch_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    def resolved(self) -> "ModelConfig":
+        from tasks.precision import resolve_dtype
+
+        return self.model_copy(update={"torch_dtype": resolve_dtype(self.torch_dtype)[0]})
 
 
 class SourceConfig(Section):
@@ -202,6 +203,13 @@ class GenerationConfig(Section):
 class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
     strategy: Literal["entropy", "rewrite"] = "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
+    # the code a target is built on: the reference, or (policy) the policy's own passing sample where the solutions
+    # stage found one (meta.policy_solution), so SFT teaches where to think and not another coding style
+    targets: Literal["reference", "policy"] = "reference"
+    # who writes the entropy strategy's thoughts and plan: the annotator, or (task_hints) the task generator's
+    # note on the operation the line performs and its step list, where the problem has them (meta.hints), the
+    # annotator elsewhere
+    thoughts: Literal["annotator", "task_hints"] = "annotator"
     drop_docstrings: bool = True  # targets without the reference's docstrings (HumanEval's repeat the prompt)
     thoughts_per_solution: int = Field(default=1, ge=1, le=8)
     thought_max_new_tokens: int = Field(default=24, ge=4)
@@ -210,6 +218,27 @@ class ColdStartConfig(Section):  # the annotator that writes plans and thoughts:
     limit: int | None = Field(default=None, ge=1)
     shard_size: int = Field(default=32, ge=1)  # solutions per cached shard
     parallel_shards: int = Field(default=1, ge=1)  # shards at a time on the recipe's runner (threads, dask, ray)
+
+
+class CalibrationConfig(Section):
+    """The RL set, chosen by measurement: the policy RL starts from (the SFT model, not the base)
+    samples each candidate problem ``samples`` times at the RL temperature and completion cap, and the
+    problems whose pass rate lies in ``low``..``high`` (both included) are what RL trains on: there
+    a GRPO group's rewards differ, so correctness carries signal. Off: RL draws from the train split."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+    enabled: bool = False
+    samples: int = Field(default=4, ge=2, le=64)
+    low: float = Field(default=0.2, ge=0, le=1)
+    high: float = Field(default=0.8, ge=0, le=1)
+    limit: int | None = Field(default=None, ge=1)  # candidates: the first this many RL-source train problems, in RL order
+    seed: int = 0
+    batch_size: int = Field(default=8, ge=1)  # prompts per generation batch (each with its samples)
+
+    @model_validator(mode="after")
+    def _band(self) -> "CalibrationConfig":
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
 
 
 class LoraSection(Section):
@@ -242,7 +271,7 @@ class SFTSection(Section):
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=512, ge=16)
     packing: bool = False
-    bf16: bool = False
+    bf16: bool | None = None  # bf16 autocast over float32 weights; unset: as model.torch_dtype resolves
     seed: int = 0
     save_steps: int = Field(default=50, ge=1)  # a complete checkpoint every N steps: a killed run resumes from it
     accelerate_config: str = "auto"  # auto: configs/accelerate/cpu.yaml without CUDA, single_gpu.yaml with it
@@ -273,6 +302,17 @@ class RewardSection(Section):
         if unknown:
             raise ValueError(f"unknown reward terms {sorted(unknown)}; known: {', '.join(THINK_ANYWHERE_TERMS)}")
         return weights
+
+
+class ProbeSection(Section):
+    """A fixed probe set for RL (tasks/training/probe.py): ``prompts`` RL prompts, ``samples`` completions
+    each, scored with the run's reward at step 0 and every ``every`` optimizer steps. 0 prompts: none."""
+    HOW: ClassVar[frozenset[str]] = frozenset({"batch_prompts"})
+    prompts: int = Field(default=0, ge=0)
+    samples: int = Field(default=4, ge=1, le=64)
+    every: int = Field(default=4, ge=1)
+    seed: int = 0
+    batch_prompts: int = Field(default=8, ge=1)
 
 
 class RLSection(Section):
@@ -307,13 +347,25 @@ class RLSection(Section):
     beta: float = Field(default=0.0, ge=0)
     use_vllm: bool = False  # GPU only
     vllm_mode: Literal["colocate", "server"] = "colocate"
-    bf16: bool = False
+    bf16: bool | None = None  # bf16 autocast over float32 weights; unset: as model.torch_dtype resolves
     seed: int = 0
     save_steps: int = Field(default=50, ge=1)
     accelerate_config: str = "auto"
     limit: int | None = Field(default=None, ge=1)
     timeout_s: int = Field(default=3600, ge=10)
+    probe: ProbeSection = ProbeSection()  # the reward trend on fixed prompts (0 prompts: off)
+    # the paper's comparison arm: a second RL run from the same SFT model with the same settings whose format
+    # reward credits only the upfront <think> (plain GRPO with thinking), evaluated beside this one
+    upfront_only_arm: bool = False
     trl: dict[str, Any] = Field(default_factory=dict)  # extra GRPOConfig fields, passed through
+
+    def upfront_only(self) -> "RLSection":
+        """This section for the upfront-only arm: the inline term's weight moves to the upfront term
+        (the format share stays the same; inline_think is still computed and logged)."""
+        weights = {**self.reward.weights}
+        weights["upfront_think"] = weights.get("upfront_think", 0.0) + weights.get("inline_think", 0.0)
+        weights["inline_think"] = 0.0
+        return self.model_copy(update={"reward": self.reward.model_copy(update={"weights": weights}), "upfront_only_arm": False})
 
     @field_validator("per_device_train_batch_size")
     @classmethod
@@ -372,102 +424,6 @@ class MidtrainingSection(Section):
         return self
 
 
-VARIANTS = ("thinking", "plain_prompt", "no_thinking", "think_budget")
-NO_THINKING_PREFILL = "<think>\nOkay, I think I have finished thinking.\n</think>\n"  # NoThinking (Ma et al., 2025)
-
-
-class BenchmarkConfig(Section):
-    name: str  # the label in reports: humaneval, leetcode, mbpp, livecodebench, ...
-    source: str | None = None  # a problem source (as in problems.sources); default: the name
-    difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
-    held_out: bool | None = None  # only the problems the split keeps out of training; default: when it is a training source
-    limit: int | None = Field(default=None, ge=1)  # subset: this many problems, drawn by hashed id
-    ids: list[str] | None = None  # subset: exactly these problem ids
-
-    @property
-    def source_name(self) -> str:
-        return self.source or self.name
-
-
-class EvaluateConfig(Section):
-    benchmarks: list[BenchmarkConfig] = Field(default_factory=list)  # empty: every training source, held out
-    samples: int = Field(default=1, ge=1)  # n per problem; greedy when temperature is 0
-    k: list[int] = Field(default_factory=lambda: [1])
-    temperature: float = Field(default=0.0, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int = 0
-    max_new_tokens: int = Field(default=256, ge=1)
-    batch_size: int = Field(default=16, ge=1)
-    backend: Literal["hf", "vllm"] = "hf"
-    stop: list[str] = Field(default_factory=list)  # extra stop strings
-    variants: list[Literal[VARIANTS]] = Field(default_factory=lambda: ["thinking"])  # for every checkpoint
-    baselines: list[Literal[VARIANTS]] = Field(default_factory=list)  # for the base model only
-    think_budget_tokens: int = Field(default=64, ge=1)  # the think_budget variant's cap on the upfront thought
-    plain_prompt: str = "You are a careful Python programmer. Answer with one ```python code block."
-    entropy: bool = True  # next-token entropy at think sites vs other code positions
-    bootstrap_resamples: int = Field(default=1000, ge=10)
-    confidence: float = Field(default=0.95, gt=0, lt=1)
-    checkpoints: list[str] = Field(default_factory=list)  # the evaluate flow: checkpoint artifact ids to compare
-    evaluate_base_model: bool = True
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if max(self.k) > self.samples:
-            raise ValueError(f"pass@{max(self.k)} needs at least {max(self.k)} samples per problem; samples is {self.samples}")
-        if min(self.k) < 1:
-            raise ValueError("k values must be at least 1")
-        if self.temperature == 0 and self.samples > 1:
-            raise ValueError(f"temperature 0 is greedy decoding: one sample per problem, not {self.samples}; set a temperature")
-        names = [b.name for b in self.benchmarks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"benchmark names repeat: {names}")
-        return self
-
-    def generation(self) -> "EvalGeneration":
-        """What decides the samples: part of every evaluation's cache key."""
-        return EvalGeneration(**self.model_dump(include=set(EvalGeneration.model_fields)))
-
-    def scoring(self) -> "EvalScoring":
-        return EvalScoring(**self.model_dump(include=set(EvalScoring.model_fields)))
-
-    def variant(self, name: str, thinking_prompt: str) -> "EvalVariant":
-        """How a variant prompts: its system prompt, the assistant prefill, the thinking budget."""
-        return EvalVariant(
-            name=name,
-            system_prompt=self.plain_prompt if name == "plain_prompt" else thinking_prompt,
-            prefill=NO_THINKING_PREFILL if name == "no_thinking" else "",
-            think_budget=self.think_budget_tokens if name == "think_budget" else None,
-        )
-
-
-class EvalGeneration(Section):
-    """The part of ``evaluate`` that decides the samples."""
-    samples: int
-    temperature: float
-    top_p: float
-    seed: int
-    max_new_tokens: int
-    batch_size: int
-    backend: Literal["hf", "vllm"]
-    stop: list[str]
-
-
-class EvalScoring(Section):
-    """The part of ``evaluate`` that decides the scores drawn from the samples."""
-    k: list[int]
-    entropy: bool
-    bootstrap_resamples: int
-    confidence: float
-
-
-class EvalVariant(Section):
-    """One way of prompting a checkpoint for evaluation."""
-    name: Literal[VARIANTS]
-    system_prompt: str
-    prefill: str = ""
-    think_budget: int | None = None
-
-
 class PromptsConfig(Section):
     # what the reference's RL prompt asks (in our words): a brief upfront thought, then the code; inline
     # thoughts are required, frequent, inside a statement, never on their own line, never around a comment
@@ -501,9 +457,22 @@ class Recipe(Section):
     prompts: PromptsConfig = PromptsConfig()
     solutions: SolutionsConfig = SolutionsConfig()  # rejection sampling for train problems without a reference
     coldstart: ColdStartConfig = ColdStartConfig()
+    calibration: CalibrationConfig = CalibrationConfig()  # the RL set: problems the SFT model solves sometimes
     sft: SFTSection = SFTSection()
     rl: RLSection = RLSection()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    def with_resolved_precision(self) -> "Recipe":
+        """``model.torch_dtype: auto`` resolved on this machine, and every training section's unset
+        ``bf16`` following it: what the stages run with and lineage records."""
+        model = self.model.resolved()
+        bf16 = model.torch_dtype == "bfloat16"
+
+        def follow(section):
+            return section if section.bf16 is not None else section.model_copy(update={"bf16": bf16})
+
+        midtraining = self.midtraining.model_copy(update={"sft": follow(self.midtraining.sft), "rl": follow(self.midtraining.rl)})
+        return self.model_copy(update={"model": model, "sft": follow(self.sft), "rl": follow(self.rl), "midtraining": midtraining})
 
     def benchmarks(self) -> list[BenchmarkConfig]:
         """The evaluation's benchmarks, resolved: each with its source and whether it is held out.

@@ -51,6 +51,17 @@ def bench_generate(
                                           as_json=as_json)
 
 
+@bench_app.command("precision")
+def bench_precision(
+    model: str = typer.Option("smollm2-135m-instruct", help="tiny | smollm2-135m-instruct | a model folder"),
+    new_tokens: int = typer.Option(96, help="new tokens per row when decoding"),
+    rl_steps: int = typer.Option(4, help="GRPO optimizer steps per precision"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """float32 vs bf16 side by side: decoding tokens/s (weights, autocast, static cache) and seconds per GRPO step."""
+    load_benchmark("precision").main(model=model, new_tokens=new_tokens, rl_steps=rl_steps, as_json=as_json)
+
+
 @bench_app.command("lineage")
 def bench_lineage(
     edges: int = typer.Option(1_000_000, help="edges in the synthetic store"),

@@ -34,6 +34,7 @@ from prefect import task
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.coldstart.insertion_sites import choose_insertion_offsets, code_tokens, token_entropies, without_docstrings
 from tasks.coldstart.thought_text import plan_from, prose_part
+from tasks.problems.function_tasks import hint_for_line, plan_of
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig, ColdStartConfig, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
@@ -97,6 +98,7 @@ class PendingSample:
     offsets: list[int]
     plan: str = ""
     thoughts: list[str] = field(default_factory=list)
+    from_task: bool = False  # plan and thoughts written from the task generator's notes (already prose)
 
 
 def assemble_sample(pending: PendingSample, max_chars: int = 120,
@@ -107,13 +109,16 @@ def assemble_sample(pending: PendingSample, max_chars: int = 120,
     teaches a small model to loop: measured 2026-12-02, greedy replies after SFT ran to the token cap
     repeating one block); a plan with no prose is the task's first sentence. ``repaired`` counts each."""
     repaired = Counter() if repaired is None else repaired
-    plan, from_task = plan_from(clean_thought(pending.plan, max_chars=300), pending.problem.get("prompt", ""))
-    repaired["plan_from_task"] += from_task
+    if pending.from_task:
+        plan = clean_thought(pending.plan, max_chars=300)
+    else:
+        plan, from_task = plan_from(clean_thought(pending.plan, max_chars=300), pending.problem.get("prompt", ""))
+        repaired["plan_from_task"] += from_task
     if not plan:
         return None, "empty_plan"
     kept: dict[int, str] = {}
     for offset, thought in zip(pending.offsets, pending.thoughts):
-        thought = prose_part(clean_thought(thought, max_chars))
+        thought = clean_thought(thought, max_chars) if pending.from_task else prose_part(clean_thought(thought, max_chars))
         if not thought:
             repaired["thought_without_prose_dropped"] += 1
         elif thought.lower() in {t.lower() for t in kept.values()}:
@@ -193,6 +198,7 @@ def build_coldstart_examples(
         if verdict.status != "passed":
             report.rejected["stripped_code_failed"] += 1
             continue
+        record["target_origin"] = problem.get("target_origin", "reference")
         record["prompt"] = chat_prompt(problem, system_prompt)
         record["completion"] = [{"role": "assistant", "content": record["response"]}]
         records.append(record)
@@ -215,15 +221,21 @@ def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, sy
             pending.append(PendingSample(problem, problem["reference"], offsets))
         else:
             report.rejected["no_insertion_point"] += 1
-    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; asking the annotator")
-    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in pending], max_new_tokens=cfg.plan_max_new_tokens)
-    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(pending) for offset in s.offsets]
-    thoughts = annotator.complete([conversation for _, conversation in requests], max_new_tokens=cfg.thought_max_new_tokens)
-    for sample, plan in zip(pending, plans):
+    if cfg.thoughts == "task_hints":
+        for sample in pending:
+            write_from_task_hints(sample, report.repaired)
+    asked = [s for s in pending if not s.from_task]
+    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; {len(pending) - len(asked)} annotated from the "
+        f"task generator's notes, asking the annotator for {len(asked)}")
+    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in asked], max_new_tokens=cfg.plan_max_new_tokens) if asked else []
+    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(asked) for offset in s.offsets]
+    thoughts = annotator.complete([conversation for _, conversation in requests],
+                                  max_new_tokens=cfg.thought_max_new_tokens) if requests else []
+    for sample, plan in zip(asked, plans):
         sample.plan = plan
     for (index, _), thought in zip(requests, thoughts):
-        pending[index].thoughts.append(thought)
-    say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written; verifying")
+        asked[index].thoughts.append(thought)
+    say(f"{len(plans)} plans and {len(thoughts)} inline thoughts written by the annotator; verifying")
     assembled = []
     for sample in pending:
         record, reason = assemble_sample(sample, repaired=report.repaired)
@@ -232,6 +244,26 @@ def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, sy
         else:
             assembled.append((sample.problem, record))
     return assembled
+
+
+def write_from_task_hints(sample: PendingSample, repaired: Counter) -> None:
+    """Plan and thoughts from a generated task's own notes (tasks/problems/function_tasks.py): the plan
+    is its step list, the thought at a site is the note on the operation its line performs. A site
+    whose line matches no operation is dropped (counted). Problems without notes are left as they are."""
+    meta = sample.problem.get("meta") or {}
+    plan = plan_of(meta, sample.problem.get("prompt", ""))
+    if not meta.get("hints") or not plan:
+        return
+    offsets, thoughts = [], []
+    for offset in sample.offsets:
+        start, end = sample.code.rfind("\n", 0, offset) + 1, sample.code.find("\n", offset)
+        hint = hint_for_line(meta, sample.code[start:end if end >= 0 else None])
+        if hint is None:
+            repaired["site_without_matching_hint_dropped"] += 1
+            continue
+        offsets.append(offset)
+        thoughts.append(hint)
+    sample.offsets, sample.thoughts, sample.plan, sample.from_task = offsets, thoughts, plan, True
 
 
 STAGE_FILES = ("configs/prompts/rewrite.md",)  # read by the rewrite strategy: part of the stage's code version
@@ -287,8 +319,15 @@ def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> li
 
 
 def coldstart_candidates(problems: list[dict[str, Any]], cfg: ColdStartConfig) -> list[dict[str, Any]]:
-    """The problems with a reference solution (given or rejection-sampled), up to ``limit``."""
-    candidates = [p for p in problems if p.get("reference")]
+    """The problems with a reference solution (given or rejection-sampled), up to ``limit``. With
+    ``targets: policy`` the problems the policy solved itself come first, their passing sample as
+    the code (``target_origin: policy``), then the rest on their references."""
+    if cfg.targets == "policy":
+        own = [{**p, "reference": p["meta"]["policy_solution"], "target_origin": "policy"}
+               for p in problems if (p.get("meta") or {}).get("policy_solution")]
+        candidates = own + [p for p in problems if p.get("reference") and not (p.get("meta") or {}).get("policy_solution")]
+    else:
+        candidates = [p for p in problems if p.get("reference")]
     return candidates[: cfg.limit] if cfg.limit else candidates
 
 

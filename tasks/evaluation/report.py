@@ -25,22 +25,37 @@ def load_problem_rows(folder: Path) -> list[dict[str, Any]]:
 
 
 def paired_comparisons(reports: list[dict[str, Any]], problems: list[list[dict[str, Any]]], labels: list[str]) -> list[dict[str, Any]]:
-    """Each evaluation against the first one with the same variant (the base model, when it was
-    evaluated): pass@1 differences on the same problems, with intervals."""
+    """Each evaluation against every earlier one with the same variant (the first is the base model,
+    when it was evaluated; then RL against SFT, an arm against the other): pass@1 differences on the
+    same problems, with intervals."""
     from tasks.evaluation.scoring import paired_difference
 
-    pairs, first_of_variant = [], {}
+    pairs, earlier = [], {}
     for index, report in enumerate(reports):
         variant = report["variant"]["name"]
-        if variant not in first_of_variant:
-            first_of_variant[variant] = index
-            continue
-        other = first_of_variant[variant]
-        scoring = report["scoring"]
-        pairs.append({"checkpoint": labels[index], "baseline": labels[other], "variant": variant,
-                      "by_benchmark": paired_difference(problems[index], problems[other], scoring["bootstrap_resamples"],
-                                                        scoring["confidence"])})
+        for other in earlier.get(variant, []):
+            scoring = report["scoring"]
+            pairs.append({"checkpoint": labels[index], "baseline": labels[other], "variant": variant,
+                          "first_of_variant": other == earlier[variant][0],
+                          "by_benchmark": paired_difference(problems[index], problems[other], scoring["bootstrap_resamples"],
+                                                            scoring["confidence"])})
+        earlier.setdefault(variant, []).append(index)
     return pairs
+
+
+def paired_metrics(pairs: list[dict[str, Any]]) -> dict[str, float]:
+    """The paired differences as lineage metrics a script can read: ``paired/<checkpoint>/<benchmark>/delta``
+    (and ``low``, ``high``) against the first evaluation of the variant (the base), and
+    ``paired/<checkpoint>-vs-<other>/<benchmark>/…`` against every later one (RL vs SFT)."""
+    metrics = {}
+    for pair in pairs:
+        name = pair["checkpoint"] if pair["first_of_variant"] else f"{pair['checkpoint']}-vs-{pair['baseline']}"
+        if pair["variant"] != "thinking":
+            name += f" ({pair['variant']})"
+        for bench, d in pair["by_benchmark"].items():
+            metrics.update({f"paired/{name}/{bench}/delta": d["difference"], f"paired/{name}/{bench}/low": d["ci"][0],
+                            f"paired/{name}/{bench}/high": d["ci"][1], f"paired/{name}/{bench}/problems": d["problems"]})
+    return metrics
 
 
 def paired_rows(pairs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -203,7 +218,8 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
                                                             "paired_header": paired_header, "paired_rows": paired, "paired": pairs},
                                                            indent=1))
         comparison_id = run.output("comparison", staged, kind="report", name="evaluation-comparison",
-                                   metadata={"reports": report_ids, "labels": labels}, metrics={"evaluations": len(report_ids)})
+                                   metadata={"reports": report_ids, "labels": labels},
+                                   metrics={"evaluations": len(report_ids), **paired_metrics(pairs)})
         publish_comparison(run, comparison_id, table, has_entropy)
         return comparison_id
 

@@ -12,14 +12,20 @@ from typing import Any, Iterable
 from sandbox import SandboxConfig
 from sandbox.reference import convert_tests
 from tasks.problems.bundled import humaneval_file, leetcode_folder, load_humaneval, load_leetcode
+from tasks.problems.function_tasks import generate_tasks, parse_options
 from tasks.problems.sources import PUBLISHED_FORMATS, LoadResult, load_rows
 from tasks.records import ProblemFormatError, hashed_fraction
 
 
 def load_source(name: str, difficulties: Iterable[str] | None = None, limit: int | None = None) -> LoadResult:
-    """``leetcode`` | ``humaneval`` | ``skywork:PATH`` | ``mbpp:PATH`` | ``livecodebench:PATH`` | ``jsonl:PATH``."""
+    """``leetcode`` | ``humaneval`` | ``functions[:OPTIONS]`` | ``skywork:PATH`` | ``mbpp:PATH`` | ``livecodebench:PATH`` |
+    ``jsonl:PATH``. ``functions`` is the generated task family (tasks/problems/function_tasks.py); ``difficulties``
+    does not apply to it (its ``ops`` option is the difficulty)."""
     kind, _, path = name.partition(":")
-    if name == "leetcode":
+    if kind == "functions":
+        tasks = generate_tasks(**parse_options(path))
+        result = LoadResult(problems=tasks, source=name, rows_in=len(tasks))
+    elif name == "leetcode":
         result = load_leetcode(difficulties=difficulties)
     elif name == "humaneval":
         result = load_humaneval()
@@ -27,7 +33,7 @@ def load_source(name: str, difficulties: Iterable[str] | None = None, limit: int
         result = load_rows(name, Path(path), PUBLISHED_FORMATS[kind])
     else:
         raise ProblemFormatError(
-            f"unknown problem source {name!r}; known: leetcode, humaneval, skywork:PATH, mbpp:PATH, livecodebench:PATH, jsonl:PATH"
+            f"unknown problem source {name!r}; known: leetcode, humaneval, functions[:split=train,seed=0,count=500,ops=1-3], skywork:PATH, mbpp:PATH, livecodebench:PATH, jsonl:PATH"
         )
     if limit is not None and len(result.problems) > limit:
         result.skipped["over_limit"] += len(result.problems) - limit

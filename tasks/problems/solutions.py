@@ -5,7 +5,8 @@ reach the cold-start set. For each such train problem the stage samples ``sample
 the policy (or the annotator), runs each reply's code against the problem's tests in the sandbox,
 and keeps the first that passes as the problem's ``reference`` (``reference_origin:
 "rejection_sampled"``). Every problem it sampled gets ``sampled_pass_rate`` (passing / samples),
-solved or not, and every sample's verdict is written to ``samples.jsonl``; a problem that no
+solved or not, and ``policy_solution`` (the first passing sample, given reference or not: the
+cold start's ``targets: policy`` teaches the format on the policy's own code), and every sample's verdict is written to ``samples.jsonl``; a problem that no
 sample solved stays in the split without a reference (RL can still use it).
 
 A sandbox infrastructure error stops the stage naming the problem: it is never counted as a
@@ -81,7 +82,10 @@ def attach_solutions(problems: list[dict[str, Any]], results: list[dict[str, Any
         if result is None:
             out.append(problem)
             continue
-        problem = {**problem, "meta": {**problem.get("meta", {}), "sampled_pass_rate": result["pass_rate"]}}
+        meta = {**problem.get("meta", {}), "sampled_pass_rate": result["pass_rate"]}
+        if result["solution"]:  # the policy's own correct code: what a cold start can teach the format on
+            meta["policy_solution"] = result["solution"]
+        problem = {**problem, "meta": meta}
         if result["solution"] and not problem.get("reference"):
             problem.update(reference=result["solution"], reference_origin="rejection_sampled")
             solved += 1

@@ -87,6 +87,22 @@ THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
 }
 
 
+def correct_varies_term(correct: Sequence[float], problem_json: Sequence[str]) -> list[float]:
+    """1 for each completion whose group (the consecutive completions of one prompt, as TRL orders a
+    generation batch) has some but not all correct: the mean is the share of groups in which
+    correctness carries signal."""
+    flags: list[float] = []
+    start = 0
+    while start < len(correct):
+        end = start
+        while end < len(correct) and problem_json[end] == problem_json[start]:
+            end += 1
+        group = correct[start:end]
+        flags += [1.0 if 0 < sum(group) < len(group) else 0.0] * len(group)
+        start = end
+    return flags
+
+
 def think_anywhere_scores(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
                           **kwargs: Any) -> list[dict[str, float]]:
     """Per completion: each term's score and ``reward``, their weighted sum (what RL optimises)."""
@@ -230,9 +246,12 @@ def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     def inline_think(completions, **kwargs):
         return inline_think_term(completions)
 
+    def correct_varies(completions, problem_json, **kwargs):  # weight 0: logged, never rewarded
+        return correct_varies_term(correct_term(completions, verdicts_of(completions, problem_json)), problem_json)
+
     functions = {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think,
                  **({"tests_passed": tests_passed} if "tests_passed" in weights else {})}
-    return {name: (function, weights[name]) for name, function in functions.items()}
+    return {**{name: (function, weights[name]) for name, function in functions.items()}, "correct_varies": (correct_varies, 0.0)}
 
 
 def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:

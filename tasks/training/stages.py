@@ -257,9 +257,22 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSec
     write_jsonl(data / "rl_prompts.jsonl", rows)
     spec = {"stage": run.stage, "kind": "grpo", "model_dir": str(run.input_path("model")), "data_path": str(data / "rl_prompts.jsonl"),
             "reward": {**rl.reward.to_json(), **(extra or {})}, "sandbox": sandbox.to_json() if sandbox else {}}
+    if rl.probe.prompts:  # the first rows of the (seeded) RL order, the same at every probe step
+        write_jsonl(data / "probe_prompts.jsonl", rows[:rl.probe.prompts])
+        spec["probe_path"] = str(data / "probe_prompts.jsonl")
     work, history, timing = run_worker(run, spec, rl)
     series = history_series(history, rl_series_keys(rl.reward))
     metrics = {**rl_metrics(series, len(rows), too_long), **timing}
+    if (work / "probe.jsonl").exists():
+        from tasks.training.probe import probe_trend
+
+        probe_series, trend = probe_trend(read_jsonl(work / "probe.jsonl"))
+        series.update(probe_series)
+        metrics.update({f"probe_reward_{name}": value for name, value in trend.items()})
+        if trend:
+            run.log.info("%s: probe-set reward %.3f -> %.3f (first to last quarter of %d probe points), gain %+.3f [%+.3f, %+.3f]",
+                         run.stage, trend["first_quarter"], trend["last_quarter"], trend["points"], trend["gain"],
+                         trend["gain_ci_low"], trend["gain_ci_high"])
     for warning in rl_warnings(metrics):
         run.log.warning("%s: %s", run.stage, warning)
     checkpoint = run.output("checkpoint", work / "model", kind="checkpoint", name=run.stage, metrics=metrics, series=series)

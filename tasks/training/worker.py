@@ -156,13 +156,39 @@ def grpo_trainer(spec: dict[str, Any]):
             raise RuntimeError("rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU")
     else:
         args.pop("vllm_mode", None)
+    if section.get("bf16"):
+        generate_under_bf16_autocast(model)
+    args.pop("probe", None)
     config = GRPOConfig(**{**common_args(spec), "top_k": 0, "reward_weights": [weight for _, weight in terms.values()], **args})
     trainer_class = equal_reward_groups_dropped(GRPOTrainer) if section["drop_equal_groups"] else GRPOTrainer
     peft_config = lora_config(section["lora"]) if section["train"] == "lora" else None
+    callbacks = [mark_complete_callback()]
+    if spec.get("probe_path"):
+        from tasks.training.probe import probe_callback
+
+        callbacks.append(probe_callback(read_jsonl(spec["probe_path"]), terms, tokenizer, section,
+                                        Path(spec["output_dir"]) / "probe.jsonl", bool(section.get("bf16"))))
     trainer = trainer_class(model=model, reward_funcs=[function for function, _ in terms.values()], args=config,
                             train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config,
-                            callbacks=[mark_complete_callback()])
+                            callbacks=callbacks)
     return trainer, tokenizer
+
+
+def generate_under_bf16_autocast(model) -> None:
+    """Rollouts decoded under bf16 autocast like the training passes (float32 master weights stay)."""
+    import functools
+
+    import torch
+
+    inner = model.generate
+
+    @functools.wraps(inner)
+    def generate(*args, **kwargs):
+        device = next(model.parameters()).device.type
+        with torch.autocast(device, dtype=torch.bfloat16):
+            return inner(*args, **kwargs)
+
+    model.generate = generate
 
 
 def resume_point(output_dir: Path) -> Path | None:

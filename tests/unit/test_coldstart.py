@@ -88,3 +88,39 @@ def test_targets_drop_the_docstrings_a_humaneval_reference_repeats():
     assert without_docstrings("def h(:\n") == "def h(:\n"  # does not parse: unchanged
     kept_string = 'def k():\n    x = 1\n    "not a docstring"\n    return x\n'
     assert without_docstrings(kept_string) == kept_string
+
+
+def test_policy_targets_come_first_and_carry_the_policys_own_code():
+    from tasks.coldstart.build import coldstart_candidates
+    from tasks.recipe import ColdStartConfig
+
+    problems = [{"id": "given", "reference": "def f(): return 1\n", "meta": {}},
+                {"id": "own", "reference": "def g(): return 2\n", "meta": {"policy_solution": "def g():\n    return 2\n"}},
+                {"id": "none", "reference": None, "meta": {}}]
+    chosen = coldstart_candidates(problems, ColdStartConfig(targets="policy"))
+    assert [(p["id"], p.get("target_origin")) for p in chosen] == [("own", "policy"), ("given", None)]
+    assert chosen[0]["reference"] == "def g():\n    return 2\n"
+    assert [p["id"] for p in coldstart_candidates(problems, ColdStartConfig(targets="policy", limit=1))] == ["own"]
+    assert [p["id"] for p in coldstart_candidates(problems, ColdStartConfig())] == ["given", "own"]
+
+
+def test_task_hints_write_the_plan_and_the_thought_of_the_operation_on_the_line():
+    from collections import Counter
+
+    from tasks.coldstart.build import write_from_task_hints
+    from tasks.problems.function_tasks import generate_tasks
+
+    problem = next(p for p in generate_tasks("train", 0, 60, (2, 2)) if p["meta"]["ops"][:2] != p["meta"]["ops"][1:])
+    code = problem["reference"]
+    second_line = code.rstrip("\n").rsplit("\n", 1)[-1]
+    offsets = [code.index("=") + 2, code.rindex(second_line) + len(second_line) - 2]
+    sample = PendingSample(problem, code, offsets)
+    repaired = Counter()
+    write_from_task_hints(sample, repaired)
+    assert sample.from_task and sample.plan.startswith("Steps: ")
+    assert sample.thoughts == problem["meta"]["hints"][:len(sample.thoughts)] and len(sample.thoughts) == 2
+    record, reason = assemble_sample(sample)
+    assert reason is None and record["thoughts"] == sample.thoughts and record["plan"] == sample.plan
+    foreign = PendingSample({"id": "x", "prompt": "Add.", "meta": {}}, "def f():\n    return 1\n", [20])
+    write_from_task_hints(foreign, repaired)
+    assert not foreign.from_task and foreign.thoughts == []

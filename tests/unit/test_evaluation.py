@@ -233,3 +233,19 @@ def test_entropy_ratio_interval_resamples_whole_responses():
     assert ratio_interval([([], [1.0])], 100, 0.95) is None
     summary = summarize_entropy([{"sites": s, "elsewhere": e} for s, e in groups], resamples=200)
     assert summary["entropy_ratio_ci"][0] <= summary["entropy_ratio"] <= summary["entropy_ratio_ci"][1]
+
+
+def test_every_checkpoint_is_paired_with_every_earlier_one_and_the_deltas_become_metrics():
+    from tasks.evaluation.report import paired_comparisons, paired_metrics
+
+    def rows(solved):
+        return [{"benchmark": "functions", "problem_id": f"p{i}", "pass@1": float(s)} for i, s in enumerate(solved)]
+
+    report = {"variant": {"name": "thinking"}, "scoring": {"bootstrap_resamples": 200, "confidence": 0.95}}
+    pairs = paired_comparisons([report] * 3, [rows([0, 0, 1, 0]), rows([1, 0, 1, 0]), rows([1, 1, 1, 1])], ["base", "sft", "rl"])
+    assert [(p["checkpoint"], p["baseline"]) for p in pairs] == [("sft", "base"), ("rl", "base"), ("rl", "sft")]
+    metrics = paired_metrics(pairs)
+    assert metrics["paired/rl/functions/delta"] == pytest.approx(0.75)
+    assert metrics["paired/rl-vs-sft/functions/delta"] == pytest.approx(0.5)
+    assert metrics["paired/sft/all/problems"] == 4
+    assert metrics["paired/rl/functions/low"] <= 0.75 <= metrics["paired/rl/functions/high"]

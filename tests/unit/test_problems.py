@@ -92,7 +92,7 @@ def test_jsonl_bad_rows_are_quarantined_naming_file_row_and_field(tmp_path):
 
 
 def test_unknown_source_is_a_clear_error():
-    with pytest.raises(ProblemFormatError, match="unknown problem source 'apps:x'; known: leetcode, humaneval, skywork:PATH"):
+    with pytest.raises(ProblemFormatError, match=r"unknown problem source 'apps:x'; known: leetcode, humaneval, functions\[:split=train.*skywork:PATH"):
         load_source("apps:x")
     with pytest.raises(FileNotFoundError, match="nowhere.parquet does not exist"):
         load_source("skywork:/nowhere.parquet")

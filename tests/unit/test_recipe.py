@@ -58,7 +58,10 @@ def test_paper_recipes_load_and_resolve(name):
         per_generation = recipe.rl.per_device_train_batch_size * recipe.rl.steps_per_generation * 8  # 8 GPUs
         assert per_generation // recipe.rl.num_generations == 128  # prompts per generation batch, in 16 updates
         assert (recipe.sft.train, recipe.sft.lora.r, recipe.sft.lora.alpha) == ("lora", 16, 32)
-        assert trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 3
+        assert trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 2  # the reference: 2 epochs, lr 1e-5
+        assert (recipe.sft.learning_rate, recipe.sft.lr_scheduler_type, recipe.sft.warmup_steps) == (1e-5, "cosine", 0.1)
+        grpo = trainer_args(recipe.rl.to_json(), GRPOConfig)
+        assert (grpo["use_adaptive_entropy"], grpo["entropy_target"], grpo["entropy_coef_max"]) == (True, 0.2, 0.005)
     else:
         assert recipe.midtraining.rl.reward.name == "midtrain_judge" and recipe.midtraining.rl.loss_type == "dr_grpo"
         assert recipe.midtraining.post_training == "math" and recipe.rl.reward.name == "math"

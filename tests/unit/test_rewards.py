@@ -62,7 +62,8 @@ def test_the_registry_names_its_rewards_and_their_weights():
 
     assert sorted(REWARDS) == ["math", "midtrain_judge", "think_anywhere"]
     terms = reward_functions("think_anywhere", {"weights": {"inline_think": 0.5}}, SandboxConfig())
-    assert {name: weight for name, (_, weight) in terms.items()} == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.5}
+    assert {name: weight for name, (_, weight) in terms.items()} == {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.5,
+                                                                    "correct_varies": 0.0}  # logged, never rewarded
     with pytest.raises(ValueError, match="unknown reward 'bleu'"):
         reward_functions("bleu", {}, SandboxConfig())
 

@@ -1,0 +1,121 @@
+"""A fixed probe set for RL: the same prompts sampled and scored at fixed steps, so a reward trend
+says what the policy learnt rather than which problems a step happened to draw.
+
+Inside the training worker, ``probe_callback`` samples ``probe.samples`` completions for each probe
+prompt at step 0 and every ``probe.every`` optimizer steps (and at the last), with the RL
+temperature, completion cap and stop rule and a fixed seed (the training RNG is left untouched), scores them
+with the run's own reward terms and appends one row per completion to ``probe.jsonl``. A resumed
+run skips the steps already there. ``probe_trend`` reads the file in the stage: per step the
+reward and each term, and the last quarter of the probe points minus the first, paired by prompt,
+with a bootstrap interval over prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+
+def probe_steps(max_steps: int, every: int) -> list[int]:
+    """0, every, 2·every, … and the last step."""
+    return sorted(set(range(0, max_steps + 1, every)) | {max_steps})
+
+
+def score_completions(terms: dict[str, tuple[Callable, float]], completions: list[str], columns: dict[str, list[Any]]) -> list[dict]:
+    """Each completion's terms and their weighted sum, with the run's reward functions."""
+    scores = {name: function(completions, **columns) for name, (function, _) in terms.items()}
+    rows = []
+    for index in range(len(completions)):
+        row = {name: float(values[index]) for name, values in scores.items()}
+        row["reward"] = sum(weight * row[name] for name, (_, weight) in terms.items())
+        rows.append(row)
+    return rows
+
+
+def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, float]], tokenizer, section: dict[str, Any],
+                   out_path: Path, bf16: bool):
+    """A TrainerCallback that samples and scores the probe prompts at the probe steps."""
+    import torch
+    from transformers import TrainerCallback
+
+    probe = section["probe"]
+    done = {json.loads(line)["step"] for line in out_path.read_text().splitlines()} if out_path.exists() else set()
+    texts = [tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) for row in rows]
+    columns = {key: [row[key] for row in rows for _ in range(probe["samples"])] for key in rows[0] if key != "prompt"}
+
+    def sample(model, step: int) -> None:
+        was_training = model.training
+        model.eval()
+        completions = []
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad(), \
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            torch.manual_seed(probe["seed"])
+            for start in range(0, len(texts), probe["batch_prompts"]):
+                batch = tokenizer(texts[start:start + probe["batch_prompts"]], return_tensors="pt", padding=True,
+                                  add_special_tokens=False).to(device)
+                out = model.generate(**batch, do_sample=True, temperature=section["temperature"], top_k=0, top_p=1.0,
+                                     max_new_tokens=section["max_completion_length"], num_return_sequences=probe["samples"],
+                                     pad_token_id=tokenizer.pad_token_id)
+                completions += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        if was_training:
+            model.train()
+        scored = score_completions(terms, completions, columns)
+        with open(out_path, "a") as handle:
+            for index, row in enumerate(scored):
+                handle.write(json.dumps({"step": step, "prompt": index // probe["samples"], "sample": index % probe["samples"],
+                                         **row}) + "\n")
+        mean = statistics.fmean(r["reward"] for r in scored)
+        print(f"thinkflow: probe at step {step}: reward {mean:.3f} over {len(scored)} completions", flush=True)
+        done.add(step)
+
+    class ProbeCallback(TrainerCallback):
+        def _maybe(self, state, model):
+            steps = probe_steps(state.max_steps, probe["every"])
+            if state.global_step in steps and state.global_step not in done and model is not None:
+                sample(model, state.global_step)
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self._maybe(state, model)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self._maybe(state, model)
+
+    return ProbeCallback()
+
+
+def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: float = 0.95,
+                seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
+    """(series, trend) from probe rows: per step the mean reward and terms (``probe_reward``,
+    ``probe_<term>``); the trend is the last quarter of probe points minus the first, per prompt,
+    averaged over prompts, with a bootstrap interval over prompts (empty with fewer than 4 points)."""
+    by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_step[row["step"]].append(row)
+    steps = sorted(by_step)
+    names = [k for k in rows[0] if k not in ("step", "prompt", "sample")] if rows else []
+    series = {f"probe_{name}": [(step, statistics.fmean(r[name] for r in by_step[step])) for step in steps] for name in names}
+    quarter = len(steps) // 4
+    if quarter < 1:
+        return series, {}
+    per_prompt: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        per_prompt[row["prompt"]][row["step"]].append(row["reward"])
+
+    def mean_over(prompt: int, chosen: list[int]) -> float:
+        return statistics.fmean(v for step in chosen for v in per_prompt[prompt][step])
+
+    first, last = steps[:quarter], steps[-quarter:]
+    gains = [mean_over(p, last) - mean_over(p, first) for p in sorted(per_prompt)]
+    rng = random.Random(seed)
+    draws = sorted(statistics.fmean(rng.choices(gains, k=len(gains))) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    trend = {"first_quarter": statistics.fmean(r["reward"] for s in first for r in by_step[s]),
+             "last_quarter": statistics.fmean(r["reward"] for s in last for r in by_step[s]),
+             "gain": statistics.fmean(gains), "gain_ci_low": draws[int(tail * resamples)],
+             "gain_ci_high": draws[min(resamples - 1, int((1 - tail) * resamples))], "points": len(steps), "prompts": len(gains)}
+    return series, trend
