@@ -98,6 +98,7 @@ def attach_solutions(problems: list[dict[str, Any]], results: list[dict[str, Any
         "solved": solved,
         "pass_rate_mean": sum(r["pass_rate"] for r in results) / len(results) if results else 0.0,
         "with_reference": sum(bool(p.get("reference")) for p in out),
+        "with_policy_solution": sum(r["solution"] is not None for r in results),  # given reference or not
     }
     return out, metrics
 
@@ -162,8 +163,9 @@ def attach_sampled_solutions(problems_id: str, shard_ids: list[str], solutions: 
         if [r["problem_id"] for r in results] != expected:
             raise RuntimeError(f"{len(expected)} problems to sample for but the shards hold {len(results)} results")
         updated, metrics = attach_solutions(problems, results)
-        run.log.info("rejection sampling: %d problems sampled, %d solved, mean pass rate %.3f",
-                     metrics["sampled_problems"], metrics["solved"], metrics["pass_rate_mean"])
+        run.log.info("rejection sampling: %d problems sampled, %d with a passing sample (%d of them had no reference), "
+                     "mean pass rate %.3f", metrics["sampled_problems"], metrics["with_policy_solution"], metrics["solved"],
+                     metrics["pass_rate_mean"])
         staged = run.staging("problems")
         write_jsonl(staged / "problems.jsonl", updated)
         write_jsonl(staged / "samples.jsonl", results)

@@ -1,4 +1,10 @@
-"""The demo itself (SmolLM2-135M-Instruct, 45 min on 2 cores on 2026-12-01): `make test-slow`."""
+"""The demo itself (SmolLM2-135M-Instruct on 2 cores, ~45 min with AMX-BF16): `make test-slow`.
+
+It asserts the reproduction's acceptance points, read from the demo's own artifacts and lineage:
+RL beats the base on the held-out task family (paired interval above 0) and is not below SFT; after
+RL most replies open with a thought and carry one inside a statement (the reward's own rules); the
+probe-set reward rises by more than its interval; the entropy at think sites is measured on 30+
+sites; HumanEval is paired and reported."""
 
 import json
 import os
@@ -8,23 +14,39 @@ import sys
 from conftest import PROJECT_ROOT
 
 
-def test_demo_runs_end_to_end_with_lineage(tmp_path):
+def test_demo_reproduces_the_think_anywhere_effect(tmp_path):
+    import pyarrow.parquet as pq
+
+    from storage import ArtifactStore, LineageStore
+    from tasks.thinking import format_credit
+
     env = {**os.environ, "THINKFLOW_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
     thinkflow = [sys.executable, "-m", "flows.cli"]
-    done = subprocess.run(thinkflow + ["demo", "--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=40 * 60)
+    done = subprocess.run(thinkflow + ["demo", "--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=80 * 60)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     stages = {s["stage"]: s for s in summary["stages"]}
-    report_id = stages["evaluate rl"]["artifact_ids"][0]
-    metrics = stages["evaluate rl"]["metrics"][report_id]
-    assert metrics["problems/humaneval"] > 0 and metrics["problems/leetcode"] > 0
-    assert 0 <= metrics["pass@1"] <= 1
-    comparison = summary["comparison"]
-    assert [row[0] for row in comparison["rows"]] == ["base", "sft", "rl"]
-    assert all((PROJECT_ROOT / comparison["folder"] / name).exists() for name in ("pass_at_1.png", "think_tokens.png"))
-    sft_id = stages["sft"]["artifact_ids"][0]
-    assert stages["sft"]["metrics"][sft_id]["loss_last"] < stages["sft"]["metrics"][sft_id]["loss_first"] * 1.5
-    upstream = subprocess.run(thinkflow + ["lineage", "upstream", report_id, "--json"], cwd=PROJECT_ROOT, env=env,
-                              capture_output=True, text=True, check=True)
-    stages_seen = {link["stage"] for link in json.loads(upstream.stdout)}
-    assert {"evaluate", "grpo", "sft", "coldstart", "split_problems"} <= stages_seen
+    assert [row[0] for row in summary["comparison"]["rows"]] == ["base", "sft", "rl"]
+    store, lineage = ArtifactStore(tmp_path / "home"), LineageStore(tmp_path / "home" / "lineage.duckdb")
+
+    compare = lineage.metrics_of(stages["compare"]["artifact_ids"][0])
+    assert compare["paired/rl/functions/problems"] >= 200
+    assert compare["paired/rl/functions/low"] > 0, compare  # RL above the base, the paired 95 % interval above 0
+    assert compare["paired/rl-vs-sft/functions/delta"] >= 0  # RL not below SFT
+    assert compare["paired/rl/humaneval/problems"] >= 30  # the transfer benchmark, paired (no sign required)
+
+    report = stages["evaluate rl"]["artifact_ids"][0]
+    rows = [r for r in pq.read_table(store.path(report) / "samples.parquet").to_pylist() if r["benchmark"] == "functions"]
+    credits = [format_credit(r["response"]) for r in rows]
+    assert sum(c.upfront_think for c in credits) >= 0.8 * len(rows)
+    assert sum(c.inline_think for c in credits) >= 0.5 * len(rows)
+    rl_metrics = lineage.metrics_of(report)
+    assert rl_metrics["think_sites"] >= 30 and rl_metrics["entropy_ratio"] > 0
+
+    rl = stages["rl"]["artifact_ids"][0]
+    training = lineage.metrics_of(rl)
+    assert training["probe_reward_gain_ci_low"] > 0, training  # the probe set's last quarter above its first
+    curves = lineage.latest_artifact("grpo-curves", "report")
+    assert curves and (store.path(curves["artifact_id"]) / "probe.png").exists()
+    calibrated = stages["calibrate"]["artifact_ids"][0]
+    assert lineage.metrics_of(calibrated)["kept"] >= 24

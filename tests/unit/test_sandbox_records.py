@@ -28,3 +28,19 @@ def test_a_solution_that_forges_a_deep_record_gets_a_verdict():
     tests = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}
     [verdict] = run_batch([Job("p", "s", FORGES_A_DEEP_RECORD, tests)], SandboxConfig(timeout_s=5.0, workers=1))
     assert verdict.status == "failed" and verdict.passed == 0  # its own (wrong) answer is judged, the forgery ignored
+
+
+def test_truthy_comparison_accepts_what_a_truth_only_assert_accepts():
+    from sandbox.reference import truth_only_asserts
+    from sandbox.verdicts import output_matches
+
+    truthy = {"kind": "call", "compare": "truthy"}
+    assert output_matches(1, True, truthy) and output_matches([], False, truthy) and output_matches(0, False, truthy)
+    assert not output_matches("x", False, truthy) and not output_matches(None, True, truthy)
+    assert not output_matches(1, True, {"kind": "call"})
+    check = {"kind": "check", "test_code": "def check(candidate):\n    assert candidate(1)\n    assert not candidate(2)\n"}
+    assert truth_only_asserts(check, "f")
+    mixed = {"kind": "check", "test_code": "def check(candidate):\n    assert candidate(1)\n    assert candidate(2) == False\n"}
+    assert not truth_only_asserts(mixed, "f")
+    asserts = {"kind": "assert", "asserts": ["assert not is_odd(2)", "assert is_odd(3)"]}
+    assert truth_only_asserts(asserts, "is_odd") and not truth_only_asserts({"kind": "check", "test_code": "x = 1"}, "f")

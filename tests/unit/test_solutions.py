@@ -54,7 +54,8 @@ def test_pass_rates_and_the_first_passing_sample_is_kept(skywork):
     assert updated[1]["reference"] is None and "reference_origin" not in updated[1]
     assert [p["meta"]["sampled_pass_rate"] for p in updated] == [pytest.approx(2 / 3), 0]
     assert metrics == {"problems": 2, "sampled_problems": 2, "samples": 6, "solved": 1,
-                       "pass_rate_mean": pytest.approx(1 / 3), "with_reference": 1}
+                       "pass_rate_mean": pytest.approx(1 / 3), "with_reference": 1, "with_policy_solution": 1}
+    assert updated[0]["meta"]["policy_solution"] == results[0]["solution"] and "policy_solution" not in updated[1]["meta"]
 
 
 def test_a_given_reference_is_never_replaced(skywork):
@@ -64,6 +65,7 @@ def test_a_given_reference_is_never_replaced(skywork):
     updated, metrics = attach_solutions(given, results)
     assert updated[0]["reference"] == given[0]["reference"] and metrics["solved"] == 0
     assert updated[0]["meta"]["sampled_pass_rate"] == 1
+    assert updated[0]["meta"]["policy_solution"] == "a, b = map(int, input().split())\nprint(a + b)\n"  # the cold start's target
 
 
 def test_a_sandbox_infra_error_stops_the_stage_naming_the_problem(skywork):
