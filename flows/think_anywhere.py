@@ -49,7 +49,7 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
                                  recipe.prompts.system, recipe.model.torch_dtype)
     rl_model = stages.run("rl", train_grpo, sft_model, rl_problems, recipe.rl, recipe.sandbox, recipe.prompts.system)
     checkpoints = ([("base", base_model)] if recipe.evaluate.evaluate_base_model else []) + [("sft", sft_model), ("rl", rl_model)]
-    if recipe.rl.upfront_only_arm:  # the paper's comparison: the same RL, a format reward for the upfront thought only
+    if "upfront_only" in recipe.rl_arms:  # the paper's comparison: the same RL, a format reward for the upfront thought only
         checkpoints.append(("rl-upfront-only", stages.run("rl (upfront-only arm)", train_grpo, sft_model, rl_problems,
                                                           recipe.rl.upfront_only(), recipe.sandbox, recipe.prompts.system)))
     evaluation = evaluate_checkpoints(stages, recipe, checkpoints, loaded)

@@ -71,12 +71,18 @@ def draw_curves(series: Series, folder: Path) -> list[Path]:
     return drawn
 
 
-def publish_curves(run, checkpoint_id: str, series: Series) -> str | None:
-    """Draw the run's curves, commit them as a ``report`` artifact, link them from Prefect."""
+def publish_curves(run, checkpoint_id: str, series: Series, files: tuple[Path, ...] = ()) -> str | None:
+    """Draw the run's curves, commit them (and ``files``, e.g. the probe set's scored completions) as a
+    ``report`` artifact, link them from Prefect."""
+    import shutil
+
     staged = run.staging("curves")
     drawn = draw_curves(series, staged)
     if not drawn:
         return None
+    for path in files:
+        if path.exists():
+            shutil.copy2(path, staged / path.name)
     curves_id = run.output("curves", staged, kind="report", name=f"{run.stage}-curves", metadata={"checkpoint": checkpoint_id})
     folder = run.store.path(curves_id)
     lines = [f"# {run.stage}: training curves", "", f"checkpoint `{checkpoint_id}`, curves artifact `{curves_id}`", ""]

@@ -354,9 +354,6 @@ class RLSection(Section):
     limit: int | None = Field(default=None, ge=1)
     timeout_s: int = Field(default=3600, ge=10)
     probe: ProbeSection = ProbeSection()  # the reward trend on fixed prompts (0 prompts: off)
-    # the paper's comparison arm: a second RL run from the same SFT model with the same settings whose format
-    # reward credits only the upfront <think> (plain GRPO with thinking), evaluated beside this one
-    upfront_only_arm: bool = False
     trl: dict[str, Any] = Field(default_factory=dict)  # extra GRPOConfig fields, passed through
 
     def upfront_only(self) -> "RLSection":
@@ -365,7 +362,7 @@ class RLSection(Section):
         weights = {**self.reward.weights}
         weights["upfront_think"] = weights.get("upfront_think", 0.0) + weights.get("inline_think", 0.0)
         weights["inline_think"] = 0.0
-        return self.model_copy(update={"reward": self.reward.model_copy(update={"weights": weights}), "upfront_only_arm": False})
+        return self.model_copy(update={"reward": self.reward.model_copy(update={"weights": weights})})
 
     @field_validator("per_device_train_batch_size")
     @classmethod
@@ -460,6 +457,10 @@ class Recipe(Section):
     calibration: CalibrationConfig = CalibrationConfig()  # the RL set: problems the SFT model solves sometimes
     sft: SFTSection = SFTSection()
     rl: RLSection = RLSection()
+    # further RL arms from the same SFT model with the same settings, evaluated beside `rl` (a section of its own, so
+    # adding an arm re-runs nothing already done); upfront_only: the paper's comparison, a format reward that credits
+    # only the upfront <think> (plain GRPO with thinking)
+    rl_arms: list[Literal["upfront_only"]] = Field(default_factory=list)
     evaluate: EvaluateConfig = EvaluateConfig()
 
     def with_resolved_precision(self) -> "Recipe":

@@ -276,7 +276,7 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSec
     for warning in rl_warnings(metrics):
         run.log.warning("%s: %s", run.stage, warning)
     checkpoint = run.output("checkpoint", work / "model", kind="checkpoint", name=run.stage, metrics=metrics, series=series)
-    publish_curves(run, checkpoint, series)
+    publish_curves(run, checkpoint, series, files=(work / "probe.jsonl",))  # every probe completion's score, per step
     return checkpoint
 
 

@@ -71,7 +71,7 @@ def test_probe_scores_with_the_runs_own_weighted_terms():
 def test_the_upfront_only_arm_moves_the_inline_weight_to_the_upfront_term():
     arm = RLSection().upfront_only()
     assert arm.reward.weights == {"correct": 0.9, "upfront_think": pytest.approx(0.1), "inline_think": 0.0}
-    assert not arm.upfront_only_arm
+    assert arm.model_copy(update={"reward": RLSection().reward}) == RLSection()  # nothing else differs
 
 
 def test_auto_precision_follows_the_hardware_and_training_follows_the_model(monkeypatch):
