@@ -185,7 +185,7 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
     comparison = tiny_runs["first"]["comparison"]
     assert [row[:2] for row in comparison["rows"]] == [["base", "thinking"], ["sft", "thinking"], ["rl", "thinking"]]
     pairs = {(p["checkpoint"], p["baseline"]): p["by_benchmark"]["all"] for p in comparison["paired"]}
-    assert set(pairs) == {("sft", "base"), ("rl", "base")}  # each checkpoint against the base, on the same problems
+    assert set(pairs) == {("sft", "base"), ("rl", "base"), ("rl", "sft")}  # each checkpoint against every earlier one, same problems
     assert all(pair["problems"] == len(held_out) and pair["unpaired"] == 0 for pair in pairs.values())
     folder = store.path(comparison["artifact_id"])
     assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "think_tokens.png").exists()
