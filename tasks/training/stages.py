@@ -291,13 +291,12 @@ def train_grpo(policy_id: str, train_problems_id: str, rl: RLSection, sandbox: S
     inputs = {"model": policy_id, "problems": train_problems_id}
     params = {"rl": rl.to_json(), "sandbox": sandbox.to_json(), "system_prompt": system_prompt}
     with StageRun("grpo", inputs=inputs, params=params) as run:
-        problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
-        if rl.sources is not None:
-            problems = [p for p in problems if p["source"] in rl.sources]
-            if not problems:
-                raise ValueError(f"rl.sources {rl.sources}: the train split has no problems from them")
+        from tasks.problems.calibration import rl_candidates
+
+        # the RL order (rl.sources, seeded shuffle): the one calibration measured its candidates in
+        problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, None)
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
-        rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl.max_prompt_length, rl.limit, rl.shuffle_seed)
+        rows, too_long = build_rl_prompts(problems, tokenizer, system_prompt, rl.max_prompt_length, rl.limit)
         return run_grpo(run, rows, too_long, rl, sandbox)
 
 
