@@ -4,10 +4,11 @@ says what the policy learnt rather than which problems a step happened to draw.
 Inside the training worker, ``probe_callback`` samples ``probe.samples`` completions for each probe
 prompt at step 0 and every ``probe.every`` optimizer steps (and at the last), with the RL
 temperature, completion cap and stop rule and a fixed seed (the training RNG is left untouched), scores them
-with the run's own reward terms and appends one row per completion to ``probe.jsonl``. A resumed
+with the run's own reward terms and appends one row per completion (its scores and its text) to ``probe.jsonl``. A resumed
 run skips the steps already there. ``probe_trend`` reads the file in the stage: per step the
 reward and each term, and the last quarter of the probe points minus the first, paired by prompt,
-with a bootstrap interval over prompts.
+with two bootstrap intervals: one for this probe set (completions resampled within each
+prompt) and one for prompts like these (prompts resampled).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
         with open(out_path, "a") as handle:
             for index, row in enumerate(scored):
                 handle.write(json.dumps({"step": step, "prompt": index // probe["samples"], "sample": index % probe["samples"],
-                                         **row}) + "\n")
+                                         **row, "completion": completions[index]}) + "\n")
         mean = statistics.fmean(r["reward"] for r in scored)
         print(f"thinkflow: probe at step {step}: reward {mean:.3f} over {len(scored)} completions", flush=True)
         done.add(step)
@@ -88,34 +89,54 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     return ProbeCallback()
 
 
+def bootstrap_interval(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    rng = random.Random(seed)
+    draws = sorted(draw(rng) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return draws[int(tail * resamples)], draws[min(resamples - 1, int((1 - tail) * resamples))]
+
+
 def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: float = 0.95,
                 seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
     """(series, trend) from probe rows: per step the mean reward and terms (``probe_reward``,
-    ``probe_<term>``); the trend is the last quarter of probe points minus the first, per prompt,
-    averaged over prompts, with a bootstrap interval over prompts (empty with fewer than 4 points)."""
+    ``probe_<term>``); the trend is the last quarter of probe points minus the first (at least one
+    point each; empty with fewer than 2 points), per prompt, averaged over prompts.
+
+    Two intervals, because they answer two questions. ``gain_ci_low/high``: did the policy's reward
+    on *this* probe set rise? The prompts are fixed by design, so the only chance is which
+    completions were sampled: each prompt's completions are resampled within each end (a stratified
+    bootstrap). ``gain_ci_low/high_prompts``: would prompts like these rise? Prompts are resampled,
+    so how differently RL moves each problem counts as noise too (the held-out evaluation answers
+    this question with far more problems)."""
     by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_step[row["step"]].append(row)
     steps = sorted(by_step)
-    names = [k for k in rows[0] if k not in ("step", "prompt", "sample")] if rows else []
+    names = [k for k in rows[0] if k not in ("step", "prompt", "sample", "completion")] if rows else []
     series = {f"probe_{name}": [(step, statistics.fmean(r[name] for r in by_step[step])) for step in steps] for name in names}
-    quarter = len(steps) // 4
-    if quarter < 1:
+    if len(steps) < 2:
         return series, {}
-    per_prompt: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    quarter = max(1, len(steps) // 4)
+    first, last = set(steps[:quarter]), set(steps[-quarter:])
+    ends: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for row in rows:
-        per_prompt[row["prompt"]][row["step"]].append(row["reward"])
+        if row["step"] in first:
+            ends[row["prompt"]][0].append(row["reward"])
+        if row["step"] in last:
+            ends[row["prompt"]][1].append(row["reward"])
+    prompts = [ends[p] for p in sorted(ends)]
+    gains = [statistics.fmean(after) - statistics.fmean(before) for before, after in prompts]
 
-    def mean_over(prompt: int, chosen: list[int]) -> float:
-        return statistics.fmean(v for step in chosen for v in per_prompt[prompt][step])
+    def completions_resampled(rng: random.Random) -> float:
+        return statistics.fmean(statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
+                                for before, after in prompts)
 
-    first, last = steps[:quarter], steps[-quarter:]
-    gains = [mean_over(p, last) - mean_over(p, first) for p in sorted(per_prompt)]
-    rng = random.Random(seed)
-    draws = sorted(statistics.fmean(rng.choices(gains, k=len(gains))) for _ in range(resamples))
-    tail = (1 - confidence) / 2
-    trend = {"first_quarter": statistics.fmean(r["reward"] for s in first for r in by_step[s]),
-             "last_quarter": statistics.fmean(r["reward"] for s in last for r in by_step[s]),
-             "gain": statistics.fmean(gains), "gain_ci_low": draws[int(tail * resamples)],
-             "gain_ci_high": draws[min(resamples - 1, int((1 - tail) * resamples))], "points": len(steps), "prompts": len(gains)}
+    fixed_low, fixed_high = bootstrap_interval(completions_resampled, resamples, confidence, seed)
+    prompts_low, prompts_high = bootstrap_interval(lambda rng: statistics.fmean(rng.choices(gains, k=len(gains))),
+                                                   resamples, confidence, seed)
+    trend = {"first_quarter": statistics.fmean(r["reward"] for s in sorted(first) for r in by_step[s]),
+             "last_quarter": statistics.fmean(r["reward"] for s in sorted(last) for r in by_step[s]),
+             "gain": statistics.fmean(gains), "gain_ci_low": fixed_low, "gain_ci_high": fixed_high,
+             "gain_ci_low_prompts": prompts_low, "gain_ci_high_prompts": prompts_high,
+             "points": len(steps), "prompts": len(gains)}
     return series, trend

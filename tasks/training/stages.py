@@ -270,9 +270,10 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSec
         series.update(probe_series)
         metrics.update({f"probe_reward_{name}": value for name, value in trend.items()})
         if trend:
-            run.log.info("%s: probe-set reward %.3f -> %.3f (first to last quarter of %d probe points), gain %+.3f [%+.3f, %+.3f]",
-                         run.stage, trend["first_quarter"], trend["last_quarter"], trend["points"], trend["gain"],
-                         trend["gain_ci_low"], trend["gain_ci_high"])
+            run.log.info("%s: probe-set reward %.3f -> %.3f (first to last quarter of %d probe points), gain %+.3f "
+                         "[%+.3f, %+.3f] on this probe set, [%+.3f, %+.3f] for prompts like these", run.stage,
+                         trend["first_quarter"], trend["last_quarter"], trend["points"], trend["gain"], trend["gain_ci_low"],
+                         trend["gain_ci_high"], trend["gain_ci_low_prompts"], trend["gain_ci_high_prompts"])
     for warning in rl_warnings(metrics):
         run.log.warning("%s: %s", run.stage, warning)
     checkpoint = run.output("checkpoint", work / "model", kind="checkpoint", name=run.stage, metrics=metrics, series=series)

@@ -73,13 +73,17 @@ def test_the_probe_set_is_scored_at_every_probe_step(family_run):
     assert sorted({step for step, _ in lineage.metric_series(rl, "probe_reward")}) == [0, 1, 2]
     assert sorted({step for step, _ in lineage.metric_series(rl, "probe_correct")}) == [0, 1, 2]
     assert sorted({step for step, _ in lineage.metric_series(rl, "reward_correct_varies")}) == [1, 2]
-    assert "probe_reward_gain" not in lineage.metrics_of(rl)  # 3 probe points: no quarters to compare
+    metrics = lineage.metrics_of(rl)  # 3 probe points: step 0 against step 2, with both intervals
+    assert metrics["probe_reward_points"] == 3 and metrics["probe_reward_prompts"] == 2
+    assert metrics["probe_reward_gain_ci_low"] <= metrics["probe_reward_gain"] <= metrics["probe_reward_gain_ci_high"]
+    assert metrics["probe_reward_gain_ci_low_prompts"] <= metrics["probe_reward_gain"] <= metrics["probe_reward_gain_ci_high_prompts"]
     from storage import ArtifactStore
 
     curves = lineage.latest_artifact("grpo-curves", "report")
     probe = read_jsonl(ArtifactStore(family_run["home"]).path(curves["artifact_id"]) / "probe.jsonl")
     assert len(probe) == 3 * 2 * 2 and {r["step"] for r in probe} == {0, 1, 2}  # steps x prompts x samples
     assert all(r["reward"] == pytest.approx(0.9 * r["correct"] + 0.02 * r["upfront_think"] + 0.08 * r["inline_think"]) for r in probe)
+    assert all(isinstance(r["completion"], str) for r in probe)  # what the policy wrote, to read beside its score
 
 
 def test_the_arms_differ_only_in_the_format_weights_and_precision_is_recorded(family_run):

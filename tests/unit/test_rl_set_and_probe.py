@@ -54,7 +54,30 @@ def test_probe_steps_and_the_trend_paired_by_prompt():
     assert [v for _, v in series["probe_reward"]] == pytest.approx([0.15, 0.15, 0.65, 0.65])
     assert trend["gain"] == pytest.approx(0.5) and trend["gain_ci_low"] == pytest.approx(0.5)
     assert trend["points"] == 4 and trend["prompts"] == 4
-    assert probe_trend([r for r in probe if r["step"] < 8])[1] == {}
+    assert probe_trend([r for r in probe if r["step"] < 8])[1]["gain"] == pytest.approx(0.0)  # two points: first vs last
+    assert probe_trend([r for r in probe if r["step"] == 0])[1] == {}
+
+
+def probe_rows(rewards: dict[int, dict[int, list[float]]]) -> list[dict]:
+    return [{"step": step, "prompt": prompt, "sample": k, "reward": value, "completion": f"reply {k}"}
+            for step, by_prompt in rewards.items() for prompt, values in by_prompt.items() for k, value in enumerate(values)]
+
+
+def test_probe_intervals_separate_sampling_noise_from_how_differently_prompts_move():
+    # every completion of a prompt scores the same: the fixed-set interval has no width, while prompts
+    # that move in opposite directions make the interval over prompts wide
+    moving = probe_rows({0: {p: [0.5] * 4 for p in range(8)},
+                         16: {p: [1.0 if p < 5 else 0.0] * 4 for p in range(8)}})
+    series, trend = probe_trend(moving, resamples=500)
+    assert set(series) == {"probe_reward"}  # the completion text is kept in the rows, not plotted
+    assert trend["gain"] == pytest.approx((5 * 0.5 - 3 * 0.5) / 8)
+    assert trend["gain_ci_low"] == pytest.approx(trend["gain"]) == pytest.approx(trend["gain_ci_high"])
+    assert trend["gain_ci_low_prompts"] < 0 < trend["gain_ci_high_prompts"]
+    # every prompt moves alike but its completions disagree: both intervals have width
+    noisy = probe_rows({0: {p: [0.0, 1.0, 0.0, 0.0] for p in range(8)}, 16: {p: [1.0, 1.0, 0.0, 1.0] for p in range(8)}})
+    trend = probe_trend(noisy, resamples=500)[1]
+    assert trend["gain"] == pytest.approx(0.5)
+    assert 0 < trend["gain_ci_low"] < 0.5 < trend["gain_ci_high"]
 
 
 def test_probe_scores_with_the_runs_own_weighted_terms():
