@@ -66,7 +66,8 @@ def rl_step_seconds(model_dir: Path, problems: list[dict], steps: int, folder: P
         for bf16 in (False, True):
             section = RLSection(max_steps=steps, num_generations=8, per_device_train_batch_size=32, steps_per_generation=2,
                                 max_completion_length=128, temperature=0.6, loss_type="dapo", scale_rewards="group", bf16=bf16)
-            with StageRun("bench_precision", inputs={"model": model_id}, params={"bf16": bf16, "n": time.monotonic_ns()}) as run:
+            with StageRun("bench_precision", inputs={"model": model_id}, params={"bf16": bf16, "n": time.monotonic_ns()},
+                          code_module="tasks.training.stages") as run:
                 spec = {"stage": "grpo", "kind": "grpo", "model_dir": str(run.input_path("model")), "data_path": str(folder / "rl.jsonl"),
                         "reward": section.reward.to_json(), "sandbox": {"workers": 2, "timeout_s": 6}}
                 history = run_worker(run, spec, section)[1]

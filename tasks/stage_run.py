@@ -97,13 +97,15 @@ def current_flow_run_id() -> str | None:
 class StageRun:
     """One execution of a stage, as lineage: ``with StageRun("sft", inputs, params) as run: ...``."""
 
-    def __init__(self, stage: str, inputs: dict[str, str], params: dict[str, Any]):
+    def __init__(self, stage: str, inputs: dict[str, str], params: dict[str, Any], code_module: str | None = None):
+        """``code_module``: the project module whose code version the run records, for a caller outside
+        the project's packages (a benchmark running a stage's worker); by default the task's module."""
         self.stage = stage
         self.inputs = inputs
         self.params = params
         self.store = ArtifactStore()
         self.lineage = LineageStore(self.store.lineage_path)
-        self.code_version = code_version(stage_module())
+        self.code_version = code_version(code_module or stage_module())
         self.outputs: dict[str, dict[str, Any]] = {}
         self.metric_rows: list[tuple[str | None, str, float, int | None]] = []
         self._staged: list[Path] = []

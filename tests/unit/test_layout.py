@@ -88,3 +88,17 @@ def test_loading_a_recipe_starts_neither_prefect_nor_the_sandbox():
     done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_stage_run_outside_the_project_names_the_module_whose_code_it_runs(tmp_path, monkeypatch):
+    """A benchmark (not a project module) that runs a stage's worker records that stage's code version."""
+    import pytest
+
+    from tasks.code_version import code_version
+    from tasks.stage_run import StageRun
+
+    monkeypatch.setenv("THINKFLOW_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="not a module of this project"):
+        StageRun("bench", inputs={}, params={})
+    run = StageRun("bench", inputs={}, params={}, code_module="tasks.training.stages")
+    assert run.code_version == code_version("tasks.training.stages")
