@@ -44,6 +44,10 @@ def ensure_prefect_api(say=print) -> str:
     server = SubprocessASGIServer()
     if server.running:
         return server.api_url
+    home = Path(settings.home)
+    if not home.exists() and not home.parent.is_dir():  # the server would fail after the whole startup timeout
+        raise PrefectUnavailable(f"PREFECT_HOME={home} cannot be created: its folder {home.parent} does not exist "
+                                 "(a HOME that is not a folder?); fix: create it, or set PREFECT_HOME to a folder that can be")
     timeout = startup_timeout_s()
     connection = settings.server.database.connection_url
     database = ephemeral_database(Path(settings.home), connection.get_secret_value() if connection else None)

@@ -104,3 +104,12 @@ def test_verify_starts_without_prefect():
              "print('prefect loaded' if 'prefect' in sys.modules else 'no prefect')")
     done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "no prefect", done.stdout + done.stderr
+
+
+def test_a_home_that_is_not_a_folder_is_named_before_prefect_waits_for_its_server(tmp_path):
+    env = {"HOME": str(tmp_path / "missing" / "home"), "THINKFLOW_HOME": str(tmp_path / "tf")}
+    environment = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")}
+    done = subprocess.run([THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml"], cwd=PROJECT_ROOT,
+                          env={**environment, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"its folder {tmp_path / 'missing' / 'home'} does not exist" in done.stderr and "Traceback" not in done.stderr
