@@ -50,7 +50,7 @@ def ensure_prefect_api(say=print) -> str:
                                  "(a HOME that is not a folder?); fix: create it, or set PREFECT_HOME to a folder that can be")
     timeout = startup_timeout_s()
     connection = settings.server.database.connection_url
-    database = ephemeral_database(Path(settings.home), connection.get_secret_value() if connection else None)
+    database = ephemeral_database(home, connection.get_secret_value() if connection else None)
     if database is not None and not database.exists():
         say(f"starting Prefect's local server; first start under PREFECT_HOME={settings.home}: "
             f"it creates its database first (15-30 s on 2 cores; waiting up to {timeout} s)")

@@ -89,7 +89,8 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     return ProbeCallback()
 
 
-def bootstrap_interval(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+def interval_of_draws(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of ``resamples`` bootstrap statistics, each ``draw(rng)``."""
     rng = random.Random(seed)
     draws = sorted(draw(rng) for _ in range(resamples))
     tail = (1 - confidence) / 2
@@ -131,9 +132,10 @@ def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: f
         return statistics.fmean(statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
                                 for before, after in prompts)
 
-    fixed_low, fixed_high = bootstrap_interval(completions_resampled, resamples, confidence, seed)
-    prompts_low, prompts_high = bootstrap_interval(lambda rng: statistics.fmean(rng.choices(gains, k=len(gains))),
-                                                   resamples, confidence, seed)
+    from tasks.evaluation.scoring import bootstrap_interval  # the mean's interval over prompts
+
+    fixed_low, fixed_high = interval_of_draws(completions_resampled, resamples, confidence, seed)
+    prompts_low, prompts_high = bootstrap_interval(gains, resamples, confidence, seed)
     trend = {"first_quarter": statistics.fmean(r["reward"] for s in sorted(first) for r in by_step[s]),
              "last_quarter": statistics.fmean(r["reward"] for s in sorted(last) for r in by_step[s]),
              "gain": statistics.fmean(gains), "gain_ci_low": fixed_low, "gain_ci_high": fixed_high,
