@@ -19,7 +19,7 @@ from prefect import task
 
 from sandbox import Job, SandboxConfig, run_batch
 from tasks.evaluation.scoring import per_benchmark, per_problem
-from tasks.evaluation.think_stats import entropy_at_think_sites, response_features, summarize_entropy, summarize_thinking
+from tasks.evaluation.think_stats import entropy_at_think_sites_batched, response_features, summarize_entropy, summarize_thinking
 from tasks.generation import HFBackend, Sampling, chat_texts, generate_with_budget, open_backend
 from tasks.problems.catalog import split_of
 from tasks.progress import ProgressReport
@@ -116,19 +116,19 @@ def score_samples(problems: list[dict[str, Any]], responses: list[list[str]], sa
 
 def add_entropy(rows: list[dict[str, Any]], prompts: dict[str, str], model, tokenizer) -> list[dict[str, list[float]]]:
     """Entropy at think sites and elsewhere for each sample with an inline block (kept on its row)."""
-    found = []
-    progress = ProgressReport("entropy at think sites", sum(bool(row["inline_blocks"]) for row in rows), "responses")
+    scored = [row for row in rows if row["inline_blocks"]]
+    progress = ProgressReport("entropy at think sites", len(scored), "responses")
+    values = entropy_at_think_sites_batched(model, tokenizer, [(prompts[row["problem_id"]], row["response"]) for row in scored],
+                                            progress=progress)
     for row in rows:
         row["entropy_think_sites"] = row["entropy_elsewhere_mean"] = None
-        if not row["inline_blocks"]:
+    found = []
+    for row, value in zip(scored, values):
+        if value is None:
             continue
-        values = entropy_at_think_sites(model, tokenizer, prompts[row["problem_id"]], row["response"])
-        progress(1)
-        if values is None:
-            continue
-        found.append(values)
-        row["entropy_think_sites"] = values["sites"]
-        row["entropy_elsewhere_mean"] = sum(values["elsewhere"]) / len(values["elsewhere"]) if values["elsewhere"] else None
+        found.append(value)
+        row["entropy_think_sites"] = value["sites"]
+        row["entropy_elsewhere_mean"] = sum(value["elsewhere"]) / len(value["elsewhere"]) if value["elsewhere"] else None
     return found
 
 

@@ -170,11 +170,10 @@ def think_site_offsets(response: str) -> tuple[str, list[int], tuple[int, int] |
     return stripped, offsets, (start, len(stripped) if end < 0 else end)
 
 
-def entropy_at_think_sites(model, tokenizer, prompt_text: str, response: str) -> dict[str, list[float]] | None:
-    """Next-token entropy (nats) at each think site and at every other code position, or None when
-    the response has no inline block inside its executed code."""
-    import torch
-
+def entropy_positions(tokenizer, prompt_text: str, response: str) -> tuple[list[int], list[int], list[int]] | None:
+    """For one reply: the token ids of prompt + reply without its inline blocks, the tokens that
+    sit at a think site and the other tokens of its executed code (None without a site in the code).
+    The entropy about token t is read from the logits at t - 1."""
     stripped, offsets, code = think_site_offsets(response)
     if code is None:
         return None
@@ -184,22 +183,56 @@ def entropy_at_think_sites(model, tokenizer, prompt_text: str, response: str) ->
     base = len(prompt_text)
     encoded = tokenizer(prompt_text + stripped, return_offsets_mapping=True, add_special_tokens=False)
     spans = encoded["offset_mapping"]
-    ids = torch.tensor([encoded["input_ids"]])
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0].float()
-    log_probs = torch.log_softmax(logits, dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1)  # entropy[t] is about token t + 1
     site_tokens = set()
     for site in site_offsets:
         at = next((t for t, (_, end) in enumerate(spans) if end > base + site), None)
         if at is not None and at > 0:
             site_tokens.add(at)
     code_tokens = [t for t, (start, end) in enumerate(spans)
-                   if t > 0 and start >= base + code[0] and end <= base + code[1]]
-    return {
-        "sites": [float(entropy[t - 1]) for t in sorted(site_tokens)],
-        "elsewhere": [float(entropy[t - 1]) for t in code_tokens if t not in site_tokens],
-    }
+                   if t > 0 and start >= base + code[0] and end <= base + code[1] and t not in site_tokens]
+    return encoded["input_ids"], sorted(site_tokens), code_tokens
+
+
+def entropy_at_think_sites_batched(model, tokenizer, items: list[tuple[str, str]], batch_size: int = 8,
+                                   progress=None) -> list[dict[str, list[float]] | None]:
+    """Next-token entropy (nats) at each think site and at every other code position of each
+    (prompt, reply), None for a reply with no inline block inside its executed code. Replies go
+    through the model in right-padded batches of similar length, and only the positions that are
+    read get logits (a reply's code is a fraction of its prompt + reply)."""
+    import torch
+
+    found = [entropy_positions(tokenizer, prompt, response) for prompt, response in items]
+    results: list[dict[str, list[float]] | None] = [None] * len(items)
+    order = sorted((i for i, f in enumerate(found) if f is not None), key=lambda i: len(found[i][0]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(found[i][0]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids[r, :len(found[i][0])] = torch.tensor(found[i][0])
+            mask[r, :len(found[i][0])] = 1
+        read = sorted({t - 1 for i in rows for t in found[i][1] + found[i][2]})
+        column = {position: c for c, position in enumerate(read)}
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                           logits_to_keep=torch.tensor(read, device=model.device)).logits.float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1).cpu()  # [row, column of position t - 1]
+        for r, i in enumerate(rows):
+            _, sites, others = found[i]
+            results[i] = {"sites": [float(entropy[r, column[t - 1]]) for t in sites],
+                          "elsewhere": [float(entropy[r, column[t - 1]]) for t in others]}
+        if progress:
+            progress(len(rows))
+    return results
+
+
+def entropy_at_think_sites(model, tokenizer, prompt_text: str, response: str) -> dict[str, list[float]] | None:
+    """Next-token entropy (nats) at each think site and at every other code position, or None when
+    the response has no inline block inside its executed code."""
+    return entropy_at_think_sites_batched(model, tokenizer, [(prompt_text, response)])[0]
 
 
 def summarize_entropy(per_response: list[dict[str, list[float]]], resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 from tasks.evaluation.scoring import bootstrap_interval, pass_at_k, per_benchmark, per_problem
 from tasks.evaluation.think_stats import (
     entropy_at_think_sites,
+    entropy_at_think_sites_batched,
     response_features,
     summarize_entropy,
     summarize_thinking,
@@ -132,6 +133,31 @@ def test_entropy_at_an_injected_think_site_on_the_tiny_model(tiny_model_dir):
     assert entropy_at_think_sites(model, tokenizer, prompt, stripped) is None  # no block, no site
 
 
+def test_entropy_in_padded_batches_matches_one_reply_at_a_time(tiny_model_dir):
+    from tasks.models import load_for_inference
+
+    tokenizer, model = load_for_inference(tiny_model_dir)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "sum the list"}], add_generation_prompt=True, tokenize=False)
+    replies = [
+        "```python\ndef total(xs):\n    return sum(xs) + <thinkanywhere>plus one</thinkanywhere>1\n```",
+        "no code at all",
+        "<think>plan</think>\n```python\ndef total(xs):\n    s = 0\n    for x in xs:\n        s += <thinkanywhere>clip</thinkanywhere>max(x, 0)\n"
+        "    return s\n```",
+        "```python\ndef total(xs):\n    return sum(xs)\n```",  # a code block without a site
+        "```python\nx = <thinkanywhere>a</thinkanywhere>[1, 2, 3]\nprint(<thinkanywhere>b</thinkanywhere>x)\n```",
+    ]
+    batched = entropy_at_think_sites_batched(model, tokenizer, [(prompt, r) for r in replies], batch_size=3)
+    assert [b is None for b in batched] == [False, True, False, True, False]
+    for reply, together in zip(replies, batched):
+        alone = entropy_at_think_sites(model, tokenizer, prompt, reply)
+        if alone is None:
+            continue
+        assert len(together["sites"]) == len(alone["sites"]) and len(together["elsewhere"]) == len(alone["elsewhere"]) > 0
+        assert together["sites"] == pytest.approx(alone["sites"], rel=1e-4, abs=1e-5)
+        assert together["elsewhere"] == pytest.approx(alone["elsewhere"], rel=1e-4, abs=1e-5)
+    assert len(batched[4]["sites"]) == 2
+
+
 def test_benchmark_selection_holds_out_training_problems_and_names_missing_ids():
     from tasks.evaluation.evaluate import benchmark_pool, select_benchmark
     from tasks.problems.catalog import split_of
@@ -249,3 +275,25 @@ def test_every_checkpoint_is_paired_with_every_earlier_one_and_the_deltas_become
     assert metrics["paired/rl-vs-sft/functions/delta"] == pytest.approx(0.5)
     assert metrics["paired/sft/all/problems"] == 4
     assert metrics["paired/rl/functions/low"] <= 0.75 <= metrics["paired/rl/functions/high"]
+
+
+def test_samples_of_one_prompt_share_its_prefill_and_decode_as_num_return_sequences_does(tiny_model_dir):
+    import torch
+
+    from tasks.generation import generate_n, prefill_repeated_prompts_once
+    from tasks.models import load_for_inference
+
+    tokenizer, model = load_for_inference(tiny_model_dir)
+    texts = ["def f(x):", "sum the list of numbers and return it", "a"]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    assert prefill_repeated_prompts_once(model, batch["input_ids"], batch["attention_mask"]) == {}  # nothing repeats
+    decoding = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.0, "top_k": None, "pad_token_id": tokenizer.pad_token_id}
+    torch.manual_seed(3)
+    with torch.no_grad():
+        expected = model.generate(**batch, num_return_sequences=3, **decoding)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        shared = generate_n(model, batch["input_ids"], batch["attention_mask"], 3, **decoding)
+    assert shared.shape == expected.shape == (9, batch["input_ids"].shape[1] + 12)
+    assert torch.equal(shared, expected)
+    assert len({tuple(row) for row in expected[:3, batch["input_ids"].shape[1]:].tolist()}) > 1  # samples, not copies
