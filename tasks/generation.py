@@ -82,40 +82,6 @@ def make_end_after_closing_fence(tokenizer, prompt_length: int, eos_token_id: in
     return EndAfterClosingFence()
 
 
-def prefill_repeated_prompts_once(model, input_ids, attention_mask) -> dict:
-    """For a batch whose rows repeat prompts (n samples of each, as GRPO's groups and n > 1 sampling
-    make them): the KV cache of every prompt but its last token, computed once per distinct prompt
-    and copied to its rows, as ``generate`` kwargs; {} when no prompt repeats. A prefill costs far more
-    per row in a wide batch on a CPU (64 rows x 240 tokens: 8 s; 16 rows: 1.1 s), and ``generate``
-    otherwise prefills every copy. ``generate`` then decodes from the last prompt token on."""
-    import torch
-
-    if input_ids.shape[1] < 2:
-        return {}
-    distinct, row_of = torch.unique(torch.cat([input_ids, attention_mask], dim=1), dim=0, return_inverse=True)
-    if distinct.shape[0] == input_ids.shape[0]:
-        return {}
-    first = torch.zeros(distinct.shape[0], dtype=torch.long, device=input_ids.device)
-    first.scatter_(0, row_of.flip(0), torch.arange(input_ids.shape[0] - 1, -1, -1, device=input_ids.device))
-    head_ids, head_mask = input_ids[first, :-1], attention_mask[first, :-1]
-    positions = (head_mask.long().cumsum(-1) - 1).clamp(min=0)  # as generate counts them under left padding
-    name = cache_argument(model)
-    with torch.no_grad():
-        cache = getattr(model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions, use_cache=True,
-                              logits_to_keep=1), name)
-    if cache is None:  # a model that keeps no cache here (gradient checkpointing in training mode)
-        return {}
-    cache.batch_select_indices(row_of)
-    return {name: cache}
-
-
-def cache_argument(model) -> str:
-    """What the model's forward calls its KV cache: ``cache`` from transformers 5.2x, ``past_key_values`` before."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
-
-
 def end_generations_at_code_end(model, tokenizer) -> None:
     """Every later ``model.generate`` call (GRPO's rollouts) ends each row with EOS once its first
     code block closes; TRL's own length and truncation accounting then sees a finished reply."""
@@ -129,29 +95,6 @@ def end_generations_at_code_end(model, tokenizer) -> None:
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
         processors.append(make_end_after_closing_fence(tokenizer, prompt_ids.shape[1], eos))
         return original(*args, logits_processor=processors, **kwargs)
-
-    model.generate = generate
-
-
-def generate_n(model, input_ids, attention_mask, n: int = 1, **kwargs):
-    """``model.generate`` with ``n`` rows per prompt (in num_return_sequences order), each distinct
-    prompt prefilled once."""
-    if n > 1:
-        input_ids, attention_mask = input_ids.repeat_interleave(n, dim=0), attention_mask.repeat_interleave(n, dim=0)
-    shared = prefill_repeated_prompts_once(model, input_ids, attention_mask)
-    return model.generate(input_ids=input_ids, attention_mask=attention_mask, **shared, **kwargs)
-
-
-def share_prompt_prefills(model) -> None:
-    """Every later ``model.generate`` call (GRPO's rollouts: each prompt num_generations times)
-    prefills each distinct prompt once (``prefill_repeated_prompts_once``)."""
-    original = model.generate
-
-    def generate(*args, **kwargs):
-        prompt_ids = kwargs.get("input_ids", args[0] if args else None)
-        if prompt_ids is not None and kwargs.get("attention_mask") is not None and cache_argument(model) not in kwargs:
-            kwargs.update(prefill_repeated_prompts_once(model, prompt_ids, kwargs["attention_mask"]))
-        return original(*args, **kwargs)
 
     model.generate = generate
 
@@ -186,7 +129,8 @@ class HFBackend:
         tokenizer = self.tokenizer
         if sampling.temperature > 0:
             torch.manual_seed(sampling.seed)
-            decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None}
+            decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None,
+                        "num_return_sequences": sampling.n}
         else:
             decoding = {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
         if sampling.stop:
@@ -205,10 +149,8 @@ class HFBackend:
                 stopping.append(make_decoding_heartbeat(prompt_length, sampling.max_new_tokens,
                                                         f"{start // self.batch_size + 1}/{batches}", progress))
             with torch.no_grad():
-                batch = batch.to(self.model.device)
-                out = generate_n(self.model, batch["input_ids"], batch["attention_mask"], sampling.n,
-                                 max_new_tokens=sampling.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 stopping_criteria=stopping, **decoding)
+                out = self.model.generate(**batch.to(self.model.device), max_new_tokens=sampling.max_new_tokens,
+                                          pad_token_id=tokenizer.pad_token_id, stopping_criteria=stopping, **decoding)
             for position, sequence in enumerate(out[:, prompt_length:]):
                 replies[rows[position // sampling.n]].append(tokenizer.decode(sequence, skip_special_tokens=True))
             progress(len(rows) * sampling.n)

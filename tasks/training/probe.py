@@ -43,8 +43,6 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     import torch
     from transformers import TrainerCallback
 
-    from tasks.generation import generate_n
-
     probe = section["probe"]
     done = {json.loads(line)["step"] for line in out_path.read_text().splitlines()} if out_path.exists() else set()
     texts = [tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) for row in rows]
@@ -61,9 +59,9 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
             for start in range(0, len(texts), probe["batch_prompts"]):
                 batch = tokenizer(texts[start:start + probe["batch_prompts"]], return_tensors="pt", padding=True,
                                   add_special_tokens=False).to(device)
-                out = generate_n(model, batch["input_ids"], batch["attention_mask"], probe["samples"], do_sample=True,
-                                 temperature=section["temperature"], top_k=0, top_p=1.0,
-                                 max_new_tokens=section["max_completion_length"], pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**batch, do_sample=True, temperature=section["temperature"], top_k=0, top_p=1.0,
+                                     max_new_tokens=section["max_completion_length"], num_return_sequences=probe["samples"],
+                                     pad_token_id=tokenizer.pad_token_id)
                 completions += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
         if was_training:
             model.train()

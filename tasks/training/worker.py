@@ -156,9 +156,6 @@ def grpo_trainer(spec: dict[str, Any]):
             raise RuntimeError("rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU")
     else:
         args.pop("vllm_mode", None)
-    from tasks.generation import share_prompt_prefills
-
-    share_prompt_prefills(model)  # a group's num_generations copies of a prompt are prefilled once
     if section.get("bf16"):
         generate_under_bf16_autocast(model)
     args.pop("probe", None)

@@ -276,24 +276,3 @@ def test_every_checkpoint_is_paired_with_every_earlier_one_and_the_deltas_become
     assert metrics["paired/sft/all/problems"] == 4
     assert metrics["paired/rl/functions/low"] <= 0.75 <= metrics["paired/rl/functions/high"]
 
-
-def test_samples_of_one_prompt_share_its_prefill_and_decode_as_num_return_sequences_does(tiny_model_dir):
-    import torch
-
-    from tasks.generation import generate_n, prefill_repeated_prompts_once
-    from tasks.models import load_for_inference
-
-    tokenizer, model = load_for_inference(tiny_model_dir)
-    texts = ["def f(x):", "sum the list of numbers and return it", "a"]
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    assert prefill_repeated_prompts_once(model, batch["input_ids"], batch["attention_mask"]) == {}  # nothing repeats
-    decoding = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.0, "top_k": None, "pad_token_id": tokenizer.pad_token_id}
-    torch.manual_seed(3)
-    with torch.no_grad():
-        expected = model.generate(**batch, num_return_sequences=3, **decoding)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        shared = generate_n(model, batch["input_ids"], batch["attention_mask"], 3, **decoding)
-    assert shared.shape == expected.shape == (9, batch["input_ids"].shape[1] + 12)
-    assert torch.equal(shared, expected)
-    assert len({tuple(row) for row in expected[:3, batch["input_ids"].shape[1]:].tolist()}) > 1  # samples, not copies
