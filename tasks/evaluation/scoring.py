@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -29,13 +29,16 @@ def bootstrap_interval(values: list[float], resamples: int, confidence: float, s
     """Percentile interval of the mean, resampling problems with replacement."""
     if not values:
         raise ValueError("a bootstrap interval needs at least one value")
-    rng = random.Random(seed)
     size = len(values)
-    means = sorted(sum(rng.choices(values, k=size)) / size for _ in range(resamples))
+    return interval_of_draws(lambda rng: sum(rng.choices(values, k=size)) / size, resamples, confidence, seed)
+
+
+def interval_of_draws(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile interval of ``resamples`` bootstrap statistics, each ``draw(rng)`` from one seeded generator."""
+    rng = random.Random(seed)
+    draws = sorted(draw(rng) for _ in range(resamples))
     tail = (1.0 - confidence) / 2.0
-    low = means[min(resamples - 1, int(tail * resamples))]
-    high = means[min(resamples - 1, int((1.0 - tail) * resamples))]
-    return low, high
+    return draws[min(resamples - 1, int(tail * resamples))], draws[min(resamples - 1, int((1.0 - tail) * resamples))]
 
 
 def per_problem(samples: list[dict[str, Any]], ks: list[int]) -> list[dict[str, Any]]:

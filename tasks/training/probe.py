@@ -89,14 +89,6 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     return ProbeCallback()
 
 
-def interval_of_draws(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of ``resamples`` bootstrap statistics, each ``draw(rng)``."""
-    rng = random.Random(seed)
-    draws = sorted(draw(rng) for _ in range(resamples))
-    tail = (1 - confidence) / 2
-    return draws[int(tail * resamples)], draws[min(resamples - 1, int((1 - tail) * resamples))]
-
-
 def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: float = 0.95,
                 seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
     """(series, trend) from probe rows: per step the mean reward and terms (``probe_reward``,
@@ -132,7 +124,7 @@ def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: f
         return statistics.fmean(statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
                                 for before, after in prompts)
 
-    from tasks.evaluation.scoring import bootstrap_interval  # the mean's interval over prompts
+    from tasks.evaluation.scoring import bootstrap_interval, interval_of_draws  # over prompts; over completions
 
     fixed_low, fixed_high = interval_of_draws(completions_resampled, resamples, confidence, seed)
     prompts_low, prompts_high = bootstrap_interval(gains, resamples, confidence, seed)

@@ -275,4 +275,3 @@ def test_every_checkpoint_is_paired_with_every_earlier_one_and_the_deltas_become
     assert metrics["paired/rl-vs-sft/functions/delta"] == pytest.approx(0.5)
     assert metrics["paired/sft/all/problems"] == 4
     assert metrics["paired/rl/functions/low"] <= 0.75 <= metrics["paired/rl/functions/high"]
-

@@ -92,8 +92,6 @@ def test_loading_a_recipe_starts_neither_prefect_nor_the_sandbox():
 
 def test_a_stage_run_outside_the_project_names_the_module_whose_code_it_runs(tmp_path, monkeypatch):
     """A benchmark (not a project module) that runs a stage's worker records that stage's code version."""
-    import pytest
-
     from tasks.code_version import code_version
     from tasks.stage_run import StageRun
 
