@@ -36,6 +36,8 @@ class EvaluateConfig(Section):
     seed: int = 0
     max_new_tokens: int = Field(default=256, ge=1)
     batch_size: int = Field(default=16, ge=1)
+    # HF: decode in rounds of this many tokens, regrouping the rows still open after each (None: one round)
+    round_tokens: int | None = Field(default=None, ge=1)
     backend: Literal["hf", "vllm"] = "hf"
     stop: list[str] = Field(default_factory=list)  # extra stop strings
     variants: list[Literal[VARIANTS]] = Field(default_factory=lambda: ["thinking"])  # for every checkpoint
@@ -86,6 +88,7 @@ class EvalGeneration(Section):
     seed: int
     max_new_tokens: int
     batch_size: int
+    round_tokens: int | None
     backend: Literal["hf", "vllm"]
     stop: list[str]
 

@@ -62,6 +62,17 @@ def bench_precision(
     load_benchmark("precision").main(model=model, new_tokens=new_tokens, rl_steps=rl_steps, as_json=as_json)
 
 
+@bench_app.command("decoding")
+def bench_decoding(
+    model: str = typer.Option("smollm2-135m-instruct", help="tiny | smollm2-135m-instruct | a model folder"),
+    prompts: int = typer.Option(16, help="family prompts sampled 4 times each"),
+    eval_prompts: int = typer.Option(96, help="family prompts decoded greedily"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sampling by inverse CDF vs torch.multinomial, and greedy decoding in rounds vs one round."""
+    load_benchmark("decoding").main(model=model, prompts=prompts, eval_prompts=eval_prompts, as_json=as_json)
+
+
 @bench_app.command("lineage")
 def bench_lineage(
     edges: int = typer.Option(1_000_000, help="edges in the synthetic store"),

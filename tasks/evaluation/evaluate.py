@@ -171,7 +171,8 @@ def evaluate_checkpoint(model_dir: Path, problems: list[dict[str, Any]], variant
 
     backend = open_backend(generation.backend, model_dir, dtype, generation.batch_size)
     sampling = Sampling(max_new_tokens=generation.max_new_tokens, n=generation.samples, temperature=generation.temperature,
-                        top_p=generation.top_p, seed=generation.seed, stop=tuple(generation.stop))
+                        top_p=generation.top_p, seed=generation.seed, stop=tuple(generation.stop),
+                        round_tokens=generation.round_tokens)
     prompts, responses = generate_samples(backend, problems, variant, sampling)
     if log:
         log.info("generated %d samples for %d problems; running them in the sandbox", sum(map(len, responses)), len(problems))

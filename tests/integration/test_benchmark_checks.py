@@ -1,5 +1,5 @@
 """The scorer against HumanEval's own solutions in the sandbox (all pass; broken ones all fail), and
-`thinkflow bench generate` run small."""
+`thinkflow bench generate` and `thinkflow bench decoding` run small."""
 
 import json
 
@@ -39,3 +39,16 @@ def test_bench_generate_runs_both_modes_on_the_same_prompts():
     assert figures["prompts"] == 4 and figures["batched_tokens_per_s"] > 0 and figures["per_sample_tokens_per_s"] > 0
     assert figures["speedup"] == pytest.approx(figures["batched_tokens_per_s"] / figures["per_sample_tokens_per_s"])
     assert 0 <= figures["identical_replies"] <= 4
+
+
+def test_bench_decoding_runs_each_change_beside_what_it_replaces():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "decoding", "--model", "tiny", "--prompts", "4", "--eval-prompts", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.rindex("{\"model\""):])
+    assert figures["eval_prompts"] == 4 and set(figures["sampling_tokens_per_s"]) == {"multinomial", "inverse CDF", "inverse CDF, rounds of 64"}
+    assert figures["rounds_speedup"] == pytest.approx(figures["greedy_seconds"]["one round"] / figures["greedy_seconds"]["rounds of 96"])
+    assert figures["identical_greedy_replies"] == 4  # float32: a continued row decodes what one round decodes
