@@ -1,14 +1,16 @@
 """Two decoding changes, each side by side with what it replaces in one run: ``thinkflow bench decoding``.
 
-1. Sampling: the rejection-sampling stage's workload (family prompts, 4 replies each at temperature
-   0.6, batches of 8 prompts, 128 new tokens at most, rows stopping at their closing fence) with HF's
-   own sampling (``torch.multinomial`` over the whole vocabulary) and with ``sample_by_inverse_cdf``
-   (one uniform number per row), and that in rounds of 64 tokens. Prints generated tokens/s and the
-   ratio. All draw from the same distribution (tests/unit/test_decoding.py), not the same tokens.
-2. Rounds: the evaluation's workload (``eval_prompts`` family prompts, greedy, batches of 16, 192 new tokens at most) in one round and
-   in rounds of 96 tokens (rows still open go on in batches of their own). Prints seconds, the ratio
-   and how many replies came out identical (a row continued from a fresh prefill can flip a bf16
-   near-tie).
+1. Sampling: family prompts, 4 samples each at temperature 0.6 (the rejection-sampling and
+   calibration stages' setting), 32 rows decoding exactly ``new_tokens`` tokens each, with HF's own
+   sampling (``torch.multinomial`` over the whole vocabulary) and with ``sample_by_inverse_cdf`` (one
+   uniform number per row). Prints tokens/s and the ratio: a fixed length, so the two are not
+   confounded by which replies each happened to draw. Both draw from the same distribution
+   (tests/unit/test_decoding.py), not the same tokens.
+2. Rounds: the evaluation's workload (``eval_prompts`` family prompts, greedy, batches of 16, 192 new
+   tokens at most, rows stopping at their closing fence) in one round and in rounds of 96 tokens (rows
+   still open go on in batches of their own), and in rounds at batch 32. Prints seconds, the ratios and
+   how many replies came out identical at batch 16 (a row continued from a fresh prefill can flip a
+   bf16 near-tie).
 
 The model runs as the stages run it (bf16 weights where the CPU has bf16 hardware, else float32).
 Nothing is asserted: the figures go in the note and the README.
@@ -20,7 +22,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,8 +36,22 @@ def timed(backend, texts: list[str], sampling) -> tuple[list[str], float, int]:
     return replies, seconds, sum(len(backend.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies)
 
 
-def main(model: str = "smollm2-135m-instruct", prompts: int = 16, eval_prompts: int = 96, as_json: bool = False) -> dict:
-    from tasks.generation import HFBackend, Sampling, chat_texts
+def sampling_speed(loaded, texts: list[str], new_tokens: int) -> float:
+    """Tokens/s of 4 samples per prompt, every row decoding exactly ``new_tokens`` tokens."""
+    tokenizer, model = loaded
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    settings = {"do_sample": True, "temperature": 0.6, "top_k": None, "top_p": 1.0, "num_return_sequences": 4,
+                "pad_token_id": tokenizer.pad_token_id}
+    with torch.no_grad():
+        model.generate(**encoded, max_new_tokens=4, **settings)  # warm-up
+        started = time.perf_counter()
+        model.generate(**encoded, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **settings)
+    return 4 * len(texts) * new_tokens / (time.perf_counter() - started)
+
+
+def main(model: str = "smollm2-135m-instruct", prompts: int = 8, new_tokens: int = 64, eval_prompts: int = 96,
+         as_json: bool = False) -> dict:
+    from tasks.generation import HFBackend, Sampling, chat_texts, sample_by_inverse_cdf
     from tasks.models import build_model, load_for_inference
     from tasks.precision import bf16_hardware
     from tasks.problems.function_tasks import generate_tasks
@@ -44,48 +59,45 @@ def main(model: str = "smollm2-135m-instruct", prompts: int = 16, eval_prompts: 
     from tasks.records import chat_prompt
 
     dtype = "bfloat16" if bf16_hardware() and model != "tiny" else "float32"
+    system = PromptsConfig().system
     with tempfile.TemporaryDirectory() as folder:
         model_dir = Path(model) if Path(model).is_dir() else build_model(model, Path(folder) / "model")
-        conversations = [chat_prompt(p, PromptsConfig().system) for p in generate_tasks("eval", 3, prompts, (1, 2))]
-        sampled = Sampling(max_new_tokens=128, n=4, temperature=0.6, seed=0)
-        runs = {}
-        for name, inverse_cdf in (("multinomial", False), ("inverse CDF", True)):
-            backend = HFBackend(model_dir, dtype, 8, loaded=load_for_inference(model_dir, dtype), inverse_cdf=inverse_cdf)
-            texts = chat_texts(backend.tokenizer, conversations)
-            timed(backend, texts[:2], Sampling(max_new_tokens=4, n=2, temperature=0.6))  # warm-up
-            runs[name] = timed(backend, texts, sampled)
-        runs["inverse CDF, rounds of 64"] = timed(backend, texts, replace(sampled, round_tokens=64))
-        greedy = backend
-        greedy.batch_size = 16
-        texts = chat_texts(greedy.tokenizer, [chat_prompt(p, PromptsConfig().system) for p in generate_tasks("eval", 1, eval_prompts, (1, 2))])
-        rounds = {name: timed(greedy, texts, Sampling(max_new_tokens=192, round_tokens=size))
-                  for name, size in (("one round", None), ("rounds of 96", 96))}
+        plain = load_for_inference(model_dir, dtype)
+        texts = chat_texts(plain[0], [chat_prompt(p, system) for p in generate_tasks("train", 3, prompts, (1, 2))])
+        speeds = {"multinomial": sampling_speed(plain, texts, new_tokens)}
+        sample_by_inverse_cdf(plain[1])
+        speeds["inverse CDF"] = sampling_speed(plain, texts, new_tokens)
+        greedy = HFBackend(model_dir, dtype, 16, loaded=plain)
+        texts = chat_texts(greedy.tokenizer, [chat_prompt(p, system) for p in generate_tasks("eval", 1, eval_prompts, (1, 2))])
+        rounds = {}
+        for name, batch, size in (("one round", 16, None), ("rounds of 96", 16, 96), ("batch 32, rounds of 96", 32, 96)):
+            greedy.batch_size = batch
+            rounds[name] = timed(greedy, texts, Sampling(max_new_tokens=192, round_tokens=size))
     result = {
         "model": model, "dtype": dtype, "bf16_hardware": bf16_hardware() or "none", "threads": torch.get_num_threads(),
-        "prompts": prompts, "eval_prompts": len(texts),
-        "sampling_tokens_per_s": {name: tokens / seconds for name, (_, seconds, tokens) in runs.items()},
+        "sampled_rows": 4 * prompts, "new_tokens": new_tokens, "eval_prompts": len(texts),
+        "sampling_tokens_per_s": speeds, "sampling_speedup": speeds["inverse CDF"] / speeds["multinomial"],
         "greedy_seconds": {name: seconds for name, (_, seconds, _) in rounds.items()},
         "identical_greedy_replies": sum(a == b for a, b in zip(rounds["one round"][0], rounds["rounds of 96"][0])),
     }
-    speeds = result["sampling_tokens_per_s"]
-    result["sampling_speedup"] = speeds["inverse CDF"] / speeds["multinomial"]
-    result["sampling_rounds_speedup"] = speeds["inverse CDF, rounds of 64"] / speeds["inverse CDF"]
     result["rounds_speedup"] = result["greedy_seconds"]["one round"] / result["greedy_seconds"]["rounds of 96"]
+    result["batch_32_rounds_speedup"] = result["greedy_seconds"]["one round"] / result["greedy_seconds"]["batch 32, rounds of 96"]
     if as_json:
         print(json.dumps(result))
         return result
     table = Table(title=f"decoding on family prompts: {model} ({dtype}), {result['threads']} threads")
-    for column in ("workload", "variant", "seconds", "tokens", "tokens/s"):
+    for column in ("workload", "variant", "seconds", "tokens/s"):
         table.add_column(column, justify="right")
-    for name, (_, seconds, tokens) in runs.items():
-        table.add_row(f"{prompts} prompts, 4 samples at T 0.6, batch 8", name, f"{seconds:.1f}", str(tokens), f"{tokens / seconds:.1f}")
+    for name, speed in speeds.items():
+        table.add_row(f"{4 * prompts} rows at T 0.6, {new_tokens} tokens each", name, f"{4 * prompts * new_tokens / speed:.1f}",
+                      f"{speed:.1f}")
     for name, (_, seconds, tokens) in rounds.items():
-        table.add_row(f"{len(texts)} prompts, greedy, batch 16, cap 192", name, f"{seconds:.1f}", str(tokens), f"{tokens / seconds:.1f}")
+        table.add_row(f"{len(texts)} prompts, greedy, cap 192", name, f"{seconds:.1f}", f"{tokens / seconds:.1f}")
     console = Console(width=140)
     console.print(table)
-    console.print(f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x, in rounds of 64 / one round: "
-                  f"{result['sampling_rounds_speedup']:.2f}x; greedy rounds / one round: "
-                  f"{result['rounds_speedup']:.2f}x, identical replies {result['identical_greedy_replies']}/{len(texts)}")
+    console.print(f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x; greedy rounds / one round (batch 16): "
+                  f"{result['rounds_speedup']:.2f}x, identical replies {result['identical_greedy_replies']}/{len(texts)}; "
+                  f"batch 32 in rounds / batch 16 in one round: {result['batch_32_rounds_speedup']:.2f}x")
     return result
 
 

@@ -128,6 +128,7 @@ def sample_by_inverse_cdf(model) -> None:
     Other decoding settings go to HF's own sampling unchanged."""
     import copy
 
+    import torch
     from transformers import LogitsProcessorList
 
     if getattr(model, "_samples_by_inverse_cdf", False):
@@ -140,9 +141,8 @@ def sample_by_inverse_cdf(model) -> None:
         copies = config.num_return_sequences or 1
         whole_vocabulary = (config.do_sample and not config.top_k and config.top_p in (None, 1.0) and config.min_p is None
                             and config.typical_p in (None, 1.0) and (config.num_beams or 1) == 1)
-        extra_rows = set(kwargs) - {"input_ids", "attention_mask", "logits_processor", "stopping_criteria", "max_new_tokens",
-                                    "pad_token_id", "stop_strings", "tokenizer"}
-        if args or not whole_vocabulary or (copies > 1 and extra_rows):
+        other_rows = [key for key, value in kwargs.items() if key not in ("input_ids", "attention_mask") and torch.is_tensor(value)]
+        if args or not whole_vocabulary or (copies > 1 and other_rows):
             return inner(*args, generation_config=config, **kwargs)
         temperature = config.temperature or 1.0
         config.update(do_sample=False, temperature=None, top_k=None, top_p=None, num_return_sequences=1)

@@ -65,12 +65,13 @@ def bench_precision(
 @bench_app.command("decoding")
 def bench_decoding(
     model: str = typer.Option("smollm2-135m-instruct", help="tiny | smollm2-135m-instruct | a model folder"),
-    prompts: int = typer.Option(16, help="family prompts sampled 4 times each"),
+    prompts: int = typer.Option(8, help="family prompts sampled 4 times each"),
+    new_tokens: int = typer.Option(64, help="tokens each sampled row decodes"),
     eval_prompts: int = typer.Option(96, help="family prompts decoded greedily"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sampling by inverse CDF vs torch.multinomial, and greedy decoding in rounds vs one round."""
-    load_benchmark("decoding").main(model=model, prompts=prompts, eval_prompts=eval_prompts, as_json=as_json)
+    load_benchmark("decoding").main(model=model, prompts=prompts, new_tokens=new_tokens, eval_prompts=eval_prompts, as_json=as_json)
 
 
 @bench_app.command("lineage")
