@@ -134,18 +134,15 @@ def grpo_trainer(spec: dict[str, Any]):
     from trl import GRPOConfig, GRPOTrainer
 
     from sandbox import SandboxConfig
+    from tasks.generation import end_generations_at_code_end, sample_by_inverse_cdf
     from tasks.training.checkpoints import mark_complete_callback
     from tasks.training.rewards import reward_functions
-
-    from tasks.generation import sample_by_inverse_cdf
 
     tokenizer, model = load_model(spec["model_dir"])
     tokenizer.padding_side = "left"
     section = spec["section"]
     sample_by_inverse_cdf(model)  # rollouts and probe samples; innermost, so it samples after every other processor
     if section.get("stop_at_code_end"):
-        from tasks.generation import end_generations_at_code_end
-
         end_generations_at_code_end(model, tokenizer)
     rows = read_jsonl(spec["data_path"])
     terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig(**spec["sandbox"]))
