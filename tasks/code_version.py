@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from functools import lru_cache
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PARSE_LOCK = threading.Lock()
 PROJECT_PACKAGES = ("flows", "tasks", "sandbox", "storage")
 
 
@@ -70,7 +72,9 @@ def direct_dependencies(path: Path) -> tuple[Path, ...]:
 @lru_cache(maxsize=4096)
 def parsed_dependencies(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...]:
     """``direct_dependencies``, parsed once per version of the file (keyed on its mtime and size)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    with _PARSE_LOCK:  # ast.parse is not thread-safe on CPython 3.11: parallel shards computing their cache keys at
+        # once raised "SystemError: AST constructor recursion depth mismatch", and the shard's result was not cached
+        tree = ast.parse(path.read_text(), filename=str(path))
     own = module_name(path) if path.resolve().is_relative_to(PROJECT_ROOT) else ""
     package = own if path.name == "__init__.py" else own.rpartition(".")[0]
     names: list[str] = []
