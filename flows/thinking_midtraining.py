@@ -8,7 +8,8 @@ the other (prefix → thought + next segment, judged, Dr.GRPO) → optional RLVR
 Annotation runs as one cached task per shard, ``corpus.parallel_shards`` at a time on the recipe's
 ``runner`` (threads, Dask, Ray): a run that is killed part-way redoes only the shards that had not finished. RLVR
 post-training (``midtraining.post_training``) is ``code`` (the Think-Anywhere RL stage on the
-recipe's problems, then pass@1 on their held-out split) or ``math`` (the ``math`` reward on
+recipe's problems, calibrated once for all arms when ``calibration`` is on, then pass@1 of every arm's start and
+of its RLVR checkpoint on the held-out problems) or ``math`` (the ``math`` reward on
 ``midtraining.math_source``), once per arm of ``midtraining.arms``: from the base model, from SFT on
 the raw chunks (the same chunks and budget, no thoughts), from SFT on the thought-augmented chunks,
 and from that SFT followed by RL mid-training; all arms on the same problems and settings.
@@ -23,10 +24,11 @@ from flows.stage_sequences import annotator_model, code_problems, evaluate_check
 from tasks.midtraining.corpus import annotate_corpus_shard, assemble_corpus, chunk_corpus, raw_corpus, shard_count
 from tasks.midtraining.evaluation import evaluate_midtraining
 from tasks.midtraining.judge_agreement import measure_judge_agreement
-from tasks.midtraining.report import compare_midtraining
+from tasks.midtraining.report import arm_label, compare_midtraining
 from tasks.models import build_base_model
-from tasks.recipe import ModelConfig
+from tasks.problems.calibration import calibrate_rl_problems_for_arms
 from tasks.problems.math_problems import load_math_problems
+from tasks.recipe import ModelConfig
 from tasks.training.stages import train_grpo, train_math_rl, train_midtraining_rl, train_sft
 
 
@@ -53,13 +55,18 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
         held_out_reports = {model: stages.run(f"mid-training eval {model}", evaluate_midtraining, starts[model], held_out,
                                               mid.evaluate, mid.rl, annotator_id, annotator, recipe.model.torch_dtype)
                             for model in MODELS if model in starts}
-    finals, evaluation, agreement = {"sft_think_rlmt": rlmt_model}, None, None
+    finals, evaluation, agreement, calibration = {"sft_think_rlmt": rlmt_model}, None, None, None
     if mid.post_training == "code":
         loaded, train = code_problems(stages, recipe, base_model)
+        if recipe.calibration.enabled:  # one RL set for every arm: problems whose pass rate, pooled over the arms' starts, is in the band
+            calibration = train = stages.run("calibrate rlvr", calibrate_rl_problems_for_arms, [starts[arm] for arm in mid.arms],
+                                             list(mid.arms), train, recipe.calibration, recipe.rl, recipe.sandbox, recipe.prompts.system,
+                                             recipe.model.torch_dtype)
         finals = {arm: stages.run(f"rlvr (code) from {arm}", train_grpo, starts[arm], train, recipe.rl, recipe.sandbox,
                                   recipe.prompts.system) for arm in mid.arms}
-        checkpoints = [("base", base_model)] if recipe.evaluate.evaluate_base_model else []
-        evaluation = evaluate_checkpoints(stages, recipe, checkpoints + [(arm_label(arm), finals[arm]) for arm in mid.arms], loaded)
+        before_rlvr = ([("base", base_model)] if recipe.evaluate.evaluate_base_model else []) + \
+            [(arm, starts[arm]) for arm in mid.arms if arm != "base"]  # each arm's start, on the problems its RLVR run is judged on
+        evaluation = evaluate_checkpoints(stages, recipe, before_rlvr + [(arm_label(arm), finals[arm]) for arm in mid.arms], loaded)
     elif mid.post_training == "math":
         math_problems = stages.run("math problems", load_math_problems, mid.math_source)
         finals = {arm: stages.run(f"rlvr (math) from {arm}", train_math_rl, starts[arm], math_problems, recipe.rl,
@@ -72,9 +79,13 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
                                held_out, judge, judge_model, mid.rl.reward.threshold, recipe.model.torch_dtype)
     if held_out_reports:
         rlvr = {arm: finals[arm] for arm in mid.arms} if mid.post_training != "none" else {}
-        rlvr_reports = {arm: evaluation.reports[(arm_label(arm), recipe.evaluate.variants[0])] for arm in mid.arms} if evaluation else {}
+        variant = recipe.evaluate.variants[0]
+        rlvr_reports = {arm: evaluation.reports[(arm_label(arm), variant)] for arm in mid.arms} if evaluation else {}
+        start_reports = {arm: evaluation.reports[(arm, variant)] for arm in mid.arms if (arm, variant) in evaluation.reports} \
+            if evaluation else {}
         stages.run("mid-training comparison", compare_midtraining, list(held_out_reports.values()), list(held_out_reports),
-                   rlmt_model, rlvr, rlvr_reports, agreement)
+                   rlmt_model, rlvr, rlvr_reports, agreement, start_reports, calibration, recipe.rl.completions_per_generation(),
+                   evaluation and evaluation.comparison)
     main_arm = "sft_think_rlmt" if "sft_think_rlmt" in finals else next(iter(finals))
     return stages.finish(comparison=evaluation and evaluation.comparison,
                          outputs=final_outputs(finals[main_arm], evaluation, arm_label(main_arm), recipe))
@@ -82,7 +93,3 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
 
 MODELS = ("base", "sft_raw", "sft_think", "sft_think_rlmt")  # the held-out evaluation's models, in the report's order
 
-
-def arm_label(arm: str) -> str:
-    """An RLVR arm's label in the comparison report: where its post-training started."""
-    return f"rlvr from {arm}"

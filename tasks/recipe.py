@@ -356,6 +356,10 @@ class RLSection(Section):
     probe: ProbeSection = ProbeSection()  # the reward trend on fixed prompts (0 prompts: off)
     trl: dict[str, Any] = Field(default_factory=dict)  # extra GRPOConfig fields, passed through
 
+    def completions_per_generation(self) -> int:
+        """Completions behind one generation batch (what a logged step's reward averages over, per process)."""
+        return self.per_device_train_batch_size * (self.steps_per_generation or self.gradient_accumulation_steps)
+
     def upfront_only(self) -> "RLSection":
         """This section for the upfront-only arm: the inline term's weight moves to the upfront term
         (the format share stays the same; inline_think is still computed and logged)."""

@@ -81,8 +81,9 @@ def calibration_table(rows: list[dict[str, Any]], cfg: CalibrationConfig) -> lis
     return table
 
 
-def calibration_markdown(table: list[dict[str, Any]], cfg: CalibrationConfig, temperature: float, policy: str) -> str:
-    lines = [f"Calibration of {policy}: {cfg.samples} samples per problem at temperature {temperature}; "
+def calibration_markdown(table: list[dict[str, Any]], cfg: CalibrationConfig, temperature: float, policy: str,
+                         samples: int | None = None) -> str:
+    lines = [f"Calibration of {policy}: {samples or cfg.samples} samples per problem at temperature {temperature}; "
              f"RL set = pass rate in [{cfg.low}, {cfg.high}]", "",
              "| difficulty | problems | mean pass rate | groups with variance | in band | kept |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['difficulty']} | {r['problems']} | {r['pass_rate']:.3f} | {r['with_variance']:.2f} | {r['in_band']:.2f} | "
@@ -90,38 +91,110 @@ def calibration_markdown(table: list[dict[str, Any]], cfg: CalibrationConfig, te
     return "\n".join(lines) + "\n"
 
 
+def sampled_pass_rates(policy_dir, problems: list[dict[str, Any]], cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection,
+                       system_prompt: str, dtype: str) -> list[dict[str, Any]]:
+    """``pass_rates`` of one policy: ``cfg.samples`` replies per problem at the RL temperature and cap."""
+    from tasks.generation import sample_replies
+
+    replies = sample_replies(policy_dir, [chat_prompt(p, system_prompt) for p in problems], samples=cfg.samples,
+                             max_new_tokens=rl.max_completion_length, temperature=rl.temperature, seed=cfg.seed,
+                             batch_size=cfg.batch_size, dtype=dtype)
+    return pass_rates(problems, replies, sandbox.sandbox_config())
+
+
+def calibration_params(cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str) -> dict[str, Any]:
+    return {"calibration": cfg.to_json(), "temperature": rl.temperature, "max_new_tokens": rl.max_completion_length,
+            "sources": rl.sources, "shuffle_seed": rl.shuffle_seed, "sandbox": sandbox.to_json(),
+            "system_prompt": system_prompt, "dtype": dtype}
+
+
+def table_metrics(table: list[dict[str, Any]], prefix: str = "") -> dict[str, float]:
+    metrics = {}
+    for row in table:
+        label = prefix + row["difficulty"].replace(" ", "_")
+        metrics.update({f"{label}/pass_rate": row["pass_rate"], f"{label}/with_variance": row["with_variance"],
+                        f"{label}/in_band": row["in_band"]})
+    return metrics
+
+
+def no_problem_kept(problems: list[dict[str, Any]], cfg: CalibrationConfig, table: list[dict[str, Any]]) -> ValueError:
+    return ValueError(f"calibration kept no problem: none of {len(problems)} has a pass rate in [{cfg.low}, {cfg.high}] "
+                      f"({json.dumps(table[-1])}); widen the band, raise calibration.limit, or use easier problems")
+
+
+def write_rl_set(run: StageRun, kept: list[dict[str, Any]], rows: list[dict[str, Any]], markdown: str, table: Any) -> Any:
+    staged = run.staging("rl-problems")
+    write_jsonl(staged / "problems.jsonl", kept)
+    write_jsonl(staged / "calibration.jsonl", rows)
+    (staged / "calibration.md").write_text(markdown)
+    (staged / "calibration.json").write_text(json.dumps(table, indent=1))
+    return staged
+
+
 @task(name="calibrate", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=[10],
       cache_policy=stage_cache(), persist_result=True)
 def calibrate_rl_problems(policy_id: str, problems_id: str, calibration: CalibrationConfig, rl: RLSection,
                           sandbox: SandboxSection, system_prompt: str, dtype: str) -> str:
     """The RL set (problems.jsonl) and the calibration behind it (calibration.jsonl, calibration.md)."""
-    from tasks.generation import sample_replies
-
     cfg = calibration
-    params = {"calibration": cfg.to_json(), "temperature": rl.temperature, "max_new_tokens": rl.max_completion_length,
-              "sources": rl.sources, "shuffle_seed": rl.shuffle_seed, "sandbox": sandbox.to_json(),
-              "system_prompt": system_prompt, "dtype": dtype}
-    with StageRun("calibrate", inputs={"policy": policy_id, "problems": problems_id}, params=params) as run:
+    with StageRun("calibrate", inputs={"policy": policy_id, "problems": problems_id},
+                  params=calibration_params(cfg, rl, sandbox, system_prompt, dtype)) as run:
         problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
-        replies = sample_replies(run.input_path("policy"), [chat_prompt(p, system_prompt) for p in problems], samples=cfg.samples,
-                                 max_new_tokens=rl.max_completion_length, temperature=rl.temperature, seed=cfg.seed,
-                                 batch_size=cfg.batch_size, dtype=dtype)
-        rows = pass_rates(problems, replies, sandbox.sandbox_config())
+        rows = sampled_pass_rates(run.input_path("policy"), problems, cfg, rl, sandbox, system_prompt, dtype)
         table = calibration_table(rows, cfg)
         kept = [p for p, row in zip(problems, rows) if in_band(row, cfg)]
         markdown = calibration_markdown(table, cfg, rl.temperature, "the RL starting policy")
         run.log.info("calibration:\n%s", markdown)
         if not kept:
-            raise ValueError(f"calibration kept no problem: none of {len(problems)} has a pass rate in [{cfg.low}, {cfg.high}] "
-                             f"({json.dumps(table[-1])}); widen the band, raise calibration.limit, or use easier problems")
-        staged = run.staging("rl-problems")
-        write_jsonl(staged / "problems.jsonl", kept)
-        write_jsonl(staged / "calibration.jsonl", rows)
-        (staged / "calibration.md").write_text(markdown)
-        (staged / "calibration.json").write_text(json.dumps(table, indent=1))
+            raise no_problem_kept(problems, cfg, table)
+        staged = write_rl_set(run, kept, rows, markdown, table)
+        metrics = {"candidates": len(problems), "kept": len(kept), **table_metrics(table)}
+        return run.output("problems", staged, kind="dataset", name="rl-problems", metrics=metrics)
+
+
+def pooled_rows(rows_by_policy: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per problem, the samples and passes of every policy added up: the pass rate they share."""
+    pooled = []
+    for per_problem in zip(*rows_by_policy):
+        samples, passed = sum(r["samples"] for r in per_problem), sum(r["passed"] for r in per_problem)
+        pooled.append({**per_problem[0], "samples": samples, "passed": passed, "pass_rate": passed / samples})
+    return pooled
+
+
+@task(name="calibrate-arms", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=[10],
+      cache_policy=stage_cache(), persist_result=True)
+def calibrate_rl_problems_for_arms(policy_ids: list[str], labels: list[str], problems_id: str, calibration: CalibrationConfig,
+                                   rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str) -> str:
+    """One RL set for several starting policies that must train on the same problems (the RLVR arms
+    of Thinking Mid-training). Every policy samples every candidate; a problem is kept when the pass
+    rate pooled over the policies lies in the band, so no arm's starting point chooses the set. The
+    artifact holds each policy's table (its pass rate before RL) and the pooled one."""
+    if len(policy_ids) != len(labels) or not policy_ids:
+        raise ValueError(f"calibrate-arms needs one label per policy: {len(policy_ids)} policies, labels {labels}")
+    cfg = calibration
+    inputs = {"problems": problems_id, **{f"policy_{i}": policy for i, policy in enumerate(policy_ids)}}
+    with StageRun("calibrate_arms", inputs=inputs, params={**calibration_params(cfg, rl, sandbox, system_prompt, dtype),
+                                                           "labels": labels}) as run:
+        problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
+        rows_by_policy = []
+        for index, label in enumerate(labels):
+            rows_by_policy.append(sampled_pass_rates(run.input_path(f"policy_{index}"), problems, cfg, rl, sandbox, system_prompt, dtype))
+            run.log.info("calibration of %s: mean pass rate %.3f over %d problems", label,
+                         statistics.fmean(r["pass_rate"] for r in rows_by_policy[-1]), len(problems))
+        pooled = pooled_rows(rows_by_policy)
+        tables = {label: calibration_table(rows, cfg) for label, rows in zip(labels, rows_by_policy)}
+        tables["pooled"] = calibration_table(pooled, cfg)
+        kept = [p for p, row in zip(problems, pooled) if in_band(row, cfg)]
+        markdown = "\n".join(calibration_markdown(table, cfg, rl.temperature, f"arm {label}") for label, table in tables.items()
+                             if label != "pooled")
+        markdown += "\n" + calibration_markdown(tables["pooled"], cfg, rl.temperature, "the arms pooled (the RL set's rule)",
+                                                cfg.samples * len(labels))
+        run.log.info("calibration of the RL starting points:\n%s", markdown)
+        if not kept:
+            raise no_problem_kept(problems, cfg, tables["pooled"])
+        rows = [{**row, "policy": label} for label, policy_rows in zip(labels, rows_by_policy) for row in policy_rows]
+        staged = write_rl_set(run, kept, rows, markdown, tables)
         metrics = {"candidates": len(problems), "kept": len(kept)}
-        for row in table:
-            label = row["difficulty"].replace(" ", "_")
-            metrics.update({f"{label}/pass_rate": row["pass_rate"], f"{label}/with_variance": row["with_variance"],
-                            f"{label}/in_band": row["in_band"]})
+        for label, table in tables.items():
+            metrics.update(table_metrics(table, f"{label}/"))
         return run.output("problems", staged, kind="dataset", name="rl-problems", metrics=metrics)

@@ -45,7 +45,9 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
 
     probe = section["probe"]
     done = {json.loads(line)["step"] for line in out_path.read_text().splitlines()} if out_path.exists() else set()
-    texts = [tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) for row in rows]
+    # a conversation gets the chat template; a plain-text prompt (RL mid-training's prefix) is sampled as it is, as TRL does
+    texts = [row["prompt"] if isinstance(row["prompt"], str) else
+             tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) for row in rows]
     columns = {key: [row[key] for row in rows for _ in range(probe["samples"])] for key in rows[0] if key != "prompt"}
 
     def sample(model, step: int) -> None:

@@ -102,6 +102,10 @@ def test_the_arms_table_puts_each_arms_pass_at_1_after_rlvr_on_its_row():
     assert header[-1] == "pass@1 after RLVR from it"
     assert rows[0][-1] == "–" and rows[1][-1] == "0.125 [0.000, 0.250] (24 problems)"
     assert len(arms_table(["base"], [held_out])[0]) == len(header) - 1  # no RLVR: no column
+    before = {"pass_at_k": {"all": {"pass@1": 0.25, "pass@1_ci": [0.1, 0.4], "problems": 24}}}
+    header, rows = arms_table(["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation}, {"base": before, "sft_think": before})
+    assert header[-2:] == ["pass@1 before RLVR", "pass@1 after RLVR from it"]
+    assert rows[0][-2:] == ["0.250 [0.100, 0.400] (24 problems)", "–"] and rows[1][-2] == rows[0][-2]
     stats = {"llm_judge": {"model": "m"}, "overlap_threshold": 0.2, "pairs": 8, "agreement": 0.75, "agreement_ci_low": 0.5,
              "agreement_ci_high": 1.0, "cohen_kappa": 0.47, "cohen_kappa_ci_low": -0.1, "cohen_kappa_ci_high": 1.0,
              "yes_rate_first": 0.375, "yes_rate_second": 0.375, "both_yes": 2, "both_no": 4, "only_first": 1, "only_second": 1,
@@ -151,3 +155,38 @@ def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_
     assert cut_guess(short, tokenizer, budget) == short
     unclosed = "<think>still thinking about " + guess
     assert cut_guess(unclosed, tokenizer, 2) == unclosed and split_thought(unclosed)[0] is None
+
+
+def test_rlvr_signal_per_arm_counts_steps_whose_groups_all_tied():
+    from tasks.midtraining.report import rlvr_signal_rows
+
+    metrics = {"base": {"reward_first_quarter": 0.1, "reward_last_quarter": 0.3, "reward_gain": 0.2, "reward_gain_ci_low": 0.05,
+                        "reward_gain_ci_high": 0.35, "truncated_mean": 0.25},
+               "sft_raw": {}}
+    no_signal = {"base": [(1, 0.5), (2, 1.0), (3, 0.25), (4, 0.0)], "sft_raw": [(1, 1.0), (2, 1.0)]}
+    header, rows = rlvr_signal_rows(["base", "sft_raw"], metrics, no_signal)
+    assert rows[0] == ["base", "4", "0.56", "0.00", "1", "0.100 → 0.300", "+0.200 [+0.050, +0.350]", "0.25"]
+    assert rows[1][:5] == ["sft_raw", "2", "0.00", "0.00", "2"] and rows[1][5:] == ["–", "– (under 4 steps)", "–"]
+    assert len(header) == len(rows[0])
+
+
+def test_the_probe_paragraph_reads_the_trend_and_the_thought_length():
+    from tasks.midtraining.report import probe_lines
+
+    assert probe_lines({"reward_gain": 0.1}, []) == ""  # no probe: nothing to say
+    trend = {"first_quarter": 0.1, "last_quarter": 0.2, "gain": 0.1, "gain_ci_low": 0.02, "gain_ci_high": 0.18,
+             "gain_ci_low_prompts": -0.01, "gain_ci_high_prompts": 0.2, "points": 5, "prompts": 16}
+    text = probe_lines({f"probe_reward_{k}": v for k, v in trend.items()}, [(0, 12.0), (16, 15.5)])
+    assert "(16 prefixes, 5 probe points)" in text and "gain +0.100 [+0.020, +0.180] on these prefixes" in text
+    assert "[-0.010, +0.200] for prefixes like these" in text and "12.0 → 15.5 words (steps 0 → 16)" in text
+
+
+def test_the_pass_at_1_pairs_kept_are_the_ones_the_rlvr_claim_reads():
+    from tasks.midtraining.report import rlvr_pass_pairs
+
+    arms = ["base", "sft_think"]
+    labels = ["base", "sft_think", "rlvr from base", "rlvr from sft_think"]
+    rows = [[later, earlier, "thinking", "+0.1"] for i, later in enumerate(labels) for earlier in labels[:i]]
+    kept = [(row[0], row[1]) for row in rlvr_pass_pairs(rows, arms)]
+    assert kept == [("sft_think", "base"), ("rlvr from base", "base"), ("rlvr from sft_think", "sft_think"),
+                    ("rlvr from sft_think", "rlvr from base")]  # not an arm after RLVR against another arm's start

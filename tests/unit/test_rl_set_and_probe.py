@@ -3,7 +3,7 @@ whose correctness varies, the upfront-only arm's weights, precision chosen by th
 
 import pytest
 
-from tasks.problems.calibration import calibration_markdown, calibration_table, in_band, rl_candidates
+from tasks.problems.calibration import calibration_markdown, calibration_table, in_band, pooled_rows, rl_candidates
 from tasks.recipe import CalibrationConfig, RLSection, Recipe, RecipeError
 from tasks.training.probe import probe_steps, probe_trend, score_completions
 from tasks.training.rewards import correct_varies_term
@@ -25,6 +25,16 @@ def test_the_band_keeps_problems_solved_sometimes_and_the_table_counts_them():
     assert "| 2 ops | 3 | 0.417 | 0.67 | 0.67 | 2 |" in text and "temperature 0.6" in text
     with pytest.raises(ValueError, match="must not exceed"):
         CalibrationConfig(low=0.8, high=0.2)
+
+
+def test_arms_share_one_rl_set_chosen_by_their_pooled_pass_rate():
+    cfg = CalibrationConfig(enabled=True, low=0.25, high=0.75)
+    strong, weak = rows(("1 ops", 4), ("1 ops", 2), ("2 ops", 0)), rows(("1 ops", 0), ("1 ops", 1), ("2 ops", 0))
+    pooled = pooled_rows([strong, weak])
+    assert [(r["problem_id"], r["samples"], r["passed"], r["pass_rate"]) for r in pooled] == \
+        [("p0", 8, 4, 0.5), ("p1", 8, 3, 0.375), ("p2", 8, 0, 0.0)]
+    assert [in_band(r, cfg) for r in pooled] == [True, True, False]  # p0: the strong arm alone would have left it out
+    assert [in_band(r, cfg) for r in strong] == [False, True, False]
 
 
 def test_candidates_follow_the_rl_order_and_sources():
