@@ -322,19 +322,27 @@ class LineageStore:
         rows = [row for row in rows if kind is None or row[1] == kind]
         return self.artifact(max(rows, key=lambda row: row[2])[0]) if rows else None
 
+    # Content addressing can give two runs the same output (two RL runs that made no update write the same weights):
+    # an artifact's metrics are those of the run that made it first, never a mix of both runs' series.
+    _MADE_BY = "(run_id = (SELECT created_by_run FROM artifacts WHERE artifact_id = ?) OR " \
+               "(SELECT created_by_run FROM artifacts WHERE artifact_id = ?) IS NULL)"
+
     def metrics_of(self, artifact_id: str) -> dict[str, float]:
         """Scalar metrics (step is NULL) recorded with the artifact by the run that made it."""
         with self._reader() as con:
             rows = con.execute(
-                "SELECT key, value FROM metrics WHERE artifact_id = ? AND step IS NULL ORDER BY key", [artifact_id]
+                f"SELECT key, value FROM metrics WHERE artifact_id = ? AND step IS NULL AND {self._MADE_BY} ORDER BY key",
+                [artifact_id, artifact_id, artifact_id],
             ).fetchall()
         return {key: value for key, value in rows}
 
     def metric_series(self, artifact_id: str, key: str) -> list[tuple[int, float]]:
+        """A per-step metric recorded with the artifact by the run that made it, by step."""
         with self._reader() as con:
             return con.execute(
-                "SELECT step, value FROM metrics WHERE artifact_id = ? AND key = ? AND step IS NOT NULL ORDER BY step",
-                [artifact_id, key],
+                f"SELECT step, value FROM metrics WHERE artifact_id = ? AND key = ? AND step IS NOT NULL AND {self._MADE_BY} "
+                "ORDER BY step",
+                [artifact_id, key, artifact_id, artifact_id],
             ).fetchall()
 
     def upstream(self, artifact_id: str, max_depth: int = 64) -> list[LineageLink]:

@@ -411,6 +411,9 @@ class MidtrainingSection(Section):
     # where RLVR post-training starts, one arm each, same problems and settings (the paper's baselines):
     # base | sft_raw (SFT on the same chunks without thoughts, same budget) | sft_think | sft_think_rlmt
     arms: list[Literal["base", "sft_raw", "sft_think", "sft_think_rlmt"]] = ["sft_think_rlmt"]
+    # more RLVR arms, each from its own RL mid-training run of this many steps from the same SFT(think) model
+    # (arm sft_think_rlmt_<steps>): the paper's "more RLMT, higher RLVR reward", swept (0 steps is sft_think)
+    rlmt_sweep: list[int] = Field(default_factory=list)
     evaluate: MidtrainingEvalSection = MidtrainingEvalSection()
     # an LLM judge (e.g. kind: openai at a `thinkflow serve-annotator` endpoint) scored against the overlap
     # judge on every held-out (prediction, truth) pair: the `judge agreement` stage (needs corpus.eval_fraction > 0)
@@ -422,7 +425,14 @@ class MidtrainingSection(Section):
             raise ValueError("post_training: math needs math_source (gsm8k:PATH or jsonl:PATH)")
         if not self.arms or len(set(self.arms)) != len(self.arms):
             raise ValueError(f"midtraining.arms must name each arm once, at least one: {self.arms}")
+        if len(set(self.rlmt_sweep)) != len(self.rlmt_sweep) or any(s < 1 or s == self.rl.max_steps for s in self.rlmt_sweep):
+            raise ValueError(f"midtraining.rlmt_sweep {self.rlmt_sweep}: distinct step counts of at least 1, other than "
+                             f"midtraining.rl.max_steps ({self.rl.max_steps}, the sft_think_rlmt arm; 0 steps is sft_think)")
         return self
+
+    def rlvr_arms(self) -> list[str]:
+        """Where RLVR post-training starts: ``arms``, then one arm per RL mid-training length swept."""
+        return list(self.arms) + [f"sft_think_rlmt_{steps}" for steps in self.rlmt_sweep]
 
 
 class PromptsConfig(Section):

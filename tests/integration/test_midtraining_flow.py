@@ -10,6 +10,8 @@ ALL_ARMS = [f"midtraining.arms=[{','.join(ARMS)}]"]
 # RL mid-training's fixed probe prefixes at every step
 CALIBRATED = ["calibration.enabled=true", "calibration.samples=2", "calibration.low=0", "calibration.high=1", "calibration.limit=4"]
 PROBED = ["midtraining.rl.probe.prompts=2", "midtraining.rl.probe.samples=2", "midtraining.rl.probe.every=1"]
+SWEPT = ["midtraining.rlmt_sweep=[1]"]  # one more RLVR arm: from 1 step of RL mid-training (the main arm has 2)
+RLVR_ARMS = ARMS + ["sft_think_rlmt_1"]
 
 
 def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness, home, tiny_model_dir):
@@ -21,14 +23,15 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     with AnnotatorServer(tiny_model_dir, "tiny") as server:  # the LLM judge behind a real HTTP server
         judge = [f"midtraining.agreement_judge.{key}={value}" for key, value in (("kind", "openai"), ("model", "tiny"),
                                                                                  ("base_url", server.url), ("cache", "false"))]
-        first = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + CALIBRATED + PROBED + judge)
+        first = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + CALIBRATED + PROBED + SWEPT + judge)
         served = server.stats.as_dict()["served"]
-        second = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + CALIBRATED + PROBED + judge)
+        second = thinking_midtraining(config="configs/tiny.yaml", overrides=ALL_ARMS + CALIBRATED + PROBED + SWEPT + judge)
     stages = {s["stage"]: s for s in first["stages"]}
     assert list(stages) == ["base model", "chunks", "annotate (3 shards)", "corpus", "mid-training sft", "mid-training rl",
-                            "raw corpus", "mid-training sft (raw)", *[f"mid-training eval {arm}" for arm in ARMS],
-                            "problems", "filter", "split", "calibrate rlvr", *[f"rlvr (code) from {arm}" for arm in ARMS], "eval set",
-                            *[f"evaluate {arm}" for arm in ARMS], *[f"evaluate rlvr from {arm}" for arm in ARMS], "compare", "judge agreement",
+                            "mid-training rl (1 steps)", "raw corpus", "mid-training sft (raw)", *[f"mid-training eval {arm}" for arm in ARMS],
+                            "problems", "filter", "split", "calibrate rlvr", *[f"rlvr (code) from {arm}" for arm in RLVR_ARMS], "eval set",
+                            *[f"evaluate {arm}" for arm in RLVR_ARMS], *[f"evaluate rlvr from {arm}" for arm in RLVR_ARMS], "compare",
+                            "judge agreement",
                             "mid-training comparison"]
     sft_id, rl_id, held_out_id = stages["corpus"]["artifact_ids"]
     metrics = stages["corpus"]["metrics"][sft_id]
@@ -55,7 +58,12 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
         assert link in links, link
     # each RLVR checkpoint comes from its own starting point, and the arms share the problems
     starts = {"base": ids["base model"], "sft_raw": ids["mid-training sft (raw)"], "sft_think": ids["mid-training sft"],
-              "sft_think_rlmt": ids["mid-training rl"]}
+              "sft_think_rlmt": ids["mid-training rl"], "sft_think_rlmt_1": ids["mid-training rl (1 steps)"]}
+    # the swept run: 1 step of the same RL from the same SFT model. (The tiny model gets no reward, so no update is made
+    # and both runs write the same weights: one content-addressed checkpoint, produced by two runs.)
+    assert sorted(r["params"]["rl"]["max_steps"] for r in lineage.runs_of_stage("midtrain_grpo")) == [1, 2]
+    assert (starts["sft_think_rlmt_1"], "midtrain_grpo", ids["mid-training sft"]) in {
+        (l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(starts["sft_think_rlmt_1"])}
     rl_set = ids["calibrate rlvr"]
     for arm, start in starts.items():
         parents = {(l.stage, l.parent_id) for l in lineage.upstream(ids[f"rlvr (code) from {arm}"]) if l.artifact_id == ids[f"rlvr (code) from {arm}"]}
@@ -65,10 +73,10 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     calibrated = {(l.stage, l.parent_id) for l in lineage.upstream(rl_set) if l.artifact_id == rl_set}
     assert calibrated == {("calibrate_arms", p) for p in [*starts.values(), stages["split"]["artifact_ids"][0]]}, calibrated
     rows = [json.loads(line) for line in (store.path(rl_set) / "calibration.jsonl").read_text().splitlines()]
-    assert sorted(r["policy"] for r in rows) == sorted(ARMS * 4) and all(r["samples"] == 2 for r in rows)
+    assert sorted(r["policy"] for r in rows) == sorted(RLVR_ARMS * 4) and all(r["samples"] == 2 for r in rows)
     assert all(f"Calibration of arm {arm}" in (store.path(rl_set) / "calibration.md").read_text() for arm in ARMS)
     # each arm's start evaluated on the problems its RLVR checkpoint is evaluated on
-    for arm in ARMS[1:]:
+    for arm in RLVR_ARMS[1:]:
         assert (ids[f"evaluate {arm}"], "evaluate", starts[arm]) in {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(ids["compare"])}
     # the raw arm trained on the same chunks as the thinking arm, without the thoughts
     raw_id = ids["raw corpus"]
@@ -99,9 +107,9 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     assert "fixed probe set (2 prefixes, 3 probe points)" in table
     assert "pass@1 before RLVR" in table and "groups with reward variance" in table and "Calibration of arm sft_raw" in table
     assert "| rlvr from sft_think_rlmt | sft_think_rlmt | thinking |" in table and "| rlvr from sft_raw | rlvr from base |" in table
-    assert "Calibration of the arms pooled (the RL set's rule): 8 samples per problem" in table
+    assert "Calibration of the arms pooled (the RL set's rule): 10 samples per problem" in table
     signal = json.loads((comparison / "comparison.json").read_text())["rlvr_signal"]["rows"]
-    assert [row[0] for row in signal] == ARMS and all(row[1] == "2" for row in signal)  # 2 RLVR steps each
+    assert [row[0] for row in signal] == RLVR_ARMS and all(row[1] == "2" for row in signal)  # 2 RLVR steps each
     agreement = lineage.metrics_of(ids["judge agreement"])
     assert agreement["pairs"] == 2 * len(ARMS) * len(held) and agreement["truth_controls"] == len(held)
     assert served == agreement["pairs"] + agreement["truth_controls"] + agreement["mismatch_controls"]  # each asked once

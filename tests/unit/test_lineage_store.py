@@ -29,6 +29,20 @@ def test_a_record_whose_commit_outlived_its_journal_file_is_not_written_twice(tm
     assert store.pending() == []
 
 
+def test_an_artifact_two_runs_produced_keeps_the_metrics_of_the_run_that_made_it(tmp_path):
+    """Content addressing: two RL runs that made no update write the same weights, one artifact. Its
+    series is the first run's, not both runs' points interleaved."""
+    store = LineageStore(tmp_path / "l.duckdb")
+    output = {"checkpoint": {"artifact_id": "checkpoint-same", "kind": "checkpoint", "name": "rl", "uri": "x", "metadata": {}}}
+    for steps in (2, 1):
+        t = now()
+        store.record_run(stage="grpo", flow_run_id=None, params={"max_steps": steps}, code_version="v", inputs={}, outputs=output,
+                         metrics=[("checkpoint-same", "steps", steps, None)] + [("checkpoint-same", "reward", 0.5, s) for s in range(1, steps + 1)],
+                         status="completed", started_at=t, ended_at=t)
+    assert store.metrics_of("checkpoint-same") == {"steps": 2.0}
+    assert store.metric_series("checkpoint-same", "reward") == [(1, 0.5), (2, 0.5)]
+
+
 def test_an_unreadable_journal_file_is_set_aside_and_reported(tmp_path, caplog):
     store = LineageStore(tmp_path / "l.duckdb")
     (store.journal / "00000000000000000001-broken.json").write_text('{"run": ')

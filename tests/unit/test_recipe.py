@@ -102,3 +102,13 @@ def test_scale_rewards_values_are_checked(tmp_path):
     recipe.write_text("rl:\n  scale_rewards: std\n")
     with pytest.raises(RecipeError, match="rl.scale_rewards"):
         load_recipe(recipe)
+
+
+def test_the_rlmt_sweep_adds_rlvr_arms_and_rejects_lengths_that_say_nothing_new():
+    from tasks.recipe import MidtrainingSection
+
+    mid = MidtrainingSection(arms=["sft_think", "sft_think_rlmt"], rl={"max_steps": 12}, rlmt_sweep=[6, 24])
+    assert mid.rlvr_arms() == ["sft_think", "sft_think_rlmt", "sft_think_rlmt_6", "sft_think_rlmt_24"]
+    for sweep in ([12], [0], [6, 6]):  # 12 is the sft_think_rlmt arm, 0 steps is sft_think
+        with pytest.raises(ValueError, match="rlmt_sweep"):
+            MidtrainingSection(rl={"max_steps": 12}, rlmt_sweep=sweep)
