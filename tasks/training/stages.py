@@ -246,6 +246,16 @@ def rl_warnings(metrics: dict[str, float]) -> list[str]:
     return warnings
 
 
+def check_generation_batch(prompts: int, rl: RLSection, stage: str) -> None:
+    """Enough distinct prompts for one generation batch: with fewer, TRL stops at step 0 with a warning."""
+    needed = rl.completions_per_generation() // rl.num_generations
+    if prompts < needed:
+        raise ValueError(f"{stage}: {prompts} RL prompts, fewer than one generation batch draws ({needed} = "
+                         f"per_device_train_batch_size {rl.per_device_train_batch_size} x steps_per_generation / num_generations "
+                         f"{rl.num_generations}); give RL more problems (a wider calibration band, a higher calibration.limit) or "
+                         "a smaller batch")
+
+
 def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSection, sandbox: SandboxSection | None,
              extra: dict | None = None) -> str:
     """Launch GRPO on ``rows`` (prompt + the reward's columns), record metrics and curves; the checkpoint id."""
@@ -253,6 +263,7 @@ def run_grpo(run: StageRun, rows: list[dict[str, Any]], too_long: int, rl: RLSec
 
     if not rows:
         raise ValueError(f"no RL prompts ({too_long} over max_prompt_length)")
+    check_generation_batch(len(rows), rl, run.stage)
     data = run.staging("prompts")
     write_jsonl(data / "rl_prompts.jsonl", rows)
     spec = {"stage": run.stage, "kind": "grpo", "model_dir": str(run.input_path("model")), "data_path": str(data / "rl_prompts.jsonl"),

@@ -238,6 +238,10 @@ def main(spec_path: str) -> None:
             restore_rows(trainer.model.get_base_model(), trainer.thinkflow_rows, resume)
     (out / "resume.json").write_text(json.dumps({"resumed_from_step": int(resume.name.split("-")[1]) if resume else 0}))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if trainer.state.global_step < trainer.state.max_steps:  # transformers only warns when the data cannot fill a batch
+        raise SystemExit(f"thinkflow: {spec['stage']} stopped after {trainer.state.global_step} of {trainer.state.max_steps} steps: "
+                         f"its data ran out before a batch filled (a GRPO generation batch needs "
+                         f"per_device_train_batch_size x steps_per_generation / num_generations distinct prompts); nothing is saved")
     if trainer.accelerator.is_main_process:
         from tasks.training.think_tokens import read_record, write_record
 

@@ -138,3 +138,12 @@ def test_recipe_errors_name_the_new_keys():
         load_recipe("configs/tiny.yaml", ["calibration.low=2"])
     with pytest.raises(RecipeError, match="rl.probe.prompts"):
         load_recipe("configs/tiny.yaml", ["rl.probe.prompts=-1"])
+
+
+def test_an_rl_set_smaller_than_one_generation_batch_is_refused_by_name():
+    from tasks.training.stages import check_generation_batch
+
+    rl = RLSection(num_generations=8, per_device_train_batch_size=32, steps_per_generation=2)  # 8 prompts a generation batch
+    check_generation_batch(8, rl, "rlvr")
+    with pytest.raises(ValueError, match=r"rlvr: 7 RL prompts, fewer than one generation batch draws \(8 = "):
+        check_generation_batch(7, rl, "rlvr")
