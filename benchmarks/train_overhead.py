@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-BARE_SCRIPT = '''
+BARE_SCRIPT = """
 import json, sys, resource
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -46,26 +46,43 @@ else:
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 out = trainer.train()
 print(json.dumps({"steps_per_second": out.metrics["train_steps_per_second"], "train_seconds": out.metrics["train_runtime"]}))
-'''
+"""
 
 
 def bare_run(kind: str, model_dir: Path, data_path: Path, trainer_args: dict, reward: dict, folder: Path) -> dict:
     from tasks.stage_run import PROJECT_ROOT
 
     spec = folder / f"bare-{kind}.json"
-    spec.write_text(json.dumps({"kind": kind, "model_dir": str(model_dir), "data_path": str(data_path),
-                                "output_dir": str(folder / f"bare-{kind}"), "trainer_args": trainer_args, "reward": reward}))
+    spec.write_text(
+        json.dumps(
+            {
+                "kind": kind,
+                "model_dir": str(model_dir),
+                "data_path": str(data_path),
+                "output_dir": str(folder / f"bare-{kind}"),
+                "trainer_args": trainer_args,
+                "reward": reward,
+            }
+        )
+    )
     script = folder / "bare.py"
     script.write_text(BARE_SCRIPT)
     started, cpu = time.monotonic(), os.times()
-    done = subprocess.run([sys.executable, str(script), str(spec)], capture_output=True, text=True, cwd=PROJECT_ROOT,
-                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(PROJECT_ROOT)})
+    done = subprocess.run(
+        [sys.executable, str(script), str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(PROJECT_ROOT)},
+    )
     if done.returncode:
         raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     after = os.times()
-    result.update(wall_seconds=time.monotonic() - started, cpu_seconds=after.children_user + after.children_system
-                  - cpu.children_user - cpu.children_system)
+    result.update(
+        wall_seconds=time.monotonic() - started,
+        cpu_seconds=after.children_user + after.children_system - cpu.children_user - cpu.children_system,
+    )
     return result
 
 
@@ -74,9 +91,12 @@ def our_run(run_stage) -> dict:
     history = run_stage()
     after = os.times()
     final = next(entry for entry in reversed(history) if "train_steps_per_second" in entry)
-    return {"steps_per_second": final["train_steps_per_second"], "train_seconds": final["train_runtime"],
-            "wall_seconds": time.monotonic() - started,
-            "cpu_seconds": after.children_user + after.children_system - cpu.children_user - cpu.children_system}
+    return {
+        "steps_per_second": final["train_steps_per_second"],
+        "train_seconds": final["train_runtime"],
+        "wall_seconds": time.monotonic() - started,
+        "cpu_seconds": after.children_user + after.children_system - cpu.children_user - cpu.children_system,
+    }
 
 
 def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
@@ -97,47 +117,96 @@ def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
         folder = Path(scratch)
         os.environ["THINKFLOW_HOME"] = str(folder / "home")
         model_dir = build_model(model, folder / "model")
-        sft_rows = [{"prompt": [{"role": "user", "content": f"Add {i} to x."}],
-                     "completion": [{"role": "assistant", "content": f"<think>add {i}</think>\n```python\ndef f(x):\n    return x + {i}\n```"}]}
-                    for i in range(32)]
+        sft_rows = [
+            {
+                "prompt": [{"role": "user", "content": f"Add {i} to x."}],
+                "completion": [
+                    {
+                        "role": "assistant",
+                        "content": f"<think>add {i}</think>\n```python\ndef f(x):\n    return x + {i}\n```",
+                    }
+                ],
+            }
+            for i in range(32)
+        ]
         write_jsonl(folder / "sft.jsonl", sft_rows)
         problem = {"id": "add", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [2]}}
-        write_jsonl(folder / "rl.jsonl", [{"prompt": r["prompt"], "problem_json": json.dumps(problem)} for r in sft_rows])
-        sft = SFTSection(max_steps=steps, per_device_train_batch_size=4, max_length=256)  # checkpoints every 50 steps, as by default
-        rl = RLSection(max_steps=max(2, steps // 4), num_generations=4, per_device_train_batch_size=8, max_completion_length=32,
-                       )
+        write_jsonl(
+            folder / "rl.jsonl", [{"prompt": r["prompt"], "problem_json": json.dumps(problem)} for r in sft_rows]
+        )
+        sft = SFTSection(
+            max_steps=steps, per_device_train_batch_size=4, max_length=256
+        )  # checkpoints every 50 steps, as by default
+        rl = RLSection(
+            max_steps=max(2, steps // 4),
+            num_generations=4,
+            per_device_train_batch_size=8,
+            max_completion_length=32,
+        )
         store = ArtifactStore()
-        model_id = store.commit(model_dir, kind="checkpoint", name=model, parents=[], config={}, metadata={}).artifact_id
+        model_id = store.commit(
+            model_dir, kind="checkpoint", name=model, parents=[], config={}, metadata={}
+        ).artifact_id
 
         def ours(kind: str, section, data: Path):
             def stage():
                 with StageRun(f"bench_{kind}", inputs={"model": model_id}, params={"n": time.monotonic_ns()}) as run:
-                    spec = {"stage": kind, "kind": kind, "model_dir": str(run.input_path("model")), "data_path": str(data)}
+                    spec = {
+                        "stage": kind,
+                        "kind": kind,
+                        "model_dir": str(run.input_path("model")),
+                        "data_path": str(data),
+                    }
                     if kind == "grpo":
                         spec.update(reward=section.reward.to_json(), sandbox={})
                     return run_worker(run, spec, section)[1]
+
             return stage
 
-        for kind, section, data, config in (("sft", sft, folder / "sft.jsonl", SFTConfig), ("grpo", rl, folder / "rl.jsonl", GRPOConfig)):
+        for kind, section, data, config in (
+            ("sft", sft, folder / "sft.jsonl", SFTConfig),
+            ("grpo", rl, folder / "rl.jsonl", GRPOConfig),
+        ):
             bare_args = trainer_args(section.to_json(), config)
             reward = section.reward.to_json() if kind == "grpo" else {}
-            results[kind] = {"bare": bare_run(kind, store.path(model_id), data, bare_args, reward, folder),
-                             "ours": our_run(ours(kind, section, data))}
+            results[kind] = {
+                "bare": bare_run(kind, store.path(model_id), data, bare_args, reward, folder),
+                "ours": our_run(ours(kind, section, data)),
+            }
             steps_done = bare_args["max_steps"]
             results[kind]["steps"] = steps_done
-            results[kind]["overhead"] = 1 - results[kind]["ours"]["steps_per_second"] / results[kind]["bare"]["steps_per_second"]
+            results[kind]["overhead"] = (
+                1 - results[kind]["ours"]["steps_per_second"] / results[kind]["bare"]["steps_per_second"]
+            )
             results[kind]["cpu_seconds_per_step"] = results[kind]["ours"]["cpu_seconds"] / steps_done
     if as_json:
         print(json.dumps(results, indent=1))
         return results
-    table = Table(title=f"training overhead, model {model} (ours: Prefect stage function + accelerate launch + checkpoints)")
-    for column in ("stage", "steps", "bare steps/s", "ours steps/s", "overhead (steps/s)", "bare wall s", "ours wall s",
-                   "ours CPU s/step"):
+    table = Table(
+        title=f"training overhead, model {model} (ours: Prefect stage function + accelerate launch + checkpoints)"
+    )
+    for column in (
+        "stage",
+        "steps",
+        "bare steps/s",
+        "ours steps/s",
+        "overhead (steps/s)",
+        "bare wall s",
+        "ours wall s",
+        "ours CPU s/step",
+    ):
         table.add_column(column)
     for kind, r in results.items():
-        table.add_row(kind, str(r["steps"]), f"{r['bare']['steps_per_second']:.3f}", f"{r['ours']['steps_per_second']:.3f}",
-                      f"{100 * r['overhead']:.1f} %", f"{r['bare']['wall_seconds']:.1f}", f"{r['ours']['wall_seconds']:.1f}",
-                      f"{r['cpu_seconds_per_step']:.2f}")
+        table.add_row(
+            kind,
+            str(r["steps"]),
+            f"{r['bare']['steps_per_second']:.3f}",
+            f"{r['ours']['steps_per_second']:.3f}",
+            f"{100 * r['overhead']:.1f} %",
+            f"{r['bare']['wall_seconds']:.1f}",
+            f"{r['ours']['wall_seconds']:.1f}",
+            f"{r['cpu_seconds_per_step']:.2f}",
+        )
     Console(width=160).print(table)
     return results
 

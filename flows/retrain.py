@@ -32,21 +32,27 @@ METRIC = "pass@1"
 def what_ran(summary: dict) -> str:
     fresh = [s["stage"] for s in summary["stages"] if not s["cached"]]
     if not fresh:
-        return (f"no new problem data and no recipe change: all {len(summary['stages'])} stages of {summary['pipeline']} "
-                "came from the cache; no training ran")
+        return (
+            f"no new problem data and no recipe change: all {len(summary['stages'])} stages of {summary['pipeline']} "
+            "came from the cache; no training ran"
+        )
     return f"{len(fresh)} of {len(summary['stages'])} stages ran anew: {', '.join(fresh)}"
 
 
 def evaluated_outputs(summary: dict) -> dict[str, str]:
     outputs = summary.get("outputs", {})
     if "final_report" not in outputs:
-        raise RecipeError(f"retrain: the {summary['pipeline']} run evaluated no final checkpoint (set midtraining.post_training: code "
-                          "for thinking-midtraining)")
+        raise RecipeError(
+            f"retrain: the {summary['pipeline']} run evaluated no final checkpoint (set midtraining.post_training: code "
+            "for thinking-midtraining)"
+        )
     return outputs
 
 
 @flow(name="retrain")
-def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = None, pipeline: str = "think-anywhere") -> dict:
+def retrain(
+    config: str = "configs/default.yaml", overrides: list[str] | None = None, pipeline: str = "think-anywhere"
+) -> dict:
     if pipeline not in RETRAINABLE:
         raise RecipeError(f"retrain: pipeline {pipeline!r} is not one of {', '.join(RETRAINABLE)}")
     recipe = pipeline_recipe(config, overrides)
@@ -62,9 +68,18 @@ def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = 
     if best is None or best["checkpoint"] != new_checkpoint:
         best_report = None
         if best is not None:  # the incumbent on this run's eval set, so both numbers measure the same problems
-            best_report = evaluate_stage(stages, recipe, "previous best", best["checkpoint"], outputs["eval_set"], recipe.evaluate.variants[0])
-        decision = stages.run("retrain decision", record_retrain_decision, new_checkpoint, new_report,
-                              best and best["checkpoint"], best_report, METRIC)
+            best_report = evaluate_stage(
+                stages, recipe, "previous best", best["checkpoint"], outputs["eval_set"], recipe.evaluate.variants[0]
+            )
+        decision = stages.run(
+            "retrain decision",
+            record_retrain_decision,
+            new_checkpoint,
+            new_report,
+            best and best["checkpoint"],
+            best_report,
+            METRIC,
+        )
     message = what_ran(summary)
     if decision is None:
         message += f"; {new_checkpoint} is already the best checkpoint on record"
@@ -72,9 +87,18 @@ def retrain(config: str = "configs/default.yaml", overrides: list[str] | None = 
     result = stages.finish(outputs=outputs)
     result["stages"] = summary["stages"] + result["stages"]
     result["all_cached"] = all(s["cached"] for s in result["stages"])
-    trained = [s["stage"] for s in summary["stages"] if not s["cached"] and any(a.startswith("checkpoint-") for a in s["artifact_ids"])]
-    result["retrain"] = {"message": message, "new_checkpoints_from": trained, "new_checkpoint": new_checkpoint,
-                         "decision": decision, "best_checkpoint": best_on_record(store, lineage)}
+    trained = [
+        s["stage"]
+        for s in summary["stages"]
+        if not s["cached"] and any(a.startswith("checkpoint-") for a in s["artifact_ids"])
+    ]
+    result["retrain"] = {
+        "message": message,
+        "new_checkpoints_from": trained,
+        "new_checkpoint": new_checkpoint,
+        "decision": decision,
+        "best_checkpoint": best_on_record(store, lineage),
+    }
     if "comparison" in summary:
         result["comparison"] = summary["comparison"]
     return result

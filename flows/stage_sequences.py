@@ -35,9 +35,14 @@ def pipeline_recipe(config: str, overrides: list[str] | None) -> Recipe:
         log = get_run_logger()
     except MissingContextError:  # validating a recipe before a flow starts
         return resolved
-    log.info("precision: model.torch_dtype %s -> %s (%s); training bf16 autocast: sft %s, rl %s",
-                          recipe.model.torch_dtype, resolved.model.torch_dtype, resolve_dtype(recipe.model.torch_dtype)[1],
-                          resolved.sft.bf16, resolved.rl.bf16)
+    log.info(
+        "precision: model.torch_dtype %s -> %s (%s); training bf16 autocast: sft %s, rl %s",
+        recipe.model.torch_dtype,
+        resolved.model.torch_dtype,
+        resolve_dtype(recipe.model.torch_dtype)[1],
+        resolved.sft.bf16,
+        resolved.rl.bf16,
+    )
     return resolved
 
 
@@ -54,8 +59,16 @@ def code_problems(stages: StageLog, recipe: Recipe, base_model: str) -> tuple[st
     """Problems loaded, filtered and split: (loaded problems id, train split id). Evaluation
     holds out by id from the loaded problems, so the eval split is not passed on."""
     loaded = stages.run("problems", load_problems, recipe.problems, recipe.sandbox)
-    kept = stages.run("filter", filter_problems, loaded, base_model, recipe.problems.filters, recipe.sandbox, recipe.prompts.system,
-                      recipe.model.torch_dtype)
+    kept = stages.run(
+        "filter",
+        filter_problems,
+        loaded,
+        base_model,
+        recipe.problems.filters,
+        recipe.sandbox,
+        recipe.prompts.system,
+        recipe.model.torch_dtype,
+    )
     train, _ = stages.run("split", split_problems, kept, recipe.problems.split_rule())
     return loaded, train
 
@@ -63,6 +76,7 @@ def code_problems(stages: StageLog, recipe: Recipe, base_model: str) -> tuple[st
 @dataclass
 class Evaluation:
     """What an evaluation sequence made: the comparison, the eval set, one report per (label, variant)."""
+
     comparison: str
     eval_set: str
     reports: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -76,23 +90,38 @@ def eval_set_for(stages: StageLog, recipe: Recipe, training_problems: str) -> st
     """The benchmarks' problems in one dataset: held out from ``training_problems`` or loaded whole."""
     extra_sources = recipe.benchmark_sources()
     extra = stages.run("benchmark problems", load_problems, extra_sources, recipe.sandbox) if extra_sources else None
-    return stages.run("eval set", build_eval_set, training_problems, extra, recipe.benchmarks(), recipe.problems.split_rule())
+    return stages.run(
+        "eval set", build_eval_set, training_problems, extra, recipe.benchmarks(), recipe.problems.split_rule()
+    )
 
 
 def evaluate_stage(stages: StageLog, recipe: Recipe, label: str, model: str, eval_set: str, variant: str) -> str:
     """One checkpoint under one variant on the eval set, as the stage ``evaluate LABEL [(VARIANT)]``."""
     cfg = recipe.evaluate
-    return stages.run(evaluation_stage(label, variant), evaluate_model, model, eval_set, cfg.variant(variant, recipe.prompts.system),
-                      cfg.generation(), cfg.scoring(), recipe.sandbox, recipe.model.torch_dtype)
+    return stages.run(
+        evaluation_stage(label, variant),
+        evaluate_model,
+        model,
+        eval_set,
+        cfg.variant(variant, recipe.prompts.system),
+        cfg.generation(),
+        cfg.scoring(),
+        recipe.sandbox,
+        recipe.model.torch_dtype,
+    )
 
 
-def evaluate_checkpoints(stages: StageLog, recipe: Recipe, checkpoints: list[tuple[str, str]], training_problems: str) -> Evaluation:
+def evaluate_checkpoints(
+    stages: StageLog, recipe: Recipe, checkpoints: list[tuple[str, str]], training_problems: str
+) -> Evaluation:
     """Evaluate each (label, model id) under the recipe's variants, the base model under the
     baselines too, and compare them all."""
     eval_set = eval_set_for(stages, recipe, training_problems)
     reports: dict[tuple[str, str], str] = {}
     for position, (label, model) in enumerate(checkpoints):
-        variants = list(recipe.evaluate.variants) + (list(recipe.evaluate.baselines) if position == 0 and label == "base" else [])
+        variants = list(recipe.evaluate.variants) + (
+            list(recipe.evaluate.baselines) if position == 0 and label == "base" else []
+        )
         for variant in dict.fromkeys(variants):
             reports[(label, variant)] = evaluate_stage(stages, recipe, label, model, eval_set, variant)
     comparison = stages.run("compare", compare_evaluations, list(reports.values()), [label for label, _ in reports])

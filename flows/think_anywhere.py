@@ -30,13 +30,33 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
 
     base_model = stages.run("base model", build_base_model, recipe.model)
     loaded, train = code_problems(stages, recipe, base_model)
-    writer = dict(policy_id=base_model, annotator_model_id=annotator_model(stages, recipe, base_model), annotator=recipe.annotator,
-                  sandbox=recipe.sandbox, system_prompt=recipe.prompts.system, dtype=recipe.model.torch_dtype)
-    samples = stages.run_shards("solutions", sample_solutions_shard, solution_shards(train, recipe.solutions),
-                                recipe.solutions.parallel_shards, problems_id=train, solutions=recipe.solutions, **writer)
+    writer = dict(
+        policy_id=base_model,
+        annotator_model_id=annotator_model(stages, recipe, base_model),
+        annotator=recipe.annotator,
+        sandbox=recipe.sandbox,
+        system_prompt=recipe.prompts.system,
+        dtype=recipe.model.torch_dtype,
+    )
+    samples = stages.run_shards(
+        "solutions",
+        sample_solutions_shard,
+        solution_shards(train, recipe.solutions),
+        recipe.solutions.parallel_shards,
+        problems_id=train,
+        solutions=recipe.solutions,
+        **writer,
+    )
     train = stages.run("train split with solutions", attach_sampled_solutions, train, samples, recipe.solutions)
-    shards = stages.run_shards("cold-start", build_coldstart_shard, coldstart_shards(train, recipe.coldstart),
-                               recipe.coldstart.parallel_shards, problems_id=train, coldstart=recipe.coldstart, **writer)
+    shards = stages.run_shards(
+        "cold-start",
+        build_coldstart_shard,
+        coldstart_shards(train, recipe.coldstart),
+        recipe.coldstart.parallel_shards,
+        problems_id=train,
+        coldstart=recipe.coldstart,
+        **writer,
+    )
     coldstart = stages.run("cold-start set", assemble_coldstart_set, train, shards, recipe.coldstart)
     policy = base_model
     if recipe.sft.think_tokens.enabled:  # Think-Anywhere*: the tags as new tokens; stage 1 trains only their rows
@@ -45,12 +65,38 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
     sft_model = stages.run("sft", train_sft, policy, coldstart, recipe.sft)
     rl_problems = train
     if recipe.calibration.enabled:  # the RL set: problems the SFT model solves sometimes, measured
-        rl_problems = stages.run("calibrate", calibrate_rl_problems, sft_model, train, recipe.calibration, recipe.rl, recipe.sandbox,
-                                 recipe.prompts.system, recipe.model.torch_dtype)
+        rl_problems = stages.run(
+            "calibrate",
+            calibrate_rl_problems,
+            sft_model,
+            train,
+            recipe.calibration,
+            recipe.rl,
+            recipe.sandbox,
+            recipe.prompts.system,
+            recipe.model.torch_dtype,
+        )
     rl_model = stages.run("rl", train_grpo, sft_model, rl_problems, recipe.rl, recipe.sandbox, recipe.prompts.system)
-    checkpoints = ([("base", base_model)] if recipe.evaluate.evaluate_base_model else []) + [("sft", sft_model), ("rl", rl_model)]
-    if "upfront_only" in recipe.rl_arms:  # the paper's comparison: the same RL, a format reward for the upfront thought only
-        checkpoints.append(("rl-upfront-only", stages.run("rl (upfront-only arm)", train_grpo, sft_model, rl_problems,
-                                                          recipe.rl.upfront_only(), recipe.sandbox, recipe.prompts.system)))
+    checkpoints = ([("base", base_model)] if recipe.evaluate.evaluate_base_model else []) + [
+        ("sft", sft_model),
+        ("rl", rl_model),
+    ]
+    if (
+        "upfront_only" in recipe.rl_arms
+    ):  # the paper's comparison: the same RL, a format reward for the upfront thought only
+        checkpoints.append(
+            (
+                "rl-upfront-only",
+                stages.run(
+                    "rl (upfront-only arm)",
+                    train_grpo,
+                    sft_model,
+                    rl_problems,
+                    recipe.rl.upfront_only(),
+                    recipe.sandbox,
+                    recipe.prompts.system,
+                ),
+            )
+        )
     evaluation = evaluate_checkpoints(stages, recipe, checkpoints, loaded)
     return stages.finish(comparison=evaluation.comparison, outputs=final_outputs(rl_model, evaluation, "rl", recipe))

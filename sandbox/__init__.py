@@ -51,6 +51,16 @@ from sandbox.pool import WorkerPool, close_pools, pool_for, run_batch, run_job
 from sandbox.verdicts import STATUSES, Job, TestSpecError, Verdict, count_tests
 
 __all__ = [
-    "Job", "Verdict", "SandboxConfig", "SandboxUnavailable", "TestSpecError", "STATUSES", "WorkerPool",
-    "close_pools", "pool_for", "run_batch", "run_job", "count_tests",
+    "Job",
+    "Verdict",
+    "SandboxConfig",
+    "SandboxUnavailable",
+    "TestSpecError",
+    "STATUSES",
+    "WorkerPool",
+    "close_pools",
+    "pool_for",
+    "run_batch",
+    "run_job",
+    "count_tests",
 ]

@@ -72,13 +72,24 @@ def ensure_image(client, tag: str) -> bool:
     try:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        raise SandboxUnavailable(f"the sandbox image {tag} needs its base image {BASE_IMAGE}, which is not there: "
-                                 "build both offline with `thinkflow sandbox setup-docker` (as root)") from None
+        raise SandboxUnavailable(
+            f"the sandbox image {tag} needs its base image {BASE_IMAGE}, which is not there: "
+            "build both offline with `thinkflow sandbox setup-docker` (as root)"
+        ) from None
     try:
-        client.images.build(path=str(SANDBOX_FOLDER), dockerfile="Dockerfile", tag=tag, rm=True, forcerm=True,
-                            buildargs={"BASE_IMAGE": BASE_IMAGE}, labels={"thinkflow.source": image_source_digest()})
+        client.images.build(
+            path=str(SANDBOX_FOLDER),
+            dockerfile="Dockerfile",
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            buildargs={"BASE_IMAGE": BASE_IMAGE},
+            labels={"thinkflow.source": image_source_digest()},
+        )
     except docker.errors.DockerException as exc:
-        raise SandboxUnavailable(f"could not build the sandbox image {tag} from {SANDBOX_FOLDER}/Dockerfile: {exc}") from None
+        raise SandboxUnavailable(
+            f"could not build the sandbox image {tag} from {SANDBOX_FOLDER}/Dockerfile: {exc}"
+        ) from None
     if stale is not None:
         try:
             client.images.remove(stale)

@@ -58,8 +58,10 @@ def run_command(argv: list[str], what: str, **kwargs) -> subprocess.CompletedPro
 def apt_install(packages: tuple[str, ...]) -> None:
     """Debian's packages, refreshing the package lists once if the first try finds nothing."""
     if shutil.which("apt-get") is None:
-        raise DockerSetupError(f"{', '.join(packages)} missing and this is not a Debian machine (no apt-get): "
-                               "install a Docker engine and debootstrap yourself, then run this again")
+        raise DockerSetupError(
+            f"{', '.join(packages)} missing and this is not a Debian machine (no apt-get): "
+            "install a Docker engine and debootstrap yourself, then run this again"
+        )
     argv = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
@@ -71,8 +73,10 @@ def apt_install(packages: tuple[str, ...]) -> None:
 
 def require_root(why: str) -> None:
     if os.geteuid() != 0:
-        raise DockerSetupError(f"{why} needs root (run `sudo thinkflow sandbox setup-docker`), "
-                               "or start a Docker engine yourself and run this again")
+        raise DockerSetupError(
+            f"{why} needs root (run `sudo thinkflow sandbox setup-docker`), "
+            "or start a Docker engine yourself and run this again"
+        )
 
 
 def read_state() -> dict:
@@ -108,12 +112,19 @@ def start_engine(report: SetupReport):
         started = time.monotonic()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     log = open(STATE_DIR / "dockerd.log", "ab")
-    process = subprocess.Popen(["dockerd", *DOCKERD_FLAGS, "--pidfile", str(STATE_DIR / "dockerd.pid")],
-                               stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["dockerd", *DOCKERD_FLAGS, "--pidfile", str(STATE_DIR / "dockerd.pid")],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + ENGINE_READY_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DockerSetupError(f"dockerd exited with {process.returncode} at start: see {STATE_DIR / 'dockerd.log'}")
+            raise DockerSetupError(
+                f"dockerd exited with {process.returncode} at start: see {STATE_DIR / 'dockerd.log'}"
+            )
         client = engine_or_none(timeout_s=1.0)
         if client is not None:
             write_state({**read_state(), "dockerd_pid": process.pid})
@@ -159,8 +170,10 @@ def build_base_image(client, report: SetupReport) -> None:
     suite, mirror = debian_source()
     with tempfile.TemporaryDirectory(prefix="thinkflow-rootfs-", dir="/var/tmp") as scratch:
         rootfs = Path(scratch) / "rootfs"
-        run_command(["debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs), mirror],
-                    f"debootstrap {suite} from {mirror}")
+        run_command(
+            ["debootstrap", "--variant=minbase", "--include=python3", suite, str(rootfs), mirror],
+            f"debootstrap {suite} from {mirror}",
+        )
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (rootfs / cache).glob("*"):
                 if entry.is_file():

@@ -43,8 +43,20 @@ class LocalWorker:
         self.hello: dict = {}
 
     def command(self, mode: str) -> list[str]:
-        return [sys.executable, "-I", "-B", str(WORKER_PROGRAM), "--slot", str(self.slot), "--isolation", mode,
-                "--base-uid", str(self.cfg.base_uid), "--workdir-mb", str(self.cfg.workdir_mb)]
+        return [
+            sys.executable,
+            "-I",
+            "-B",
+            str(WORKER_PROGRAM),
+            "--slot",
+            str(self.slot),
+            "--isolation",
+            mode,
+            "--base-uid",
+            str(self.cfg.base_uid),
+            "--workdir-mb",
+            str(self.cfg.workdir_mb),
+        ]
 
     def start(self) -> dict:
         reply = self._launch("namespaces")
@@ -63,7 +75,8 @@ class LocalWorker:
             self.stop()
             raise SandboxUnavailable(
                 "the local sandbox cannot run solutions as an unprivileged uid here ("
-                + "; ".join(self.hello.get("missing", [])) + "). Set sandbox.isolation: weak to accept that."
+                + "; ".join(self.hello.get("missing", []))
+                + "). Set sandbox.isolation: weak to accept that."
             )
         return self.hello
 
@@ -71,8 +84,13 @@ class LocalWorker:
         self.errors.seek(0)
         self.errors.truncate()
         self.proc = subprocess.Popen(
-            self.command(mode), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
-            env=clean_env(), start_new_session=True, cwd="/",
+            self.command(mode),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            env=clean_env(),
+            start_new_session=True,
+            cwd="/",
         )
         self.decoder = LineDecoder()
         first = first_message(self, HELLO_TIMEOUT_S)

@@ -138,8 +138,13 @@ class WorkerPool:
             for slot, jobs in in_flight.items():
                 while queue and len(jobs) < PIPELINE_DEPTH and not self.due_for_recycling(slot):
                     index = queue.popleft()
-                    message = {"id": index, "job": payloads[index], "limits": limits, "timeout_s": cfg.timeout_s,
-                               "output_cap": cfg.output_cap_bytes}
+                    message = {
+                        "id": index,
+                        "job": payloads[index],
+                        "limits": limits,
+                        "timeout_s": cfg.timeout_s,
+                        "output_cap": cfg.output_cap_bytes,
+                    }
                     try:
                         self.worker(slot).write(encode(message))
                     except OSError as exc:
@@ -175,8 +180,12 @@ class WorkerPool:
                         continue
                     index = jobs.popleft()
                     results[index] = ChildRun(
-                        records=parse_records(message["records"]), stderr=message["stderr"], timed_out=message["timed_out"],
-                        output_capped=message["capped"], returncode=message["returncode"], seconds=message["seconds"],
+                        records=parse_records(message["records"]),
+                        stderr=message["stderr"],
+                        timed_out=message["timed_out"],
+                        output_capped=message["capped"],
+                        returncode=message["returncode"],
+                        seconds=message["seconds"],
                     )
                     head_deadline[slot] = time.monotonic() + patience
                     if progress:
@@ -233,7 +242,9 @@ def run_batch(
             outcomes[key] = Verdict(job.problem_id, job.solution_id, "infra_error", 0, 0, str(exc))
             continue
         if not job.code or not job.code.strip():
-            outcomes[key] = Verdict(job.problem_id, job.solution_id, "error", 0, total, "no ```python code block in the response")
+            outcomes[key] = Verdict(
+                job.problem_id, job.solution_id, "error", 0, total, "no ```python code block in the response"
+            )
             continue
         runnable.append((key, job, total))
     if progress and len(jobs) > len(runnable):  # duplicates and jobs with nothing to run are done already
@@ -253,7 +264,9 @@ def run_batch(
             if outcomes[key].status == "infra_error":
                 again.append(item)
         runnable = again
-    return [replace(outcomes[key], problem_id=job.problem_id, solution_id=job.solution_id) for key, job in zip(keys, jobs)]
+    return [
+        replace(outcomes[key], problem_id=job.problem_id, solution_id=job.solution_id) for key, job in zip(keys, jobs)
+    ]
 
 
 def run_job(job: Job, cfg: SandboxConfig = SandboxConfig()) -> Verdict:

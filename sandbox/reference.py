@@ -25,7 +25,9 @@ from sandbox.config import SandboxConfig
 from sandbox.pool import pool_for
 from sandbox.verdicts import ChildRun
 
-ASSERTED_CALL = re.compile(r"^\s*assert\s+(?:not\s+)?\(*\s*(?:set\(|sorted\(|abs\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\(")
+ASSERTED_CALL = re.compile(
+    r"^\s*assert\s+(?:not\s+)?\(*\s*(?:set\(|sorted\(|abs\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\("
+)
 _cache: dict[str, "Conversion"] = {}
 
 
@@ -51,8 +53,14 @@ def _key(tests: dict[str, Any], reference: str) -> str:
 
 
 def record_payload(tests: dict[str, Any], reference: str, fn_name: str) -> dict[str, Any]:
-    return {"kind": "record", "code": reference, "setup": tests.get("setup", ""), "fn_name": fn_name,
-            "test_code": tests.get("test_code"), "asserts": tests.get("asserts")}
+    return {
+        "kind": "record",
+        "code": reference,
+        "setup": tests.get("setup", ""),
+        "fn_name": fn_name,
+        "test_code": tests.get("test_code"),
+        "asserts": tests.get("asserts"),
+    }
 
 
 def conversion_from_run(tests: dict[str, Any], fn_name: str, run: ChildRun | str) -> Conversion:
@@ -71,8 +79,12 @@ def conversion_from_run(tests: dict[str, Any], fn_name: str, run: ChildRun | str
     if not recorded:
         return Conversion(tests, False, "the tests never call the function")
     call_tests = {
-        "kind": "call", "fn_name": fn_name, "setup": tests.get("setup", ""), "typed": True,
-        "inputs": [args for args, _ in recorded], "outputs": [value for _, value in recorded],
+        "kind": "call",
+        "fn_name": fn_name,
+        "setup": tests.get("setup", ""),
+        "typed": True,
+        "inputs": [args for args, _ in recorded],
+        "outputs": [value for _, value in recorded],
         "recorded_from": tests["kind"],
     }
     if all(isinstance(value, bool) for _, value in recorded) and truth_only_asserts(tests, fn_name):
@@ -94,7 +106,9 @@ def truth_only_asserts(tests: dict[str, Any], fn_name: str) -> bool:
         return False
 
     def calls_function(node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(node))
+        return any(
+            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(node)
+        )
 
     def truth_only(test: ast.expr) -> bool:
         if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):

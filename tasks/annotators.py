@@ -36,8 +36,6 @@ Conversation = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-
-
 class AnnotatorError(RuntimeError):
     pass
 
@@ -68,18 +66,38 @@ class HFAnnotator:
         from tasks.generation import generate_replies
 
         self.calls.add("requested", len(conversations))
-        return generate_replies(self.model_dir, conversations, max_new_tokens=max_new_tokens, batch_size=self.cfg.batch_size,
-                                dtype=self.dtype, stop_on_code_end=False, loaded=self.loaded)
+        return generate_replies(
+            self.model_dir,
+            conversations,
+            max_new_tokens=max_new_tokens,
+            batch_size=self.cfg.batch_size,
+            dtype=self.dtype,
+            stop_on_code_end=False,
+            loaded=self.loaded,
+        )
 
-    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+    def sample(
+        self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int
+    ) -> list[list[str]]:
         from tasks.generation import sample_replies
 
         self.calls.add("requested", len(conversations) * k)
-        return sample_replies(self.model_dir, conversations, samples=k, max_new_tokens=max_new_tokens, temperature=temperature,
-                              seed=seed, batch_size=self.cfg.batch_size, dtype=self.dtype, loaded=self.loaded)
+        return sample_replies(
+            self.model_dir,
+            conversations,
+            samples=k,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+            batch_size=self.cfg.batch_size,
+            dtype=self.dtype,
+            loaded=self.loaded,
+        )
 
 
-def request_key(model: str, messages: Conversation, max_tokens: int, temperature: float, seed: int | None = None) -> str:
+def request_key(
+    model: str, messages: Conversation, max_tokens: int, temperature: float, seed: int | None = None
+) -> str:
     request = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
     if seed is not None:
         request["seed"] = seed
@@ -111,14 +129,20 @@ class ReplyCache:
 
 
 class OpenAIAnnotator:
-    def __init__(self, cfg: AnnotatorConfig, cache_folder: Path | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, cfg: AnnotatorConfig, cache_folder: Path | None = None, sleep: Callable[[float], None] = time.sleep
+    ):
         import httpx
 
         self.cfg = cfg
         key = os.environ.get(cfg.api_key_env, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=cfg.base_url.rstrip("/"), headers=headers, timeout=cfg.timeout_s,
-                                   limits=httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency))
+        self.client = httpx.Client(
+            base_url=cfg.base_url.rstrip("/"),
+            headers=headers,
+            timeout=cfg.timeout_s,
+            limits=httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency),
+        )
         self.cache = ReplyCache(cache_folder) if cfg.cache and cache_folder else None
         self.sleep = sleep
         self.calls = CallCounter()
@@ -136,7 +160,9 @@ class OpenAIAnnotator:
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
             return list(pool.map(one, conversations))
 
-    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+    def sample(
+        self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int
+    ) -> list[list[str]]:
         """``k`` requests per conversation, each with its own seed (``seed + j``), so each is cached
         on its own; a server that ignores seeds still samples at ``temperature``."""
         requests = [(c, seed + j) for c in conversations for j in range(k)]
@@ -149,17 +175,23 @@ class OpenAIAnnotator:
 
         with ThreadPoolExecutor(self.cfg.concurrency, thread_name_prefix="annotator") as pool:
             replies = list(pool.map(one, requests))
-        return [replies[i * k:(i + 1) * k] for i in range(len(conversations))]
+        return [replies[i * k : (i + 1) * k] for i in range(len(conversations))]
 
-    def complete_one(self, messages: Conversation, max_new_tokens: int, temperature: float | None = None,
-                     seed: int | None = None) -> str:
+    def complete_one(
+        self, messages: Conversation, max_new_tokens: int, temperature: float | None = None, seed: int | None = None
+    ) -> str:
         temperature = self.cfg.temperature if temperature is None else temperature
         key = request_key(self.cfg.model, messages, max_new_tokens, temperature, seed)
         if self.cache and (reply := self.cache.get(key)) is not None:
             self.calls.add("cached")
             return reply
-        body = {"model": self.cfg.model, "messages": messages, "max_tokens": max_new_tokens, "temperature": temperature,
-                **({"seed": seed} if seed is not None else {})}
+        body = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+            **({"seed": seed} if seed is not None else {}),
+        }
         reply = self.post_with_retries(body, key)
         if self.cache:
             self.cache.put(key, reply)
@@ -183,13 +215,19 @@ class OpenAIAnnotator:
                 problem, retry_after = f"HTTP {response.status_code}", response.headers.get("retry-after")
                 continue
             if response.status_code != 200:
-                raise AnnotatorError(f"{self.cfg.base_url}: request {key[:12]} refused with HTTP {response.status_code}: "
-                                     f"{response.text[:300]}")
+                raise AnnotatorError(
+                    f"{self.cfg.base_url}: request {key[:12]} refused with HTTP {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
             try:
                 return response.json()["choices"][0]["message"]["content"] or ""
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise AnnotatorError(f"{self.cfg.base_url}: request {key[:12]}: not a chat completion: {response.text[:300]}") from exc
-        raise AnnotatorError(f"{self.cfg.base_url}: request {key[:12]} failed {self.cfg.max_retries + 1} times; last: {problem}")
+                raise AnnotatorError(
+                    f"{self.cfg.base_url}: request {key[:12]}: not a chat completion: {response.text[:300]}"
+                ) from exc
+        raise AnnotatorError(
+            f"{self.cfg.base_url}: request {key[:12]} failed {self.cfg.max_retries + 1} times; last: {problem}"
+        )
 
     def backoff(self, attempt: int, retry_after: str | None) -> float:
         """Exponential with jitter; a server's Retry-After (seconds) wins, up to a minute."""
@@ -218,13 +256,17 @@ class VLLMAnnotator:
         params = self.params_type(max_tokens=max_new_tokens, temperature=self.cfg.temperature)
         return [output.outputs[0].text for output in self.engine.chat(conversations, params)]
 
-    def sample(self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int) -> list[list[str]]:
+    def sample(
+        self, conversations: list[Conversation], k: int, max_new_tokens: int, temperature: float, seed: int
+    ) -> list[list[str]]:
         self.calls.add("requested", len(conversations) * k)
         params = self.params_type(n=k, max_tokens=max_new_tokens, temperature=temperature, seed=seed)
         return [[choice.text for choice in output.outputs] for output in self.engine.chat(conversations, params)]
 
 
-def make_annotator(cfg: AnnotatorConfig, model_dir: Path | None, cache_folder: Path | None, dtype: str = "float32", loaded=None):
+def make_annotator(
+    cfg: AnnotatorConfig, model_dir: Path | None, cache_folder: Path | None, dtype: str = "float32", loaded=None
+):
     """The configured annotator; ``model_dir`` is the local model for ``hf`` and ``vllm``."""
     if cfg.kind == "openai":
         return OpenAIAnnotator(cfg, cache_folder)

@@ -51,14 +51,22 @@ def declared_files(tree: ast.Module, path: Path) -> list[Path]:
     project root (``"configs/prompts/rewrite.md"``) or a dotted module name (``"tasks.training.worker"``)."""
     found: list[Path] = []
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         if not any(isinstance(t, ast.Name) and t.id == "STAGE_FILES" for t in targets) or node.value is None:
             continue
         for entry in ast.literal_eval(node.value):
-            file = module_file(entry) if "/" not in entry and not entry.endswith((".py", ".md", ".txt", ".json", ".yaml")) else None
+            file = (
+                module_file(entry)
+                if "/" not in entry and not entry.endswith((".py", ".md", ".txt", ".json", ".yaml"))
+                else None
+            )
             file = file or PROJECT_ROOT / entry
             if not file.is_file():
-                raise FileNotFoundError(f"{path}: STAGE_FILES names {entry!r}, which is neither a project module nor a file")
+                raise FileNotFoundError(
+                    f"{path}: STAGE_FILES names {entry!r}, which is neither a project module nor a file"
+                )
             found.append(file)
     return found
 

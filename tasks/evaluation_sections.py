@@ -18,7 +18,9 @@ class BenchmarkConfig(Section):
     name: str  # the label in reports: humaneval, leetcode, mbpp, livecodebench, ...
     source: str | None = None  # a problem source (as in problems.sources); default: the name
     difficulties: list[Literal["Easy", "Medium", "Hard"]] | None = None
-    held_out: bool | None = None  # only the problems the split keeps out of training; default: when it is a training source
+    held_out: bool | None = (
+        None  # only the problems the split keeps out of training; default: when it is a training source
+    )
     limit: int | None = Field(default=None, ge=1)  # subset: this many problems, drawn by hashed id
     ids: list[str] | None = None  # subset: exactly these problem ids
 
@@ -53,11 +55,15 @@ class EvaluateConfig(Section):
     @model_validator(mode="after")
     def _consistent(self):
         if max(self.k) > self.samples:
-            raise ValueError(f"pass@{max(self.k)} needs at least {max(self.k)} samples per problem; samples is {self.samples}")
+            raise ValueError(
+                f"pass@{max(self.k)} needs at least {max(self.k)} samples per problem; samples is {self.samples}"
+            )
         if min(self.k) < 1:
             raise ValueError("k values must be at least 1")
         if self.temperature == 0 and self.samples > 1:
-            raise ValueError(f"temperature 0 is greedy decoding: one sample per problem, not {self.samples}; set a temperature")
+            raise ValueError(
+                f"temperature 0 is greedy decoding: one sample per problem, not {self.samples}; set a temperature"
+            )
         names = [b.name for b in self.benchmarks]
         if len(set(names)) != len(names):
             raise ValueError(f"benchmark names repeat: {names}")
@@ -82,6 +88,7 @@ class EvaluateConfig(Section):
 
 class EvalGeneration(Section):
     """The part of ``evaluate`` that decides the samples."""
+
     samples: int
     temperature: float
     top_p: float
@@ -95,6 +102,7 @@ class EvalGeneration(Section):
 
 class EvalScoring(Section):
     """The part of ``evaluate`` that decides the scores drawn from the samples."""
+
     k: list[int]
     entropy: bool
     bootstrap_resamples: int
@@ -103,6 +111,7 @@ class EvalScoring(Section):
 
 class EvalVariant(Section):
     """One way of prompting a checkpoint for evaluation."""
+
     name: Literal[VARIANTS]
     system_prompt: str
     prefill: str = ""

@@ -28,7 +28,7 @@ def closes_code_block(text: str) -> bool:
 def cut_after_code_block(text: str) -> str:
     """The text up to the end of its first closed code block (all of it when none closes)."""
     match = _CLOSED_BLOCK.search(text)
-    return text if match is None else text[:match.end()]
+    return text if match is None else text[: match.end()]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,9 @@ def make_stop_on_closing_fence(tokenizer, prompt_length: int):
             tails = tokenizer.batch_decode(generated[:, -6:], skip_special_tokens=True)
             done = []
             for row, tail in enumerate(tails):
-                done.append("`" in tail and closes_code_block(tokenizer.decode(generated[row], skip_special_tokens=True)))
+                done.append(
+                    "`" in tail and closes_code_block(tokenizer.decode(generated[row], skip_special_tokens=True))
+                )
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StopOnClosingFence()
@@ -117,7 +119,16 @@ def make_inverse_cdf_sampler(temperature: float):
     return InverseCdfSampler()
 
 
-_SAMPLING_SETTINGS = ("do_sample", "temperature", "top_k", "top_p", "min_p", "typical_p", "num_return_sequences", "num_beams")
+_SAMPLING_SETTINGS = (
+    "do_sample",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "num_return_sequences",
+    "num_beams",
+)
 
 
 def sample_by_inverse_cdf(model) -> None:
@@ -139,9 +150,19 @@ def sample_by_inverse_cdf(model) -> None:
         config = copy.deepcopy(kwargs.pop("generation_config", None) or model.generation_config)
         config.update(**{key: kwargs.pop(key) for key in _SAMPLING_SETTINGS if key in kwargs})
         copies = config.num_return_sequences or 1
-        whole_vocabulary = (config.do_sample and not config.top_k and config.top_p in (None, 1.0) and config.min_p is None
-                            and config.typical_p in (None, 1.0) and (config.num_beams or 1) == 1)
-        other_rows = [key for key, value in kwargs.items() if key not in ("input_ids", "attention_mask") and torch.is_tensor(value)]
+        whole_vocabulary = (
+            config.do_sample
+            and not config.top_k
+            and config.top_p in (None, 1.0)
+            and config.min_p is None
+            and config.typical_p in (None, 1.0)
+            and (config.num_beams or 1) == 1
+        )
+        other_rows = [
+            key
+            for key, value in kwargs.items()
+            if key not in ("input_ids", "attention_mask") and torch.is_tensor(value)
+        ]
         if args or not whole_vocabulary or (copies > 1 and other_rows):
             return inner(*args, generation_config=config, **kwargs)
         temperature = config.temperature or 1.0
@@ -157,8 +178,18 @@ def sample_by_inverse_cdf(model) -> None:
     model._samples_by_inverse_cdf = True
 
 
-def generate_in_rounds(generate, input_ids, attention_mask, *, max_new_tokens: int, round_tokens: int, finished,
-                       pad_token_id: int, num_return_sequences: int = 1, **kwargs):
+def generate_in_rounds(
+    generate,
+    input_ids,
+    attention_mask,
+    *,
+    max_new_tokens: int,
+    round_tokens: int,
+    finished,
+    pad_token_id: int,
+    num_return_sequences: int = 1,
+    **kwargs,
+):
     """``generate`` in rounds of ``round_tokens`` new tokens: after each round only the rows that
     ``finished`` (given a row's new token ids) says are still open go on, regrouped into one batch
     whose prompts are their sequences so far. A batch otherwise decodes every row until its longest
@@ -173,12 +204,21 @@ def generate_in_rounds(generate, input_ids, attention_mask, *, max_new_tokens: i
     ids, mask, decoded, copies = input_ids, attention_mask, 0, num_return_sequences
     while rows:
         step = min(round_tokens, max_new_tokens - decoded)
-        out = generate(input_ids=ids, attention_mask=mask, max_new_tokens=step, num_return_sequences=copies,
-                       pad_token_id=pad_token_id, **kwargs)
+        out = generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=step,
+            num_return_sequences=copies,
+            pad_token_id=pad_token_id,
+            **kwargs,
+        )
         mask = mask.repeat_interleave(copies, dim=0)
         width, decoded, copies = out.shape[1] - ids.shape[1], decoded + step, 1
-        still_open = [i for i in range(out.shape[0])
-                      if width == step and decoded < max_new_tokens and not finished(out[i, prompt_width:])]
+        still_open = [
+            i
+            for i in range(out.shape[0])
+            if width == step and decoded < max_new_tokens and not finished(out[i, prompt_width:])
+        ]
         for i, row in enumerate(rows):
             if i not in still_open:
                 new_tokens[row] = out[i, prompt_width:]
@@ -188,7 +228,7 @@ def generate_in_rounds(generate, input_ids, attention_mask, *, max_new_tokens: i
     longest = max(t.shape[0] for t in new_tokens)
     padded = torch.full((len(new_tokens), longest), pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
     for row, tokens in enumerate(new_tokens):
-        padded[row, :tokens.shape[0]] = tokens
+        padded[row, : tokens.shape[0]] = tokens
     return torch.cat([input_ids.repeat_interleave(num_return_sequences, dim=0), padded], dim=1)
 
 
@@ -210,7 +250,9 @@ class HFBackend:
     """``model.generate`` over length-sorted, left-padded batches of ``batch_size`` prompts; sampling
     draws by inverse CDF (``sample_by_inverse_cdf``) unless ``inverse_cdf`` is false."""
 
-    def __init__(self, model_dir: Path, dtype: str = "float32", batch_size: int = 16, loaded=None, inverse_cdf: bool = True):
+    def __init__(
+        self, model_dir: Path, dtype: str = "float32", batch_size: int = 16, loaded=None, inverse_cdf: bool = True
+    ):
         from tasks.models import load_for_inference
 
         self.batch_size = batch_size
@@ -218,15 +260,22 @@ class HFBackend:
         if inverse_cdf:
             sample_by_inverse_cdf(self.model)
 
-    def complete(self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None) -> list[list[str]]:
+    def complete(
+        self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None
+    ) -> list[list[str]]:
         import torch
         from transformers import StoppingCriteriaList
 
         tokenizer = self.tokenizer
         if sampling.temperature > 0:
             torch.manual_seed(sampling.seed)
-            decoding = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None,
-                        "num_return_sequences": sampling.n}
+            decoding = {
+                "do_sample": True,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "top_k": None,
+                "num_return_sequences": sampling.n,
+            }
         else:
             decoding = {"do_sample": False, "top_k": None, "top_p": None, "temperature": None}
         if sampling.stop:
@@ -236,24 +285,41 @@ class HFBackend:
         order = sorted(range(len(texts)), key=lambda i: lengths[i])
         replies: list[list[str]] = [[] for _ in texts]
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             prompt_length = batch["input_ids"].shape[1]
-            stopping = StoppingCriteriaList([make_stop_on_closing_fence(tokenizer, prompt_length)] if sampling.stop_on_code_end else [])
+            stopping = StoppingCriteriaList(
+                [make_stop_on_closing_fence(tokenizer, prompt_length)] if sampling.stop_on_code_end else []
+            )
             if hasattr(progress, "tick"):
                 batches = -(-len(order) // self.batch_size)
-                stopping.append(make_decoding_heartbeat(prompt_length, sampling.max_new_tokens,
-                                                        f"{start // self.batch_size + 1}/{batches}", progress))
+                stopping.append(
+                    make_decoding_heartbeat(
+                        prompt_length, sampling.max_new_tokens, f"{start // self.batch_size + 1}/{batches}", progress
+                    )
+                )
             batch = batch.to(self.model.device)
             with torch.no_grad():
                 if sampling.round_tokens and sampling.round_tokens < sampling.max_new_tokens:
-                    out = generate_in_rounds(self.model.generate, batch["input_ids"], batch["attention_mask"],
-                                             max_new_tokens=sampling.max_new_tokens, round_tokens=sampling.round_tokens,
-                                             finished=self._reply_finished(sampling), pad_token_id=tokenizer.pad_token_id,
-                                             stopping_criteria=stopping, **decoding)
+                    out = generate_in_rounds(
+                        self.model.generate,
+                        batch["input_ids"],
+                        batch["attention_mask"],
+                        max_new_tokens=sampling.max_new_tokens,
+                        round_tokens=sampling.round_tokens,
+                        finished=self._reply_finished(sampling),
+                        pad_token_id=tokenizer.pad_token_id,
+                        stopping_criteria=stopping,
+                        **decoding,
+                    )
                 else:
-                    out = self.model.generate(**batch, max_new_tokens=sampling.max_new_tokens,
-                                              pad_token_id=tokenizer.pad_token_id, stopping_criteria=stopping, **decoding)
+                    out = self.model.generate(
+                        **batch,
+                        max_new_tokens=sampling.max_new_tokens,
+                        pad_token_id=tokenizer.pad_token_id,
+                        stopping_criteria=stopping,
+                        **decoding,
+                    )
             for position, sequence in enumerate(out[:, prompt_length:]):
                 replies[rows[position // sampling.n]].append(tokenizer.decode(sequence, skip_special_tokens=True))
             progress(len(rows) * sampling.n)
@@ -270,7 +336,9 @@ class HFBackend:
             if any(int(t) in ends for t in tokens):
                 return True
             text = tokenizer.decode(tokens, skip_special_tokens=True)
-            return (sampling.stop_on_code_end and closes_code_block(text)) or any(stop in text for stop in sampling.stop)
+            return (sampling.stop_on_code_end and closes_code_block(text)) or any(
+                stop in text for stop in sampling.stop
+            )
 
         return finished
 
@@ -282,20 +350,33 @@ class VLLMBackend:
         try:
             from vllm import LLM
         except ImportError as exc:
-            raise RuntimeError("evaluate.backend is 'vllm' but vLLM is not installed: pip install 'thinkflow[gpu]' "
-                               "on a machine with a GPU, or use backend: hf") from exc
+            raise RuntimeError(
+                "evaluate.backend is 'vllm' but vLLM is not installed: pip install 'thinkflow[gpu]' "
+                "on a machine with a GPU, or use backend: hf"
+            ) from exc
         self.llm = LLM(model=str(model_dir), dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
         self.tokenizer = self.llm.get_tokenizer()
 
-    def complete(self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None) -> list[list[str]]:
+    def complete(
+        self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None
+    ) -> list[list[str]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
-                                max_tokens=sampling.max_new_tokens, stop=list(sampling.stop) or None,
-                                include_stop_str_in_output=True)
+        params = SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=sampling.seed,
+            max_tokens=sampling.max_new_tokens,
+            stop=list(sampling.stop) or None,
+            include_stop_str_in_output=True,
+        )
         progress = progress or ProgressReport("generating (vLLM)", len(texts) * sampling.n, "replies")
         outputs = self.llm.generate(texts, params, use_tqdm=False)
-        replies = [[cut_after_code_block(c.text) if sampling.stop_on_code_end else c.text for c in out.outputs] for out in outputs]
+        replies = [
+            [cut_after_code_block(c.text) if sampling.stop_on_code_end else c.text for c in out.outputs]
+            for out in outputs
+        ]
         progress(len(texts) * sampling.n)
         return replies
 
@@ -308,29 +389,38 @@ def open_backend(name: str, model_dir: Path, dtype: str, batch_size: int = 16):
     raise ValueError(f"unknown generation backend {name!r}; known: {', '.join(BACKENDS)}")
 
 
-def generate_with_budget(backend, texts: list[str], sampling: Sampling, budget: int, prefill: str = "") -> list[list[str]]:
+def generate_with_budget(
+    backend, texts: list[str], sampling: Sampling, budget: int, prefill: str = ""
+) -> list[list[str]]:
     """Thinking-budget decoding: the upfront thought gets at most ``budget`` tokens; one still open
     then (counting the prefill at the end of each text) is closed with ``</think>`` and the answer
     is generated after it in the remaining tokens. A reply that opens no thought is continued as is."""
+
     def still_open(head: str) -> bool:
         started = (prefill + head).lstrip()
         return started.startswith(THINK_OPEN) and THINK_CLOSE not in started
 
-    thinking = backend.complete(texts, replace(sampling, max_new_tokens=budget, stop=(THINK_CLOSE,), stop_on_code_end=False))
+    thinking = backend.complete(
+        texts, replace(sampling, max_new_tokens=budget, stop=(THINK_CLOSE,), stop_on_code_end=False)
+    )
     heads = [head + f"\n{THINK_CLOSE}\n" if still_open(head) else head for heads in thinking for head in heads]
     prompts = [text for text in texts for _ in range(sampling.n)]
-    rest = backend.complete([p + h for p, h in zip(prompts, heads)],
-                            replace(sampling, n=1, max_new_tokens=max(1, sampling.max_new_tokens - budget)))
+    rest = backend.complete(
+        [p + h for p, h in zip(prompts, heads)],
+        replace(sampling, n=1, max_new_tokens=max(1, sampling.max_new_tokens - budget)),
+    )
     flat = [h + r[0] for h, r in zip(heads, rest)]
-    return [flat[i * sampling.n:(i + 1) * sampling.n] for i in range(len(texts))]
+    return [flat[i * sampling.n : (i + 1) * sampling.n] for i in range(len(texts))]
 
 
 def chat_texts(tokenizer, conversations: list[list[dict[str, str]]], prefixes: list[str] | str = "") -> list[str]:
     """Chat-templated prompts ready for the assistant's turn, each followed by its prefill."""
     if isinstance(prefixes, str):
         prefixes = [prefixes] * len(conversations)
-    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefix
-            for c, prefix in zip(conversations, prefixes)]
+    return [
+        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) + prefix
+        for c, prefix in zip(conversations, prefixes)
+    ]
 
 
 def generate_replies(
@@ -348,7 +438,9 @@ def generate_replies(
     """Greedy replies on HF, one per conversation, in input order (the prefill included)."""
     backend = HFBackend(model_dir, dtype, batch_size, loaded=loaded)
     texts = chat_texts(backend.tokenizer, conversations, assistant_prefix)
-    replies = backend.complete(texts, Sampling(max_new_tokens=max_new_tokens, stop_on_code_end=stop_on_code_end), progress)
+    replies = backend.complete(
+        texts, Sampling(max_new_tokens=max_new_tokens, stop_on_code_end=stop_on_code_end), progress
+    )
     return [assistant_prefix + r[0] for r in replies]
 
 

@@ -15,7 +15,9 @@ KIND_COLOURS = {"dataset": "#8fbcd4", "checkpoint": "#f2b880", "report": "#b5d99
 MAX_NODES = 120  # beyond this the picture is unreadable; the far end of the walk is cut and the title says so
 
 
-def graph_layers(root_id: str, upstream: list[LineageLink], downstream: list[LineageLink]) -> tuple[dict[str, int], set]:
+def graph_layers(
+    root_id: str, upstream: list[LineageLink], downstream: list[LineageLink]
+) -> tuple[dict[str, int], set]:
     """Column of each artifact (root 0, what it was made from to the left, what was made from it
     to the right) and the (parent, child, stage) arrows. Columns follow the longest path to or
     from the root, so every arrow points left to right."""
@@ -66,19 +68,44 @@ def draw_lineage_graph(lineage: LineageStore, root_id: str, path: Path, max_dept
     rows = max(sum(1 for layer in layers.values() if layer == column) for column in set(layers.values()))
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(min(3 + 2.4 * columns, 40), min(max(4.0, 1.5 + 1.1 * rows), 40)))
-    nx.draw_networkx_edges(graph, positions, ax=axes, arrows=True, arrowstyle="-|>", edge_color="#777777", node_size=2600)
-    nx.draw_networkx_edge_labels(graph, positions, ax=axes, font_size=6, edge_labels={(p, c): s for p, c, s in arrows},
-                                 rotate=False, label_pos=0.5)
+    nx.draw_networkx_edges(
+        graph, positions, ax=axes, arrows=True, arrowstyle="-|>", edge_color="#777777", node_size=2600
+    )
+    nx.draw_networkx_edge_labels(
+        graph,
+        positions,
+        ax=axes,
+        font_size=6,
+        edge_labels={(p, c): s for p, c, s in arrows},
+        rotate=False,
+        label_pos=0.5,
+    )
     for artifact_id, (x, y) in positions.items():
         known = info.get(artifact_id, {})
         name = known.get("name") or "?"
         label = f"{name}\n{artifact_id}"
         colour = KIND_COLOURS.get(known.get("kind"), "#dddddd")
-        axes.text(x, y, label, ha="center", va="center", fontsize=6.5, zorder=3,
-                  bbox={"boxstyle": "round,pad=0.35", "facecolor": colour, "edgecolor": "#222222" if artifact_id == root_id else "#777777",
-                        "linewidth": 2.0 if artifact_id == root_id else 0.8})
-    handles = [plt.Line2D([], [], marker="s", linestyle="", markersize=9, markerfacecolor=c, markeredgecolor="#777777", label=k)
-               for k, c in KIND_COLOURS.items()]
+        axes.text(
+            x,
+            y,
+            label,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            zorder=3,
+            bbox={
+                "boxstyle": "round,pad=0.35",
+                "facecolor": colour,
+                "edgecolor": "#222222" if artifact_id == root_id else "#777777",
+                "linewidth": 2.0 if artifact_id == root_id else 0.8,
+            },
+        )
+    handles = [
+        plt.Line2D(
+            [], [], marker="s", linestyle="", markersize=9, markerfacecolor=c, markeredgecolor="#777777", label=k
+        )
+        for k, c in KIND_COLOURS.items()
+    ]
     axes.legend(handles=handles, loc="lower left", fontsize=7, frameon=False)
     note = f" (cut to the {len(layers)} nearest artifacts)" if trimmed else ""
     axes.set_title(f"lineage of {root_id}: made from ← | → made into{note}", fontsize=9)

@@ -57,10 +57,12 @@ def build_tiny_tokenizer(out_dir: Path, seed: int = 0, think_tags: bool = True):
 
     tokenizer = Tokenizer(models.BPE(unk_token=None))
     tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=TINY_VOCAB,
@@ -163,8 +165,11 @@ def build_tiny_model_once(out_dir: Path, seed: int = 0, think_tags: bool = True)
 
     from tasks.code_version import code_version
 
-    key = hashlib.sha256(json.dumps([code_version(__name__), seed, think_tags, tokenizers.__version__,
-                                     transformers.__version__]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            [code_version(__name__), seed, think_tags, tokenizers.__version__, transformers.__version__]
+        ).encode()
+    ).hexdigest()[:16]
     built = model_build_cache() / f"tiny-{key}"
     if not (built / "config.json").exists():
         staging = built.with_name(f"{built.name}.{os.getpid()}.partial")
@@ -247,17 +252,30 @@ def parameter_count(model_dir: Path) -> int:
 # -- Prefect task --------------------------------------------------------------------------------
 
 
-@task(name="build-base-model", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=5, cache_policy=stage_cache(), persist_result=True)
+@task(
+    name="build-base-model",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    retry_delay_seconds=5,
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
 def build_base_model(model: ModelConfig) -> str:
     """The named base model as a checkpoint artifact (built or converted once, then cached)."""
     with StageRun("build_model", inputs={}, params=model.to_json()) as run:
         staged = run.staging("model")
-        how = {"smollm2-135m-instruct": "its GGUF file is dequantised and saved as safetensors once: 33 s on 2 cores",
-               "tiny": "built offline from a seed in seconds"}.get(model.name, "copied from a local folder or the local cache")
+        how = {
+            "smollm2-135m-instruct": "its GGUF file is dequantised and saved as safetensors once: 33 s on 2 cores",
+            "tiny": "built offline from a seed in seconds",
+        }.get(model.name, "copied from a local folder or the local cache")
         run.log.info("building model %s (%s)", model.name, how)
         build_model(model.name, staged, seed=model.seed)
         run.log.info("built model %s", model.name)
         return run.output(
-            "model", staged, kind="checkpoint", name=f"base:{model.name}",
-            metadata={"source": model.name}, metrics={"parameters": parameter_count(staged)},
+            "model",
+            staged,
+            kind="checkpoint",
+            name=f"base:{model.name}",
+            metadata={"source": model.name},
+            metrics={"parameters": parameter_count(staged)},
         )

@@ -8,11 +8,28 @@ from pathlib import Path
 Series = dict[str, list[tuple[int, float]]]
 
 CURVES = {  # file: (title, y label, series drawn)
-    "reward.png": ("Reward per step", "mean reward", ("reward", "reward_correct", "reward_tests_passed", "reward_upfront_think",
-                                                     "reward_inline_think", "reward_judge")),
-    "probe.png": ("Reward on the fixed probe set", "mean over the probe completions",
-                  ("probe_reward", "probe_correct", "probe_upfront_think", "probe_inline_think")),
-    "think_share.png": ("Completions with thoughts", "share of completions", ("reward_upfront_think", "inline_think_rate")),
+    "reward.png": (
+        "Reward per step",
+        "mean reward",
+        (
+            "reward",
+            "reward_correct",
+            "reward_tests_passed",
+            "reward_upfront_think",
+            "reward_inline_think",
+            "reward_judge",
+        ),
+    ),
+    "probe.png": (
+        "Reward on the fixed probe set",
+        "mean over the probe completions",
+        ("probe_reward", "probe_correct", "probe_upfront_think", "probe_inline_think"),
+    ),
+    "think_share.png": (
+        "Completions with thoughts",
+        "share of completions",
+        ("reward_upfront_think", "inline_think_rate"),
+    ),
     "signal.png": ("GRPO signal", "share", ("no_signal_groups", "reward_correct_varies", "truncated")),
     "loss.png": ("Loss and KL", "value", ("loss", "kl")),
 }
@@ -49,8 +66,15 @@ def draw_curve(series: Series, names: tuple[str, ...], title: str, ylabel: str, 
         steps, values = zip(*series[name])
         # curves that coincide (flat runs, arms with the same reward) stay visible: each series
         # has its own dash and a marker a size smaller than the one drawn before it
-        axes.plot(steps, values, linestyle=LINE_STYLES[i % len(LINE_STYLES)], marker="o" if len(steps) < 40 else None,
-                  markersize=max(2, 3 + 2 * (len(present) - 1 - i)), linewidth=1.6, label=name)
+        axes.plot(
+            steps,
+            values,
+            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+            marker="o" if len(steps) < 40 else None,
+            markersize=max(2, 3 + 2 * (len(present) - 1 - i)),
+            linewidth=1.6,
+            label=name,
+        )
     axes.xaxis.set_major_locator(integer_steps())
     axes.set_title(title)
     axes.set_xlabel("step")
@@ -83,7 +107,9 @@ def publish_curves(run, checkpoint_id: str, series: Series, files: tuple[Path, .
     for path in files:
         if path.exists():
             shutil.copy2(path, staged / path.name)
-    curves_id = run.output("curves", staged, kind="report", name=f"{run.stage}-curves", metadata={"checkpoint": checkpoint_id})
+    curves_id = run.output(
+        "curves", staged, kind="report", name=f"{run.stage}-curves", metadata={"checkpoint": checkpoint_id}
+    )
     folder = run.store.path(curves_id)
     lines = [f"# {run.stage}: training curves", "", f"checkpoint `{checkpoint_id}`, curves artifact `{curves_id}`", ""]
     lines += [f"- [{path.name}]({(folder / path.name).as_uri()})" for path in drawn]
@@ -92,8 +118,9 @@ def publish_curves(run, checkpoint_id: str, series: Series, files: tuple[Path, .
     try:
         from prefect.artifacts import create_markdown_artifact
 
-        create_markdown_artifact(key=f"{run.stage.replace('_', '-')}-curves", markdown="\n".join(lines),
-                                 description="training curves")
+        create_markdown_artifact(
+            key=f"{run.stage.replace('_', '-')}-curves", markdown="\n".join(lines), description="training curves"
+        )
     except Exception:  # noqa: BLE001 - the PNGs are in lineage either way; never fail training over a link
         run.log.warning("could not publish the curves' Prefect artifact")
     return curves_id

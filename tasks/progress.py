@@ -59,8 +59,15 @@ class ProgressReport:
     """Counts finished items and logs a progress line now and then; thread-safe (shards and the
     sandbox's workers report from several threads)."""
 
-    def __init__(self, what: str, total: int, unit: str = "items", every_s: float = EVERY_S,
-                 emit: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        unit: str = "items",
+        every_s: float = EVERY_S,
+        emit: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.what, self.total, self.unit, self.every_s = what, total, unit, every_s
         self.clock = clock
         # the logger is taken here, in the caller's thread: worker threads (the annotator's, the
@@ -138,17 +145,28 @@ def training_progress_callback(stage: str, every_s: float = EVERY_S, emit: Calla
                     if self.step_started is None or now - self.last_line < every_s:
                         continue
                     self.last_line = now
-                emit(f"{stage}: step {state.global_step + 1}/{state.max_steps} running for {duration_text(now - self.step_started)}")
+                emit(
+                    f"{stage}: step {state.global_step + 1}/{state.max_steps} running for {duration_text(now - self.step_started)}"
+                )
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             now = time.monotonic()
             final = state.global_step >= state.max_steps
             with self.lock:
-                if self.started is None or state.global_step == self.last_step or (now - self.last_line < every_s and not final):
+                if (
+                    self.started is None
+                    or state.global_step == self.last_step
+                    or (now - self.last_line < every_s and not final)
+                ):
                     return
                 self.last_line, self.last_step = now, state.global_step
-            line = progress_line(stage, state.global_step - self.first_step, state.max_steps - self.first_step,
-                                 now - self.started, "steps")
+            line = progress_line(
+                stage,
+                state.global_step - self.first_step,
+                state.max_steps - self.first_step,
+                now - self.started,
+                "steps",
+            )
             if self.first_step:
                 line = line.replace(f"{stage}: ", f"{stage} (resumed at step {self.first_step}): ", 1)
             values = [f"{k}={logs[k]:.4g}" for k in shown if isinstance((logs or {}).get(k), (int, float))]

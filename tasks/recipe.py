@@ -35,8 +35,10 @@ class AnnotatorConfig(Section):
     """The model that writes plans, thoughts and (``llm``) judgements: a local HF/vLLM model or an
     OpenAI-compatible endpoint. Only the reply settings are part of a cache key: a server on
     another port serving the same model gives the same replies."""
-    HOW: ClassVar[frozenset[str]] = frozenset({"base_url", "api_key_env", "concurrency", "max_retries", "backoff_s", "timeout_s",
-                                               "batch_size", "cache"})
+
+    HOW: ClassVar[frozenset[str]] = frozenset(
+        {"base_url", "api_key_env", "concurrency", "max_retries", "backoff_s", "timeout_s", "batch_size", "cache"}
+    )
 
     kind: Literal["hf", "openai", "vllm"] = "hf"
     model: str = "policy"  # hf/vllm: "policy" or a model name the registry builds; openai: the served model's name
@@ -53,6 +55,7 @@ class AnnotatorConfig(Section):
 
 class CorpusConfig(Section):
     """Thinking Mid-training: the corpus to chunk and annotate."""
+
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
 
     source: str = "python-stdlib"  # python-stdlib | files:GLOB (text files)
@@ -65,17 +68,22 @@ class CorpusConfig(Section):
     shard_size: int = Field(default=16, ge=1)
     parallel_shards: int = Field(default=2, ge=1)
     rl_fraction: float = Field(default=0.5, gt=0, lt=1)
-    eval_fraction: float = Field(default=0.0, ge=0, lt=1)  # chunks held out of both halves for the mid-training evaluation
+    eval_fraction: float = Field(
+        default=0.0, ge=0, lt=1
+    )  # chunks held out of both halves for the mid-training evaluation
     seed: int = 0
 
 
 class SolutionsConfig(Section):
     """Rejection sampling for train problems without a reference solution."""
+
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
 
     problems: Literal["without_reference", "all", "none"] = "without_reference"  # which train problems to sample for
     limit: int | None = Field(default=None, ge=1)  # at most this many of them (in split order)
-    sampler: Literal["policy", "annotator"] = "policy"  # annotator: the recipe's `annotator` (needs temperature > 0 to vary)
+    sampler: Literal["policy", "annotator"] = (
+        "policy"  # annotator: the recipe's `annotator` (needs temperature > 0 to vary)
+    )
     samples: int = Field(default=4, ge=1, le=64)
     temperature: float = Field(default=1.0, gt=0)
     max_new_tokens: int = Field(default=256, ge=8)
@@ -105,12 +113,14 @@ class SourceConfig(Section):
 
 class PromptLengthFilter(Section):
     """Drop a problem whose chat prompt is longer than ``max_tokens`` (the policy's tokenizer)."""
+
     name: Literal["prompt_length"] = "prompt_length"
     max_tokens: int = Field(default=1024, ge=1)
 
 
 class DifficultyBandFilter(Section):
     """Keep Skywork problems whose difficulty for ``model`` (0-16 correct of 16) is in low..high."""
+
     name: Literal["difficulty_band"] = "difficulty_band"
     model: str = "DeepSeek-R1-Distill-Qwen-7B"
     low: int = Field(default=1, ge=0)
@@ -119,12 +129,14 @@ class DifficultyBandFilter(Section):
 
 class ExactDuplicateFilter(Section):
     """Drop a prompt equal to an earlier one up to case and spacing."""
+
     name: Literal["exact_duplicate"] = "exact_duplicate"
 
 
 class NearDuplicateFilter(Section):
     """Drop a prompt whose word-shingle Jaccard with an earlier kept one is at least ``threshold``
     (MinHash + LSH with ``bands`` bands propose pairs, the exact Jaccard decides)."""
+
     name: Literal["near_duplicate"] = "near_duplicate"
     threshold: float = Field(default=0.8, gt=0, le=1)
     shingle_words: int = Field(default=5, ge=1)
@@ -140,11 +152,13 @@ class NearDuplicateFilter(Section):
 
 class ReferenceFailsFilter(Section):
     """Drop a problem whose reference solution fails its own tests in the sandbox."""
+
     name: Literal["reference_fails"] = "reference_fails"
 
 
 class PassRateBandFilter(Section):
     """Sample the policy ``samples`` times per problem; keep problems solved sometimes, not always."""
+
     name: Literal["pass_rate_band"] = "pass_rate_band"
     samples: int = Field(default=8, ge=1, le=64)
     low: float = Field(default=0.2, ge=0, le=1)
@@ -155,11 +169,29 @@ class PassRateBandFilter(Section):
 
 
 FilterConfig = Annotated[
-    PromptLengthFilter | DifficultyBandFilter | ExactDuplicateFilter | NearDuplicateFilter | ReferenceFailsFilter | PassRateBandFilter,
+    PromptLengthFilter
+    | DifficultyBandFilter
+    | ExactDuplicateFilter
+    | NearDuplicateFilter
+    | ReferenceFailsFilter
+    | PassRateBandFilter,
     Field(discriminator="name"),
 ]
-FILTER_NAMES = ("prompt_length", "difficulty_band", "exact_duplicate", "near_duplicate", "reference_fails", "pass_rate_band")
-DEFAULT_FILTERS = (PromptLengthFilter(), DifficultyBandFilter(), ExactDuplicateFilter(), NearDuplicateFilter(), ReferenceFailsFilter())
+FILTER_NAMES = (
+    "prompt_length",
+    "difficulty_band",
+    "exact_duplicate",
+    "near_duplicate",
+    "reference_fails",
+    "pass_rate_band",
+)
+DEFAULT_FILTERS = (
+    PromptLengthFilter(),
+    DifficultyBandFilter(),
+    ExactDuplicateFilter(),
+    NearDuplicateFilter(),
+    ReferenceFailsFilter(),
+)
 
 
 class ProblemsConfig(Section):
@@ -175,6 +207,7 @@ class ProblemsConfig(Section):
 
 class SplitRule(Section):
     """Which problems are held out for evaluation: by hashed id, so a problem stays on its side."""
+
     eval_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
 
@@ -182,6 +215,7 @@ class SplitRule(Section):
 class SandboxSection(Section):
     """The recipe's sandbox settings; ``sandbox_config()`` is the sandbox's own config (the sandbox
     package imports nothing of ours, so it has its own dataclass with further limits)."""
+
     HOW: ClassVar[frozenset[str]] = frozenset({"workers"})
     backend: Literal["local", "docker"] = "local"
     isolation: Literal["strict", "weak"] = "strict"  # weak: run without namespaces where there are none
@@ -202,7 +236,9 @@ class GenerationConfig(Section):
 
 class ColdStartConfig(Section):  # the annotator that writes plans and thoughts: the recipe's `annotator` section
     HOW: ClassVar[frozenset[str]] = frozenset({"parallel_shards"})
-    strategy: Literal["entropy", "rewrite"] = "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
+    strategy: Literal["entropy", "rewrite"] = (
+        "entropy"  # rewrite: the annotator rewrites the code (configs/prompts/rewrite.md)
+    )
     # the code a target is built on: the reference, or (policy) the policy's own passing sample where the solutions
     # stage found one (meta.policy_solution), so SFT teaches where to think and not another coding style
     targets: Literal["reference", "policy"] = "reference"
@@ -225,12 +261,15 @@ class CalibrationConfig(Section):
     samples each candidate problem ``samples`` times at the RL temperature and completion cap, and the
     problems whose pass rate lies in ``low``..``high`` (both included) are what RL trains on: there
     a GRPO group's rewards differ, so correctness carries signal. Off: RL draws from the train split."""
+
     HOW: ClassVar[frozenset[str]] = frozenset({"batch_size"})
     enabled: bool = False
     samples: int = Field(default=4, ge=2, le=64)
     low: float = Field(default=0.2, ge=0, le=1)
     high: float = Field(default=0.8, ge=0, le=1)
-    limit: int | None = Field(default=None, ge=1)  # candidates: the first this many RL-source train problems, in RL order
+    limit: int | None = Field(
+        default=None, ge=1
+    )  # candidates: the first this many RL-source train problems, in RL order
     seed: int = 0
     batch_size: int = Field(default=8, ge=1)  # prompts per generation batch (each with its samples)
 
@@ -245,13 +284,16 @@ class LoraSection(Section):
     r: int = Field(default=16, ge=1)
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
 
 
 class ThinkTokensSection(Section):
     """Think-Anywhere*: the tags become tokens of their own (tasks/training/think_tokens.py); stage 1 trains
     only their embedding rows for ``stage1_steps``, then the SFT section's own run (use
     ``train: lora``: LoRA plus those rows) is stage 2."""
+
     enabled: bool = False
     stage1_steps: int = Field(default=8, ge=1)
     stage1_learning_rate: float = Field(default=1e-3, gt=0)
@@ -259,11 +301,15 @@ class ThinkTokensSection(Section):
 
 class SFTSection(Section):
     HOW: ClassVar[frozenset[str]] = frozenset({"accelerate_config", "timeout_s"})
-    train: Literal["full", "lora", "new_rows"] = "full"  # new_rows: Think-Anywhere* stage 1 (``stage1()``), not for recipes
+    train: Literal["full", "lora", "new_rows"] = (
+        "full"  # new_rows: Think-Anywhere* stage 1 (``stage1()``), not for recipes
+    )
     lora: LoraSection = LoraSection()
     think_tokens: ThinkTokensSection = ThinkTokensSection()
     max_steps: int = Field(default=10, ge=1)
-    num_train_epochs: float | None = Field(default=None, gt=0)  # when set, epochs decide the length (max_steps is ignored)
+    num_train_epochs: float | None = Field(
+        default=None, gt=0
+    )  # when set, epochs decide the length (max_steps is ignored)
     learning_rate: float = Field(default=5e-5, gt=0)
     lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     warmup_steps: float = Field(default=0, ge=0)  # a whole number of steps, or a share of them below 1 (0.1: 10 %)
@@ -280,8 +326,14 @@ class SFTSection(Section):
 
     def stage1(self) -> "SFTSection":
         """The section for Think-Anywhere* stage 1: only the new rows, its own steps and rate."""
-        return self.model_copy(update={"train": "new_rows", "max_steps": self.think_tokens.stage1_steps,
-                                       "num_train_epochs": None, "learning_rate": self.think_tokens.stage1_learning_rate})
+        return self.model_copy(
+            update={
+                "train": "new_rows",
+                "max_steps": self.think_tokens.stage1_steps,
+                "num_train_epochs": None,
+                "learning_rate": self.think_tokens.stage1_learning_rate,
+            }
+        )
 
 
 THINK_ANYWHERE_TERMS = ("correct", "tests_passed", "upfront_think", "inline_think")
@@ -289,7 +341,9 @@ THINK_ANYWHERE_TERMS = ("correct", "tests_passed", "upfront_think", "inline_thin
 
 class RewardSection(Section):
     name: Literal["think_anywhere", "midtrain_judge", "math"] = "think_anywhere"
-    weights: dict[str, float] = Field(default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08})
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
+    )
     # midtrain_judge: offline token overlap (F1 >= threshold), the F1 itself (graded), or the recipe's annotator
     judge: Literal["overlap", "f1", "llm"] = "overlap"
     threshold: float = Field(default=0.3, gt=0, le=1)  # midtrain_judge/overlap: token F1 needed
@@ -307,6 +361,7 @@ class RewardSection(Section):
 class ProbeSection(Section):
     """A fixed probe set for RL (tasks/training/probe.py): ``prompts`` RL prompts, ``samples`` completions
     each, scored with the run's reward at step 0 and every ``every`` optimizer steps. 0 prompts: none."""
+
     HOW: ClassVar[frozenset[str]] = frozenset({"batch_prompts"})
     prompts: int = Field(default=0, ge=0)
     samples: int = Field(default=4, ge=1, le=64)
@@ -379,6 +434,7 @@ class RLSection(Section):
 
 class MidtrainingRLSection(RLSection):
     """RL mid-training: the same settings as ``rl``, judged by ``midtrain_judge`` by default."""
+
     reward: RewardSection = RewardSection(name="midtrain_judge")
     stop_at_code_end: bool = False  # the completion is prose
     # the prompt ends with <think>: every rollout is a thought, then its guess (as the held-out evaluation's
@@ -392,6 +448,7 @@ class MidtrainingEvalSection(Section):
     """The held-out mid-training evaluation (``corpus.eval_fraction`` > 0): each model continues
     held-out prefixes with a thought (``<think>`` prefilled) and without (an empty one prefilled),
     judged as in RL mid-training, and the perplexity of the true suffix."""
+
     max_new_tokens: int = Field(default=48, ge=4)  # the continuation's budget, the same with and without a thought
     thought_tokens: int = Field(default=32, ge=1)  # added to it when thinking, for the thought itself
     batch_size: int = Field(default=8, ge=1)
@@ -404,10 +461,15 @@ class MidtrainingEvalSection(Section):
 class MidtrainingSection(Section):
     """Thinking Mid-training after the corpus: SFT on the SFT half (plain text with thoughts), RL on
     the RL half (prefix → thought + next segment, judged), then optional RLVR post-training."""
+
     sft: SFTSection = SFTSection()
     rl: MidtrainingRLSection = MidtrainingRLSection()
-    post_training: Literal["none", "code", "math"] = "none"  # code: the Think-Anywhere RL stage (recipe `rl`) + evaluation
-    math_source: str | None = None  # post_training math: gsm8k:PATH or jsonl:PATH (question, answer); RL with recipe `rl`
+    post_training: Literal["none", "code", "math"] = (
+        "none"  # code: the Think-Anywhere RL stage (recipe `rl`) + evaluation
+    )
+    math_source: str | None = (
+        None  # post_training math: gsm8k:PATH or jsonl:PATH (question, answer); RL with recipe `rl`
+    )
     # where RLVR post-training starts, one arm each, same problems and settings (the paper's baselines):
     # base | sft_raw (SFT on the same chunks without thoughts, same budget) | sft_think | sft_think_rlmt
     arms: list[Literal["base", "sft_raw", "sft_think", "sft_think_rlmt"]] = ["sft_think_rlmt"]
@@ -425,9 +487,13 @@ class MidtrainingSection(Section):
             raise ValueError("post_training: math needs math_source (gsm8k:PATH or jsonl:PATH)")
         if not self.arms or len(set(self.arms)) != len(self.arms):
             raise ValueError(f"midtraining.arms must name each arm once, at least one: {self.arms}")
-        if len(set(self.rlmt_sweep)) != len(self.rlmt_sweep) or any(s < 1 or s == self.rl.max_steps for s in self.rlmt_sweep):
-            raise ValueError(f"midtraining.rlmt_sweep {self.rlmt_sweep}: distinct step counts of at least 1, other than "
-                             f"midtraining.rl.max_steps ({self.rl.max_steps}, the sft_think_rlmt arm; 0 steps is sft_think)")
+        if len(set(self.rlmt_sweep)) != len(self.rlmt_sweep) or any(
+            s < 1 or s == self.rl.max_steps for s in self.rlmt_sweep
+        ):
+            raise ValueError(
+                f"midtraining.rlmt_sweep {self.rlmt_sweep}: distinct step counts of at least 1, other than "
+                f"midtraining.rl.max_steps ({self.rl.max_steps}, the sft_think_rlmt arm; 0 steps is sft_think)"
+            )
         return self
 
     def rlvr_arms(self) -> list[str]:
@@ -486,8 +552,12 @@ class Recipe(Section):
         def follow(section):
             return section if section.bf16 is not None else section.model_copy(update={"bf16": bf16})
 
-        midtraining = self.midtraining.model_copy(update={"sft": follow(self.midtraining.sft), "rl": follow(self.midtraining.rl)})
-        return self.model_copy(update={"model": model, "sft": follow(self.sft), "rl": follow(self.rl), "midtraining": midtraining})
+        midtraining = self.midtraining.model_copy(
+            update={"sft": follow(self.midtraining.sft), "rl": follow(self.midtraining.rl)}
+        )
+        return self.model_copy(
+            update={"model": model, "sft": follow(self.sft), "rl": follow(self.rl), "midtraining": midtraining}
+        )
 
     def benchmarks(self) -> list[BenchmarkConfig]:
         """The evaluation's benchmarks, resolved: each with its source and whether it is held out.
@@ -502,13 +572,17 @@ class Recipe(Section):
         for bench in configured:
             held_out = bench.source_name in training if bench.held_out is None else bench.held_out
             if held_out and bench.source_name not in training:
-                raise RecipeError(f"evaluate.benchmarks {bench.name}: held_out needs {bench.source_name!r} among problems.sources")
+                raise RecipeError(
+                    f"evaluate.benchmarks {bench.name}: held_out needs {bench.source_name!r} among problems.sources"
+                )
             resolved.append(bench.model_copy(update={"source": bench.source_name, "held_out": held_out}))
         return resolved
 
     def benchmark_sources(self) -> ProblemsConfig | None:
         """What load_problems loads for the benchmarks that are not held out (None: there are none)."""
-        sources = [SourceConfig(name=b.source, difficulties=b.difficulties) for b in self.benchmarks() if not b.held_out]
+        sources = [
+            SourceConfig(name=b.source, difficulties=b.difficulties) for b in self.benchmarks() if not b.held_out
+        ]
         unique = list({json.dumps(s.to_json(), sort_keys=True): s for s in sources}.values())
         return ProblemsConfig(sources=unique) if unique else None
 
@@ -528,19 +602,25 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     try:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError:
-        raise RecipeError(f"--set {key}: the value {raw!r} is not valid YAML (quote text, e.g. --set {key}='\"{raw}\"')") from None
+        raise RecipeError(
+            f"--set {key}: the value {raw!r} is not valid YAML (quote text, e.g. --set {key}='\"{raw}\"')"
+        ) from None
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.exists():
-        raise RecipeError(f"recipe {path} does not exist; the recipes that ship are in configs/ (tiny.yaml, default.yaml)")
+        raise RecipeError(
+            f"recipe {path} does not exist; the recipes that ship are in configs/ (tiny.yaml, default.yaml)"
+        )
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the file's syntax") from exc
+        raise RecipeError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the file's syntax"
+        ) from exc
     if not isinstance(tree, dict):
         raise RecipeError(f"{path}: the recipe must be a mapping of sections")
     for assignment in overrides or []:
@@ -548,7 +628,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     try:
         return Recipe.model_validate(tree)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
+        ]
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
-        raise RecipeError(f"{source}: invalid recipe: {shown} (the keys each section takes: configs/default.yaml)") from None
+        raise RecipeError(
+            f"{source}: invalid recipe: {shown} (the keys each section takes: configs/default.yaml)"
+        ) from None

@@ -65,7 +65,11 @@ def render_user_prompt(problem: dict[str, Any]) -> str:
             "Complete the following Python function. Reply with the whole function in one ```python block.\n\n"
             f"```python\n{problem['prompt'].rstrip()}\n```"
         )
-    starter = f"\n\nStart from this code:\n```python\n{problem['starter_code'].rstrip()}\n```" if problem["starter_code"] else ""
+    starter = (
+        f"\n\nStart from this code:\n```python\n{problem['starter_code'].rstrip()}\n```"
+        if problem["starter_code"]
+        else ""
+    )
     return f"{problem['prompt'].rstrip()}{starter}\n\nReply with the solution in one ```python block."
 
 

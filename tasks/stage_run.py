@@ -46,7 +46,9 @@ class StageInputs(CachePolicy):
     """The task's arguments, config sections by their ``cache_key()``."""
 
     def compute_key(self, task_ctx: TaskRunContext, inputs, flow_parameters, **kwargs) -> str | None:
-        return hash_objects({name: cache_value(value) for name, value in sorted((inputs or {}).items())}, raise_on_failure=True)
+        return hash_objects(
+            {name: cache_value(value) for name, value in sorted((inputs or {}).items())}, raise_on_failure=True
+        )
 
 
 class StageCode(CachePolicy):
@@ -132,8 +134,9 @@ class StageRun:
         completes."""
         import json
 
-        key = hashlib.sha256(json.dumps([self.stage, self.inputs, self.params, self.code_version], sort_keys=True,
-                                        default=str).encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            json.dumps([self.stage, self.inputs, self.params, self.code_version], sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
         path = self.store.home / "work" / f"{self.stage}-{key}"
         path.mkdir(parents=True, exist_ok=True)
         self._resumable.append(path)
@@ -152,11 +155,18 @@ class StageRun:
     ) -> str:
         """Commit a staged directory as an artifact of this run; returns its id."""
         artifact = self.store.commit(
-            staged, kind=kind, name=name, parents=sorted(self.inputs.values()), config=self.params,
+            staged,
+            kind=kind,
+            name=name,
+            parents=sorted(self.inputs.values()),
+            config=self.params,
             metadata={**(metadata or {}), "metrics": metrics or {}},
         )
         self.outputs[role] = {
-            "artifact_id": artifact.artifact_id, "kind": kind, "name": name, "uri": artifact.uri,
+            "artifact_id": artifact.artifact_id,
+            "kind": kind,
+            "name": name,
+            "uri": artifact.uri,
             "metadata": artifact.metadata,
         }
         for key, value in (metrics or {}).items():
@@ -171,7 +181,9 @@ class StageRun:
                 shutil.rmtree(path, ignore_errors=True)
         try:
             self.record(exc_type is None)
-        except LineageBusy as busy:  # the record is journalled: the next lineage access writes it; redoing the stage would not help
+        except (
+            LineageBusy
+        ) as busy:  # the record is journalled: the next lineage access writes it; redoing the stage would not help
             self.log.warning("lineage: %s", busy)
 
     def record(self, completed: bool) -> None:

@@ -72,7 +72,7 @@ def strip_thoughts(text: str) -> str:
 def text_after_upfront_thought(text: str) -> str:
     """What follows the first ``</think>``; the whole text when there is none."""
     cut = text.find(THINK_CLOSE)
-    return text if cut < 0 else text[cut + len(THINK_CLOSE):]
+    return text if cut < 0 else text[cut + len(THINK_CLOSE) :]
 
 
 def last_python_block(text: str) -> str | None:
@@ -99,7 +99,7 @@ def upfront_thought(text: str) -> str | None:
     end = stripped.find(THINK_CLOSE)
     if end < 0:
         return None
-    inner = stripped[len(THINK_OPEN):end]
+    inner = stripped[len(THINK_OPEN) : end]
     if THINK_OPEN in inner:
         return None
     return inner
@@ -112,9 +112,9 @@ def find_inline_thoughts(code_with_thoughts: str) -> list[InlineThought]:
         line_start = code_with_thoughts.rfind("\n", 0, match.start()) + 1
         line_end = code_with_thoughts.find("\n", match.end())
         line_end = len(code_with_thoughts) if line_end < 0 else line_end
-        before = strip_inline_thoughts(code_with_thoughts[line_start:match.start()]).lstrip()
-        after = code_with_thoughts[match.end():line_end]
-        inner = match.group(0)[len(INLINE_OPEN):-len(INLINE_CLOSE)]
+        before = strip_inline_thoughts(code_with_thoughts[line_start : match.start()]).lstrip()
+        after = code_with_thoughts[match.end() : line_end]
+        inner = match.group(0)[len(INLINE_OPEN) : -len(INLINE_CLOSE)]
         found.append(
             InlineThought(
                 text=inner,

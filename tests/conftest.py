@@ -17,7 +17,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-TIERS = {"unit": None, "integration": "integration", "slow": "slow", "cluster": "cluster"}  # folder -> the marker its tests carry
+TIERS = {
+    "unit": None,
+    "integration": "integration",
+    "slow": "slow",
+    "cluster": "cluster",
+}  # folder -> the marker its tests carry
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
@@ -32,7 +37,9 @@ def pytest_collection_modifyitems(config, items):
             continue
         tier = path.relative_to(tests).parts[0]
         if tier not in TIERS:
-            raise pytest.UsageError(f"{path}: a test file belongs in tests/unit, tests/integration, tests/slow or tests/cluster")
+            raise pytest.UsageError(
+                f"{path}: a test file belongs in tests/unit, tests/integration, tests/slow or tests/cluster"
+            )
         if TIERS[tier]:
             item.add_marker(TIERS[tier])
 
@@ -56,7 +63,9 @@ def tiny_without_tags(tmp_path_factory) -> Path:
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=flows.EPHEMERAL_STARTUP_TIMEOUT_S):  # a cold database on a busy machine
+    with prefect_test_harness(
+        server_startup_timeout=flows.EPHEMERAL_STARTUP_TIMEOUT_S
+    ):  # a cold database on a busy machine
         yield
         # Prefect logs "stopping temporary server" after pytest closed its capture streams.
         logging.raiseExceptions = False
@@ -76,4 +85,5 @@ def pytest_terminal_summary(terminalreporter, config):
     if left_out and "not cluster" in (config.option.markexpr or ""):
         terminalreporter.write_line(
             f"{len(left_out)} tests in tests/cluster not run (a Docker work pool, Ray and Dask clusters: minutes each): "
-            "`make docker` sets up an engine (root, Debian), then `make test-cluster`; .ci/run does both")
+            "`make docker` sets up an engine (root, Debian), then `make test-cluster`; .ci/run does both"
+        )

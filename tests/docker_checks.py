@@ -16,10 +16,14 @@ def docker_or_skip(cfg: SandboxConfig):
     try:
         client = engine_client(timeout_s=2)
     except SandboxUnavailable as exc:
-        pytest.skip(f"no Docker engine here, so the container path cannot run (`make docker` sets one up, as root on Debian): {exc}")
+        pytest.skip(
+            f"no Docker engine here, so the container path cannot run (`make docker` sets one up, as root on Debian): {exc}"
+        )
     try:
         ensure_image(client, cfg.docker_image)
     except SandboxUnavailable as exc:
-        pytest.skip(f"a Docker engine answers but the sandbox image {cfg.docker_image} is not there and cannot be built here: "
-                    f"{str(exc)[:300]}")
+        pytest.skip(
+            f"a Docker engine answers but the sandbox image {cfg.docker_image} is not there and cannot be built here: "
+            f"{str(exc)[:300]}"
+        )
     return client

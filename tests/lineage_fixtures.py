@@ -30,8 +30,13 @@ while count < 0 or i < count:
 
 
 def start_writer(db, name: str, count: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(db), name, str(count)], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), name, str(count)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def confirmed_run_ids(process: subprocess.Popen) -> set[str]:
@@ -54,7 +59,9 @@ def assert_consistent(db) -> dict[str, int]:
         assert not bad, f"half-written runs: {bad[:5]}"
         orphans = con.execute("SELECT count(*) FROM edges WHERE run_id NOT IN (SELECT run_id FROM runs)").fetchone()[0]
         assert orphans == 0
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "artifacts", "edges", "metrics")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "artifacts", "edges", "metrics")
+        }
     finally:
         con.close()
 
@@ -71,10 +78,14 @@ def four_writers_lose_none(tmp_path, records: int) -> None:
     assert counts == {"runs": 4 * records, "artifacts": 4 * records, "edges": 12 * records, "metrics": 8 * records}
     con = duckdb.connect(str(db), read_only=True)
     stored = {row[0] for row in con.execute("SELECT run_id FROM runs").fetchall()}
-    versions = con.execute("SELECT name, min(version), max(version), count(DISTINCT version) FROM artifacts GROUP BY name ORDER BY name").fetchall()
+    versions = con.execute(
+        "SELECT name, min(version), max(version), count(DISTINCT version) FROM artifacts GROUP BY name ORDER BY name"
+    ).fetchall()
     con.close()
     assert stored == set().union(*confirmed)
-    assert versions == [(f"w{n}", 1, records, records) for n in range(4)]  # versions count up per name, none skipped or repeated
+    assert versions == [
+        (f"w{n}", 1, records, records) for n in range(4)
+    ]  # versions count up per name, none skipped or repeated
     assert list((tmp_path / "lineage.duckdb.journal").glob("*.json")) == []
 
 
@@ -83,15 +94,39 @@ def chain(store: LineageStore) -> dict[str, str]:
     t = now()
 
     def run(stage, inputs, out_id, kind, params=None, metrics=()):
-        return store.record_run(stage=stage, flow_run_id="7e0c6b0e-58b1-4f8e-9d55-0f5b2c1d9a10", params=params or {}, code_version="v",
-                                inputs=inputs, outputs={"out": {"artifact_id": out_id, "kind": kind, "name": stage, "uri": f"file:///{out_id}"}},
-                                metrics=[(out_id, k, v, None) for k, v in metrics], status="completed", started_at=t, ended_at=t)
+        return store.record_run(
+            stage=stage,
+            flow_run_id="7e0c6b0e-58b1-4f8e-9d55-0f5b2c1d9a10",
+            params=params or {},
+            code_version="v",
+            inputs=inputs,
+            outputs={"out": {"artifact_id": out_id, "kind": kind, "name": stage, "uri": f"file:///{out_id}"}},
+            metrics=[(out_id, k, v, None) for k, v in metrics],
+            status="completed",
+            started_at=t,
+            ended_at=t,
+        )
 
-    ids = {"problems": run("load", {}, "dataset-p", "dataset"), "model": run("build", {}, "checkpoint-base", "checkpoint")}
+    ids = {
+        "problems": run("load", {}, "dataset-p", "dataset"),
+        "model": run("build", {}, "checkpoint-base", "checkpoint"),
+    }
     ids["filter"] = run("filter", {"problems": "dataset-p"}, "dataset-f", "dataset", metrics=[("kept", 8)])
-    ids["sft"] = run("sft", {"dataset": "dataset-f", "model": "checkpoint-base"}, "checkpoint-a", "checkpoint",
-                     {"sft": {"lr": 1e-4, "steps": 4}, "seed": 0}, [("loss_last", 0.5), ("steps", 4)])
-    ids["sft2"] = run("sft", {"dataset": "dataset-f", "model": "checkpoint-base"}, "checkpoint-b", "checkpoint",
-                      {"sft": {"lr": 2e-5, "steps": 4}, "seed": 0}, [("loss_last", 0.75), ("steps", 4)])
+    ids["sft"] = run(
+        "sft",
+        {"dataset": "dataset-f", "model": "checkpoint-base"},
+        "checkpoint-a",
+        "checkpoint",
+        {"sft": {"lr": 1e-4, "steps": 4}, "seed": 0},
+        [("loss_last", 0.5), ("steps", 4)],
+    )
+    ids["sft2"] = run(
+        "sft",
+        {"dataset": "dataset-f", "model": "checkpoint-base"},
+        "checkpoint-b",
+        "checkpoint",
+        {"sft": {"lr": 2e-5, "steps": 4}, "seed": 0},
+        [("loss_last", 0.75), ("steps", 4)],
+    )
     ids["eval"] = run("evaluate", {"model": "checkpoint-a"}, "report-e", "report", metrics=[("pass@1", 0.25)])
     return ids

@@ -90,7 +90,9 @@ def zombies_under(pid: int) -> list[int]:
 
 
 def batch(start: int, count: int) -> list[Job]:
-    return [Job("p", str(i), f"def add(a, b):  # {i}\n{BODIES[i % len(BODIES)]}", ADD) for i in range(start, start + count)]
+    return [
+        Job("p", str(i), f"def add(a, b):  # {i}\n{BODIES[i % len(BODIES)]}", ADD) for i in range(start, start + count)
+    ]
 
 
 def assert_nothing_left_behind(pool: WorkerPool, cfg: SandboxConfig, inner: list[int]) -> None:

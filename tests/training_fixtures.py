@@ -12,8 +12,12 @@ def chat_rows(n: int) -> list[dict]:
     for i in range(n):
         code = f"def f(x):\n    return x + <thinkanywhere>step {i}</thinkanywhere>{i}\n"
         completion = f"<think>\nadd {i}\n</think>\n```python\n{code}```"
-        rows.append({"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
-                     "completion": [{"role": "assistant", "content": completion}]})
+        rows.append(
+            {
+                "prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+                "completion": [{"role": "assistant", "content": completion}],
+            }
+        )
     return rows
 
 
@@ -39,8 +43,14 @@ def commit_model(source: Path, tmp_path: Path) -> str:
 def sft_section(**changes):
     from tasks.recipe import SFTSection
 
-    base = {"max_steps": 120, "save_steps": 20, "learning_rate": 1e-3, "per_device_train_batch_size": 2, "max_length": 256,
-            "timeout_s": 600}
+    base = {
+        "max_steps": 120,
+        "save_steps": 20,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 2,
+        "max_length": 256,
+        "timeout_s": 600,
+    }
     return SFTSection(**{**base, **changes})
 
 

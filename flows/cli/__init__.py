@@ -15,12 +15,18 @@ from flows.cli.sandbox import sandbox_app
 from flows.cli.lineage import lineage_app
 from flows.cli.output import report_user_error
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="thinkflow: train code LLMs to think anywhere. Pipelines, problems, verification, lineage.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="thinkflow: train code LLMs to think anywhere. Pipelines, problems, verification, lineage.",
+)
 
 
 @app.callback()
-def options(debug: bool = typer.Option(False, "--debug", help="show the traceback behind an error (or THINKFLOW_DEBUG=1)")) -> None:
+def options(
+    debug: bool = typer.Option(False, "--debug", help="show the traceback behind an error (or THINKFLOW_DEBUG=1)"),
+) -> None:
     if debug:
         os.environ["THINKFLOW_DEBUG"] = "1"
 

@@ -47,8 +47,9 @@ def bench_generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Tokens/s of batched vs per-sample HF generation on the same prompts (target: batched >= 4x)."""
-    load_benchmark("generate_speed").main(model=model, prompts=prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                          as_json=as_json)
+    load_benchmark("generate_speed").main(
+        model=model, prompts=prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, as_json=as_json
+    )
 
 
 @bench_app.command("precision")
@@ -71,7 +72,9 @@ def bench_decoding(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sampling by inverse CDF vs torch.multinomial, and greedy decoding in rounds vs one round."""
-    load_benchmark("decoding").main(model=model, prompts=prompts, new_tokens=new_tokens, eval_prompts=eval_prompts, as_json=as_json)
+    load_benchmark("decoding").main(
+        model=model, prompts=prompts, new_tokens=new_tokens, eval_prompts=eval_prompts, as_json=as_json
+    )
 
 
 @bench_app.command("lineage")

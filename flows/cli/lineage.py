@@ -71,8 +71,10 @@ def grow_tree(node: Tree, root_id: str, links, info: dict, upstream: bool) -> No
         for stage, role, other in sorted(children.get(artifact_id, []), key=lambda c: (c[0], c[2])):
             arrow = "←" if upstream else "→"
             shown_before = other in expanded and other in children
-            leaf = branch.add(f"{arrow} [dim]{escape(stage)} ({escape(role)})[/dim] {artifact_label(other, info)}"
-                              + (" [dim](see above)[/dim]" if shown_before else ""))
+            leaf = branch.add(
+                f"{arrow} [dim]{escape(stage)} ({escape(role)})[/dim] {artifact_label(other, info)}"
+                + (" [dim](see above)[/dim]" if shown_before else "")
+            )
             if not shown_before:
                 expanded.add(other)
                 grow(leaf, other)
@@ -88,7 +90,9 @@ def artifact_label(artifact_id: str, info: dict) -> str:
 
 
 @lineage_app.command("show")
-def lineage_show(artifact_id: str, depth: int = typer.Option(64, help="how many steps to walk each way"), as_json: bool = JSON_OPTION) -> None:
+def lineage_show(
+    artifact_id: str, depth: int = typer.Option(64, help="how many steps to walk each way"), as_json: bool = JSON_OPTION
+) -> None:
     """An artifact (kind, name, version, location, the run that made it, its metrics) as a tree:
     what it was made from, and what was made from it."""
     store, lineage = open_lineage()
@@ -96,7 +100,9 @@ def lineage_show(artifact_id: str, depth: int = typer.Option(64, help="how many 
     record["metrics"] = lineage.metrics_of(artifact_id)
     up, down = lineage.upstream(artifact_id, depth), lineage.downstream(artifact_id, depth)
     if as_json:
-        print_json({**record, "upstream": [link.__dict__ for link in up], "downstream": [link.__dict__ for link in down]})
+        print_json(
+            {**record, "upstream": [link.__dict__ for link in up], "downstream": [link.__dict__ for link in down]}
+        )
         return
     info = artifacts_named(lineage, artifact_id, up + down)
     root = Tree(f"{artifact_label(artifact_id, info)} [dim]{record['kind']}[/dim]")
@@ -207,7 +213,9 @@ def lineage_graph(
     store, lineage = open_lineage()
     known_artifact(lineage, store.home, artifact_id)
     path = draw_lineage_graph(lineage, artifact_id, output, depth)
-    print_json({"artifact_id": artifact_id, "graph": str(path)}) if as_json else console.print(f"lineage graph of {artifact_id} → {path}")
+    print_json({"artifact_id": artifact_id, "graph": str(path)}) if as_json else console.print(
+        f"lineage graph of {artifact_id} → {path}"
+    )
 
 
 @lineage_app.command("export")
@@ -231,4 +239,6 @@ def lineage_export(
     temp.write_text("".join(json.dumps(event, default=str) + "\n" for event in events))
     temp.replace(output)
     summary = {"events": len(events), "runs": len(events) // 2, "output": str(output)}
-    print_json(summary) if as_json else console.print(f"{summary['events']} events for {summary['runs']} runs → {output}")
+    print_json(summary) if as_json else console.print(
+        f"{summary['events']} events for {summary['runs']} runs → {output}"
+    )

@@ -14,7 +14,10 @@ problems_app = typer.Typer(no_args_is_help=True, help="Load problem sources into
 
 @problems_app.command("load")
 def problems_load(
-    source: str = typer.Argument(..., help="leetcode | humaneval | functions[:split=train,seed=0,count=500,ops=1-3] | skywork:PATH | mbpp:PATH | livecodebench:PATH | jsonl:PATH"),
+    source: str = typer.Argument(
+        ...,
+        help="leetcode | humaneval | functions[:split=train,seed=0,count=500,ops=1-3] | skywork:PATH | mbpp:PATH | livecodebench:PATH | jsonl:PATH",
+    ),
     output: Path = typer.Option(..., "-o", "--output"),
     difficulty: list[str] = typer.Option([], "--difficulty", help="LeetCode only: Easy, Medium, Hard"),
     limit: Optional[int] = typer.Option(None, "--limit"),

@@ -46,7 +46,9 @@ def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON obje
 def run(
     pipeline: str = typer.Argument(..., help="think-anywhere | thinking-midtraining | evaluate | retrain"),
     config: str = typer.Option(..., "--config", "-c", help="recipe YAML"),
-    overrides: list[str] = typer.Option([], "--set", help="override a recipe key: --set rl.max_steps=8; evaluate: --set checkpoints=[ID1,ID2]"),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="override a recipe key: --set rl.max_steps=8; evaluate: --set checkpoints=[ID1,ID2]"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table"),
 ) -> None:
     """Run a pipeline on a recipe; prints a summary table (stage, artifact, cached?, key metrics)."""

@@ -11,8 +11,12 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="The sandbox's Docker engin
 
 @sandbox_app.command("setup-docker")
 def setup_docker_command(
-    image: str = typer.Option("thinkflow-sandbox:latest", "--image", help="tag of the sandbox image (sandbox.docker_image)"),
-    project_image: bool = typer.Option(False, "--project-image", help="also the project image for the Docker work pool (~1 min, 2 GB)"),
+    image: str = typer.Option(
+        "thinkflow-sandbox:latest", "--image", help="tag of the sandbox image (sandbox.docker_image)"
+    ),
+    project_image: bool = typer.Option(
+        False, "--project-image", help="also the project image for the Docker work pool (~1 min, 2 GB)"
+    ),
 ) -> None:
     """Install and start a Docker engine if none answers (root, Debian), build the base image with
     debootstrap and the sandbox image from it; steps already done are skipped."""
@@ -30,7 +34,9 @@ def setup_docker_command(
         report.steps.append(("project image", outcome, round(seconds, 1)))
     for step, outcome, seconds in report.steps:
         console.print(f"{step:<14} {seconds:>6.1f} s  {outcome}", markup=False, highlight=False)
-    console.print("ready: --backend docker (verify) or --set sandbox.backend=docker (run)", markup=False, highlight=False)
+    console.print(
+        "ready: --backend docker (verify) or --set sandbox.backend=docker (run)", markup=False, highlight=False
+    )
 
 
 @sandbox_app.command("stop-docker")
@@ -39,5 +45,8 @@ def stop_docker_command() -> None:
     from sandbox.docker_setup import stop_docker
 
     stopped = stop_docker()
-    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing (setup-docker started nothing still running)"),
-                  markup=False, highlight=False)
+    console.print(
+        "stopped: " + (", ".join(stopped) if stopped else "nothing (setup-docker started nothing still running)"),
+        markup=False,
+        highlight=False,
+    )

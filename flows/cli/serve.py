@@ -12,7 +12,9 @@ from flows.cli.output import console, fail
 def serve(
     port: int = typer.Option(4200, help="the Prefect server's port on 127.0.0.1"),
     deploy: bool = typer.Option(True, "--deploy/--no-deploy", help="register prefect.yaml's deployments"),
-    pool: str = typer.Option("process", "--pool", help="process | docker (flow runs in containers of the project image: `make docker` first)"),
+    pool: str = typer.Option(
+        "process", "--pool", help="process | docker (flow runs in containers of the project image: `make docker` first)"
+    ),
 ) -> None:
     """A local Prefect server, the process work pool + worker, the gpu concurrency limit and the
     deployments, until Ctrl-C (which stops the worker, then the server)."""
@@ -30,7 +32,9 @@ def serve_annotator(
     host: str = typer.Option("127.0.0.1", "--host"),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="requests gathered into one generate call"),
     fail_every: int = typer.Option(0, "--fail-every", min=0, help="answer every Nth request with HTTP 500 (testing)"),
-    stall_every: int = typer.Option(0, "--stall-every", min=0, help="hold every Nth request --stall-s seconds (testing)"),
+    stall_every: int = typer.Option(
+        0, "--stall-every", min=0, help="hold every Nth request --stall-s seconds (testing)"
+    ),
     stall_s: float = typer.Option(30.0, "--stall-s"),
 ) -> None:
     """Serve a local model behind an OpenAI-compatible /v1/chat/completions endpoint (the openai annotator's peer)."""
@@ -46,8 +50,14 @@ def serve_annotator(
                 build_model(model, folder)
             except (ValueError, FileNotFoundError) as exc:
                 fail(f"{model}: neither a model folder nor a model the registry can build ({exc})")
-    server = AnnotatorServer(folder, model_name=model, host=host, port=port, max_batch=max_batch,
-                             faults=Faults(fail_every=fail_every, stall_every=stall_every, stall_s=stall_s))
+    server = AnnotatorServer(
+        folder,
+        model_name=model,
+        host=host,
+        port=port,
+        max_batch=max_batch,
+        faults=Faults(fail_every=fail_every, stall_every=stall_every, stall_s=stall_s),
+    )
     console.print(f"serving {model} at {server.url} (POST /chat/completions, GET /models, GET {server.url[:-3]}/stats)")
     try:
         server.serve_forever()

@@ -18,8 +18,12 @@ def verify(
     workers: int = typer.Option(0, "--workers", min=0, help="sandbox workers (0: one per core)"),
     isolation: str = typer.Option("strict", "--isolation", help="strict | weak (weak: run without namespaces)"),
     timeout_s: float = typer.Option(6.0, "--timeout"),
-    reward: str | None = typer.Option(None, "--reward", help="think_anywhere: also write each solution's reward and its terms"),
-    config: Path | None = typer.Option(None, "--config", help="with --reward: take the weights from this recipe's rl.reward"),
+    reward: str | None = typer.Option(
+        None, "--reward", help="think_anywhere: also write each solution's reward and its terms"
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="with --reward: take the weights from this recipe's rl.reward"
+    ),
 ) -> None:
     """Run solutions against their problems' tests in the sandbox; with ``--reward think_anywhere``
     each verdict row also carries ``reward`` and ``reward_terms`` (correct, upfront_think,
@@ -69,7 +73,9 @@ def verify(
     counts = Counter(v.status for v in verdicts)
     console.print(f"{len(verdicts)} verdicts → {output}: " + ", ".join(f"{s}={n}" for s, n in sorted(counts.items())))
     if scored:
-        console.print(f"{reward} reward: mean {sum(r['reward'] for r in rows) / len(rows):.4f} over {len(rows)} solutions")
+        console.print(
+            f"{reward} reward: mean {sum(r['reward'] for r in rows) / len(rows):.4f} over {len(rows)} solutions"
+        )
 
 
 def reward_weights(reward: str | None, config: Path | None) -> dict[str, float] | None:
@@ -81,7 +87,9 @@ def reward_weights(reward: str | None, config: Path | None) -> dict[str, float] 
             fail("--config only sets the weights of --reward; add --reward think_anywhere")
         return None
     if reward != "think_anywhere":
-        fail(f"--reward {reward!r}: verify scores code solutions with think_anywhere only (the other rewards judge text or math)")
+        fail(
+            f"--reward {reward!r}: verify scores code solutions with think_anywhere only (the other rewards judge text or math)"
+        )
     if config is None:
         return dict(RewardSection().weights)
     try:

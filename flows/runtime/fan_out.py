@@ -25,8 +25,14 @@ def build_task_runner(cfg: RunnerConfig):
             raise RecipeError("runner.kind=dask needs prefect-dask: pip install 'thinkflow[dask]'") from None
         if cfg.address:
             return DaskTaskRunner(address=cfg.address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": cfg.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:
@@ -34,8 +40,14 @@ def build_task_runner(cfg: RunnerConfig):
     if cfg.address:
         return RayTaskRunner(address=cfg.address)
     # a local instance for the stage, shut down after it: `workers` CPUs, on loopback only
-    return RayTaskRunner(init_kwargs={"num_cpus": cfg.workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1",
-                                      "log_to_driver": False})
+    return RayTaskRunner(
+        init_kwargs={
+            "num_cpus": cfg.workers,
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+            "log_to_driver": False,
+        }
+    )
 
 
 def task_path(task) -> str:
@@ -65,7 +77,9 @@ def fan_out(task: str, shards: int, parallel: int, arguments: dict[str, Any]) ->
     return submit_shards(task_at(task), shards, parallel, arguments)
 
 
-def run_fan_out(cfg: RunnerConfig, stage: str, task, shards: int, parallel: int, arguments: dict[str, Any]) -> list[tuple[str, bool]]:
+def run_fan_out(
+    cfg: RunnerConfig, stage: str, task, shards: int, parallel: int, arguments: dict[str, Any]
+) -> list[tuple[str, bool]]:
     if cfg.kind == "thread":
         return submit_shards(task, shards, parallel, arguments)
     subflow = fan_out.with_options(name=f"fan-out: {stage}", task_runner=build_task_runner(cfg))

@@ -96,10 +96,16 @@ class LocalPrefect:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout_s: float = 90.0) -> "LocalPrefect":
-        self.env = {**os.environ, "PREFECT_API_URL": api_url(self.port), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "THINKFLOW_PROJECT_DIR": str(self.project_dir)}
+        self.env = {
+            **os.environ,
+            "PREFECT_API_URL": api_url(self.port),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "THINKFLOW_PROJECT_DIR": str(self.project_dir),
+        }
         try:
-            self.server = self.spawn("server", [prefect_command(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
+            self.server = self.spawn(
+                "server", [prefect_command(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
+            )
             wait_healthy(api_url(self.port), self.server, timeout_s)
             pool, deployments = POOLS[self.pool_kind]
             self.prefect("work-pool", "create", pool, "--type", self.pool_kind, "--overwrite")
@@ -115,17 +121,26 @@ class LocalPrefect:
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         output = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
         try:
-            return subprocess.Popen(command, cwd=self.project_dir, env=self.env, stdout=output,
-                                    stderr=subprocess.STDOUT if output else None,
-                                    start_new_session=True)  # its own group: stop() signals the whole tree
+            return subprocess.Popen(
+                command,
+                cwd=self.project_dir,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+            )  # its own group: stop() signals the whole tree
         finally:
             if output:
                 output.close()  # the child holds its own copy
 
     def prefect(self, *args: str) -> str:
-        done = subprocess.run([prefect_command(), *args], cwd=self.project_dir, env=self.env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [prefect_command(), *args], cwd=self.project_dir, env=self.env, capture_output=True, text=True, timeout=300
+        )
         if done.returncode != 0:
-            raise ServeError(f"prefect {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+            raise ServeError(
+                f"prefect {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
         return done.stdout
 
     def stop(self) -> None:
@@ -154,8 +169,10 @@ def serve_until_stopped(port: int, deploy: bool, pool_kind: str = "process") -> 
     signal.signal(signal.SIGINT, on_signal)
     local.start()
     pool, deployments = POOLS[pool_kind]
-    print(f"Prefect server: http://127.0.0.1:{port} (UI and API), work pool {pool!r} with a worker, "
-          f"concurrency limit {GPU_TAG!r} = {GPU_SLOTS}" + (f", deployments from {deployments}" if deploy else ""))
+    print(
+        f"Prefect server: http://127.0.0.1:{port} (UI and API), work pool {pool!r} with a worker, "
+        f"concurrency limit {GPU_TAG!r} = {GPU_SLOTS}" + (f", deployments from {deployments}" if deploy else "")
+    )
     print(f"  export PREFECT_API_URL={api_url(port)}")
     example = "think-anywhere/docker" if pool_kind == "docker" else "think-anywhere/default"
     print(f"  prefect deployment run '{example}' --param config=configs/tiny.yaml --watch")

@@ -21,7 +21,9 @@ def startup_timeout_s() -> int:
     try:
         return max(1, int(float(raw)))
     except ValueError:
-        raise PrefectUnavailable(f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={raw!r} is not a number of seconds") from None
+        raise PrefectUnavailable(
+            f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={raw!r} is not a number of seconds"
+        ) from None
 
 
 def ephemeral_database(home: Path, connection_url: str | None) -> Path | None:
@@ -46,14 +48,18 @@ def ensure_prefect_api(say=print) -> str:
         return server.api_url
     home = Path(settings.home)
     if not home.exists() and not home.parent.is_dir():  # the server would fail after the whole startup timeout
-        raise PrefectUnavailable(f"PREFECT_HOME={home} cannot be created: its folder {home.parent} does not exist "
-                                 "(a HOME that is not a folder?); fix: create it, or set PREFECT_HOME to a folder that can be")
+        raise PrefectUnavailable(
+            f"PREFECT_HOME={home} cannot be created: its folder {home.parent} does not exist "
+            "(a HOME that is not a folder?); fix: create it, or set PREFECT_HOME to a folder that can be"
+        )
     timeout = startup_timeout_s()
     connection = settings.server.database.connection_url
     database = ephemeral_database(home, connection.get_secret_value() if connection else None)
     if database is not None and not database.exists():
-        say(f"starting Prefect's local server; first start under PREFECT_HOME={settings.home}: "
-            f"it creates its database first (15-30 s on 2 cores; waiting up to {timeout} s)")
+        say(
+            f"starting Prefect's local server; first start under PREFECT_HOME={settings.home}: "
+            f"it creates its database first (15-30 s on 2 cores; waiting up to {timeout} s)"
+        )
     started = time.monotonic()
     try:
         server.start(timeout=timeout)
@@ -62,6 +68,7 @@ def ensure_prefect_api(say=print) -> str:
         raise PrefectUnavailable(
             f"Prefect's local server did not start within {timeout} s ({first}); fix: raise "
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `prefect server start` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api") from exc
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        ) from exc
     log.info("Prefect's local server answered after %.1f s", time.monotonic() - started)
     return server.api_url

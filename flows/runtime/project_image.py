@@ -54,7 +54,9 @@ def code_files() -> list[Path]:
         if path.is_file():
             files.append(path)
         else:
-            files += [p for p in sorted(path.rglob("*")) if p.is_file() and not any(part in SKIPPED_NAMES for part in p.parts)]
+            files += [
+                p for p in sorted(path.rglob("*")) if p.is_file() and not any(part in SKIPPED_NAMES for part in p.parts)
+            ]
     return files
 
 
@@ -102,20 +104,35 @@ def build_project_image(client, base_image: str, tag: str = PROJECT_IMAGE) -> tu
     try:
         client.images.get(base_image)
     except docker.errors.ImageNotFound:
-        raise ProjectImageError(f"the project image needs the base image {base_image}: "
-                                "run `thinkflow sandbox setup-docker` first") from None
-    base_python = client.containers.run(base_image, ["python3", "-c", "import sys; print(sys.version_info[:2])"], remove=True,
-                                        network_mode="none").decode().strip()
+        raise ProjectImageError(
+            f"the project image needs the base image {base_image}: run `thinkflow sandbox setup-docker` first"
+        ) from None
+    base_python = (
+        client.containers.run(
+            base_image, ["python3", "-c", "import sys; print(sys.version_info[:2])"], remove=True, network_mode="none"
+        )
+        .decode()
+        .strip()
+    )
     if base_python != str(tuple(sys.version_info[:2])):
-        raise ProjectImageError(f"the base image has Python {base_python}, this environment {tuple(sys.version_info[:2])}: "
-                                "its site-packages would not load there; build the environment with the base's Python")
+        raise ProjectImageError(
+            f"the base image has Python {base_python}, this environment {tuple(sys.version_info[:2])}: "
+            "its site-packages would not load there; build the environment with the base's Python"
+        )
     with tempfile.TemporaryDirectory(prefix="thinkflow-image-") as scratch:
         archive = Path(scratch) / "context.tar"
         write_context(archive)
         with open(archive, "rb") as context:
             try:
-                client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                    buildargs={"BASE_IMAGE": base_image}, labels={"thinkflow.source": digest})
+                client.images.build(
+                    fileobj=context,
+                    custom_context=True,
+                    tag=tag,
+                    rm=True,
+                    forcerm=True,
+                    buildargs={"BASE_IMAGE": base_image},
+                    labels={"thinkflow.source": digest},
+                )
             except docker.errors.DockerException as exc:
                 raise ProjectImageError(f"building {tag} failed: {exc}") from None
     if stale is not None:

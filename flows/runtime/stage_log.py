@@ -16,8 +16,28 @@ from storage import ArtifactStore, LineageStore
 from tasks.recipe import RunnerConfig
 
 KEY_METRICS = (
-    "pass@1", "pass@1/humaneval", "pass@1/leetcode", "problems", "kept", "filtered", "quarantined", "sampled_problems", "solved", "accepted", "acceptance_rate", "thoughts_per_sample",
-    "loss_first", "loss_last", "reward_first", "reward_last", "reward_gain", "steps", "parameters", "inline_think_rate", "new_pass@1", "previous_best_pass@1",
+    "pass@1",
+    "pass@1/humaneval",
+    "pass@1/leetcode",
+    "problems",
+    "kept",
+    "filtered",
+    "quarantined",
+    "sampled_problems",
+    "solved",
+    "accepted",
+    "acceptance_rate",
+    "thoughts_per_sample",
+    "loss_first",
+    "loss_last",
+    "reward_first",
+    "reward_last",
+    "reward_gain",
+    "steps",
+    "parameters",
+    "inline_think_rate",
+    "new_pass@1",
+    "previous_best_pass@1",
     "improved",
 )
 
@@ -52,7 +72,9 @@ class StageLog:
         recipe's task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
         outcomes = run_fan_out(self.runner, stage, task, shards, parallel, arguments)
         ids = [artifact_id for artifact_id, _ in outcomes]
-        self.results.append(StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(c for _, c in outcomes)))
+        self.results.append(
+            StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(c for _, c in outcomes))
+        )
         return ids
 
     def finish(self, comparison: str | None = None, outputs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -72,16 +94,25 @@ class StageLog:
             "warnings": stage_warnings(self.results),
         }
         if comparison:
-            summary["comparison"] = {"artifact_id": comparison, "folder": str(store.path(comparison)), **json.loads((store.path(comparison) / "comparison.json").read_text())}
+            summary["comparison"] = {
+                "artifact_id": comparison,
+                "folder": str(store.path(comparison)),
+                **json.loads((store.path(comparison) / "comparison.json").read_text()),
+            }
         final = comparison or next((r.artifact_ids[0] for r in reversed(self.results) if r.artifact_ids), None)
         if final:
-            summary["lineage_graph"] = {"artifact_id": final, "png": str(publish_lineage_graph(self.pipeline, store, lineage, final))}
+            summary["lineage_graph"] = {
+                "artifact_id": final,
+                "png": str(publish_lineage_graph(self.pipeline, store, lineage, final)),
+            }
         try:
             get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
         except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
             pass
         try:
-            create_markdown_artifact(key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary")
+            create_markdown_artifact(
+                key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary"
+            )
         except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
             pass
         return summary
@@ -92,8 +123,12 @@ def stage_warnings(results: list[StageResult]) -> list[str]:
     completions were mostly cut at the length cap."""
     from tasks.training.stages import rl_warnings
 
-    return [f"{result.stage} ({artifact_id}): {warning}" for result in results for artifact_id in result.artifact_ids
-            for warning in rl_warnings(result.metrics.get(artifact_id, {}))]
+    return [
+        f"{result.stage} ({artifact_id}): {warning}"
+        for result in results
+        for artifact_id in result.artifact_ids
+        for warning in rl_warnings(result.metrics.get(artifact_id, {}))
+    ]
 
 
 def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageStore, artifact_id: str) -> Path:
@@ -105,8 +140,12 @@ def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageS
 
     path = draw_lineage_graph(lineage, artifact_id, store.home / "lineage-graphs" / f"{artifact_id}.png")
     try:
-        create_link_artifact(key=f"{pipeline}-lineage", link=path.as_uri(), link_text=f"lineage graph of {artifact_id}",
-                             description=f"what {artifact_id} was made from and what was made from it")
+        create_link_artifact(
+            key=f"{pipeline}-lineage",
+            link=path.as_uri(),
+            link_text=f"lineage graph of {artifact_id}",
+            description=f"what {artifact_id} was made from and what was made from it",
+        )
     except Exception as exc:  # noqa: BLE001 - outside a flow run there is nothing to attach it to
         get_logger("thinkflow").info("lineage graph at %s (no Prefect artifact: %s)", path, exc)
     return path
@@ -129,7 +168,14 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for stage in summary["stages"]:
         for artifact_id in stage["artifact_ids"]:
-            rows.append((stage["stage"], artifact_id, "yes" if stage["cached"] else "no", key_metrics(stage["metrics"][artifact_id])))
+            rows.append(
+                (
+                    stage["stage"],
+                    artifact_id,
+                    "yes" if stage["cached"] else "no",
+                    key_metrics(stage["metrics"][artifact_id]),
+                )
+            )
     return rows
 
 
@@ -180,4 +226,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         best = retrain["best_checkpoint"]
         console.print(Text(f"retrain: {retrain['message']}"))
         if best:
-            console.print(Text(f"best checkpoint on record: {best['checkpoint']} ({best['report']}: pass@1 = {best['value']:.4f})"))
+            console.print(
+                Text(
+                    f"best checkpoint on record: {best['checkpoint']} ({best['report']}: pass@1 = {best['value']:.4f})"
+                )
+            )

@@ -58,7 +58,9 @@ class ColdStartReport:
     thoughts: int = 0
     rewrites_identical: int = 0  # rewrite strategy: stripped code equal to the original token for token
     rejected: Counter = field(default_factory=Counter)
-    repaired: Counter = field(default_factory=Counter)  # plans taken from the task; thoughts dropped (no prose, or a repeat)
+    repaired: Counter = field(
+        default_factory=Counter
+    )  # plans taken from the task; thoughts dropped (no prose, or a repeat)
 
     def metrics(self) -> dict[str, float]:
         out = {
@@ -75,20 +77,24 @@ class ColdStartReport:
 
 
 def thought_request(task_text: str, code_so_far: str) -> list[dict[str, str]]:
-    return [{
-        "role": "user",
-        "content": (
-            f"Task:\n{task_text.strip()[:1200]}\n\nPython code written so far:\n```python\n{code_so_far}\n```\n"
-            "In one short sentence, say what the very next piece of code must get right. Reply with the sentence only."
-        ),
-    }]
+    return [
+        {
+            "role": "user",
+            "content": (
+                f"Task:\n{task_text.strip()[:1200]}\n\nPython code written so far:\n```python\n{code_so_far}\n```\n"
+                "In one short sentence, say what the very next piece of code must get right. Reply with the sentence only."
+            ),
+        }
+    ]
 
 
 def plan_request(task_text: str) -> list[dict[str, str]]:
-    return [{
-        "role": "user",
-        "content": f"Task:\n{task_text.strip()[:1500]}\n\nIn one or two sentences, describe how to solve it. No code.",
-    }]
+    return [
+        {
+            "role": "user",
+            "content": f"Task:\n{task_text.strip()[:1500]}\n\nIn one or two sentences, describe how to solve it. No code.",
+        }
+    ]
 
 
 @dataclass
@@ -101,8 +107,9 @@ class PendingSample:
     from_task: bool = False  # plan and thoughts written from the task generator's notes (already prose)
 
 
-def assemble_sample(pending: PendingSample, max_chars: int = 120,
-                    repaired: Counter | None = None) -> tuple[dict[str, Any] | None, str | None]:
+def assemble_sample(
+    pending: PendingSample, max_chars: int = 120, repaired: Counter | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """Insert the thoughts' prose (tasks/coldstart/thought_text.py) and check the result; (record,
     None) or (None, rejection reason). A thought with no prose, or one that repeats an earlier
     thought of the same sample, is dropped with its site (a target that says the same thing twice
@@ -118,7 +125,9 @@ def assemble_sample(pending: PendingSample, max_chars: int = 120,
         return None, "empty_plan"
     kept: dict[int, str] = {}
     for offset, thought in zip(pending.offsets, pending.thoughts):
-        thought = clean_thought(thought, max_chars) if pending.from_task else prose_part(clean_thought(thought, max_chars))
+        thought = (
+            clean_thought(thought, max_chars) if pending.from_task else prose_part(clean_thought(thought, max_chars))
+        )
         if not thought:
             repaired["thought_without_prose_dropped"] += 1
         elif thought.lower() in {t.lower() for t in kept.values()}:
@@ -150,7 +159,9 @@ def assemble_sample(pending: PendingSample, max_chars: int = 120,
 def raise_on_infra_error(verdict) -> None:
     """A sandbox that could not run the code says nothing about the code: stop (the task retries)."""
     if verdict.status == "infra_error":
-        raise RuntimeError(f"{verdict.problem_id}/{verdict.solution_id}: the sandbox could not run it: {verdict.detail}")
+        raise RuntimeError(
+            f"{verdict.problem_id}/{verdict.solution_id}: the sandbox could not run it: {verdict.detail}"
+        )
 
 
 def build_coldstart_examples(
@@ -173,8 +184,11 @@ def build_coldstart_examples(
     if cfg.drop_docstrings:  # the target is the model's own code, not the prompt's docstring copied back
         candidates = [{**p, "reference": without_docstrings(p["reference"])} for p in candidates]
     report.solutions_in = len(candidates)
-    verdicts = run_batch([Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates], sandbox_cfg,
-                         progress=ProgressReport("sandbox: reference solutions", len(candidates), "solutions"))
+    verdicts = run_batch(
+        [Job(p["id"], "reference", p["reference"], p["tests"]) for p in candidates],
+        sandbox_cfg,
+        progress=ProgressReport("sandbox: reference solutions", len(candidates), "solutions"),
+    )
     say(f"{len(candidates)} reference solutions checked in the sandbox")
     correct = []
     for problem, verdict in zip(candidates, verdicts):
@@ -190,8 +204,11 @@ def build_coldstart_examples(
         assembled = rewrite_samples(correct, annotator, cfg, report, say)
     else:
         assembled = entropy_samples(correct, policy, annotator, cfg, report, system_prompt, say)
-    verdicts = run_batch([Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled], sandbox_cfg,
-                         progress=ProgressReport("sandbox: annotated solutions", len(assembled), "solutions"))
+    verdicts = run_batch(
+        [Job(p["id"], "annotated", extract_code(r["response"]), p["tests"]) for p, r in assembled],
+        sandbox_cfg,
+        progress=ProgressReport("sandbox: annotated solutions", len(assembled), "solutions"),
+    )
     records = []
     for (problem, record), verdict in zip(assembled, verdicts):
         raise_on_infra_error(verdict)
@@ -207,13 +224,17 @@ def build_coldstart_examples(
     return records, report
 
 
-def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, system_prompt: str, say) -> list[tuple[dict, dict]]:
+def entropy_samples(
+    correct, policy, annotator, cfg, report: ColdStartReport, system_prompt: str, say
+) -> list[tuple[dict, dict]]:
     """Thoughts where the policy's entropy is highest, written by the annotator: (problem, record) pairs."""
     tokenizer, model = policy
     pending: list[PendingSample] = []
     progress = ProgressReport("policy entropy over reference solutions", len(correct), "solutions")
     for problem in correct:
-        context = tokenizer.apply_chat_template(chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False)
+        context = tokenizer.apply_chat_template(
+            chat_prompt(problem, system_prompt), add_generation_prompt=True, tokenize=False
+        )
         spans = token_entropies(model, tokenizer, context + "```python\n", problem["reference"])
         progress(1)
         offsets = choose_insertion_offsets(problem["reference"], spans, cfg.thoughts_per_solution)
@@ -225,12 +246,23 @@ def entropy_samples(correct, policy, annotator, cfg, report: ColdStartReport, sy
         for sample in pending:
             write_from_task_hints(sample, report.repaired)
     asked = [s for s in pending if not s.from_task]
-    say(f"{len(pending)} solutions: insertion points chosen by policy entropy; {len(pending) - len(asked)} annotated from the "
-        f"task generator's notes, asking the annotator for {len(asked)}")
-    plans = annotator.complete([plan_request(s.problem["prompt"]) for s in asked], max_new_tokens=cfg.plan_max_new_tokens) if asked else []
-    requests = [(i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(asked) for offset in s.offsets]
-    thoughts = annotator.complete([conversation for _, conversation in requests],
-                                  max_new_tokens=cfg.thought_max_new_tokens) if requests else []
+    say(
+        f"{len(pending)} solutions: insertion points chosen by policy entropy; {len(pending) - len(asked)} annotated from the "
+        f"task generator's notes, asking the annotator for {len(asked)}"
+    )
+    plans = (
+        annotator.complete([plan_request(s.problem["prompt"]) for s in asked], max_new_tokens=cfg.plan_max_new_tokens)
+        if asked
+        else []
+    )
+    requests = [
+        (i, thought_request(s.problem["prompt"], s.code[:offset])) for i, s in enumerate(asked) for offset in s.offsets
+    ]
+    thoughts = (
+        annotator.complete([conversation for _, conversation in requests], max_new_tokens=cfg.thought_max_new_tokens)
+        if requests
+        else []
+    )
     for sample, plan in zip(asked, plans):
         sample.plan = plan
     for (index, _), thought in zip(requests, thoughts):
@@ -257,7 +289,7 @@ def write_from_task_hints(sample: PendingSample, repaired: Counter) -> None:
     offsets, thoughts = [], []
     for offset in sample.offsets:
         start, end = sample.code.rfind("\n", 0, offset) + 1, sample.code.find("\n", offset)
-        hint = hint_for_line(meta, sample.code[start:end if end >= 0 else None])
+        hint = hint_for_line(meta, sample.code[start : end if end >= 0 else None])
         if hint is None:
             repaired["site_without_matching_hint_dropped"] += 1
             continue
@@ -272,11 +304,17 @@ REWRITE_PROMPT = PROJECT_ROOT / STAGE_FILES[0]
 
 def rewrite_request(task_text: str, code: str) -> list[dict[str, str]]:
     template = REWRITE_PROMPT.read_text()
-    return [{"role": "user", "content": template.replace("{task}", task_text.strip()[:1500]).replace("{code}", code.rstrip())}]
+    return [
+        {
+            "role": "user",
+            "content": template.replace("{task}", task_text.strip()[:1500]).replace("{code}", code.rstrip()),
+        }
+    ]
 
 
-def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str,
-                     repaired: Counter | None = None) -> tuple[dict[str, Any] | None, str | None]:
+def assemble_rewrite(
+    problem: dict[str, Any], plan: str, reply: str, repaired: Counter | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """Check an annotator's rewrite: (record, None) or (None, rejection reason). ``record["identical"]``
     says whether the stripped code is the original token for token; if not, it is accepted only
     after its tests pass in the sandbox (the caller runs them for every record)."""
@@ -297,16 +335,24 @@ def assemble_rewrite(problem: dict[str, Any], plan: str, reply: str,
     tokens = code_tokens(stripped)
     if tokens is None:
         return None, "stripped_code_does_not_parse"
-    return {"problem_id": problem["id"], "response": response, "code": stripped, "annotated_code": annotated, "plan": plan,
-            "thoughts": thoughts, "identical": tokens == code_tokens(problem["reference"])}, None
+    return {
+        "problem_id": problem["id"],
+        "response": response,
+        "code": stripped,
+        "annotated_code": annotated,
+        "plan": plan,
+        "thoughts": thoughts,
+        "identical": tokens == code_tokens(problem["reference"]),
+    }, None
 
 
 def rewrite_samples(correct, annotator, cfg, report: ColdStartReport, say) -> list[tuple[dict, dict]]:
     """The annotator rewrites each correct solution with inline blocks (configs/prompts/rewrite.md)."""
     say(f"{len(correct)} solutions: asking the annotator to rewrite them with inline thoughts")
     plans = annotator.complete([plan_request(p["prompt"]) for p in correct], max_new_tokens=cfg.plan_max_new_tokens)
-    replies = annotator.complete([rewrite_request(p["prompt"], p["reference"]) for p in correct],
-                                 max_new_tokens=cfg.rewrite_max_new_tokens)
+    replies = annotator.complete(
+        [rewrite_request(p["prompt"], p["reference"]) for p in correct], max_new_tokens=cfg.rewrite_max_new_tokens
+    )
     assembled = []
     for problem, plan, reply in zip(correct, plans, replies):
         record, reason = assemble_rewrite(problem, plan, reply, repaired=report.repaired)
@@ -323,9 +369,14 @@ def coldstart_candidates(problems: list[dict[str, Any]], cfg: ColdStartConfig) -
     ``targets: policy`` the problems the policy solved itself come first, their passing sample as
     the code (``target_origin: policy``), then the rest on their references."""
     if cfg.targets == "policy":
-        own = [{**p, "reference": p["meta"]["policy_solution"], "target_origin": "policy"}
-               for p in problems if (p.get("meta") or {}).get("policy_solution")]
-        candidates = own + [p for p in problems if p.get("reference") and not (p.get("meta") or {}).get("policy_solution")]
+        own = [
+            {**p, "reference": p["meta"]["policy_solution"], "target_origin": "policy"}
+            for p in problems
+            if (p.get("meta") or {}).get("policy_solution")
+        ]
+        candidates = own + [
+            p for p in problems if p.get("reference") and not (p.get("meta") or {}).get("policy_solution")
+        ]
     else:
         candidates = [p for p in problems if p.get("reference")]
     return candidates[: cfg.limit] if cfg.limit else candidates
@@ -352,44 +403,91 @@ def merged_report(reports: list[dict[str, Any]]) -> ColdStartReport:
     return total
 
 
-@task(name="coldstart-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
-      cache_policy=stage_cache(),
-      persist_result=True)
+@task(
+    name="coldstart-shard",
+    retry_condition_fn=retry_transient,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
 def build_coldstart_shard(
-    problems_id: str, shard: int, policy_id: str, annotator_model_id: str | None, annotator: AnnotatorConfig,
-    coldstart: ColdStartConfig, sandbox: SandboxSection, system_prompt: str, dtype: str,
+    problems_id: str,
+    shard: int,
+    policy_id: str,
+    annotator_model_id: str | None,
+    annotator: AnnotatorConfig,
+    coldstart: ColdStartConfig,
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
 ) -> str:
     """One shard's annotated, verified samples (records.jsonl) and its report, cached on its own:
     an interrupted run redoes only the shards that had not finished."""
     from tasks.annotators import make_annotator
 
-    inputs = {"problems": problems_id, "policy": policy_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
+    inputs = {
+        "problems": problems_id,
+        "policy": policy_id,
+        **({"annotator": annotator_model_id} if annotator_model_id else {}),
+    }
     annotator_cfg, coldstart_cfg = annotator, coldstart
-    params = {"shard": shard, "coldstart": coldstart.to_json(), "annotator": annotator.to_json(), "sandbox": sandbox.to_json(),
-              "system_prompt": system_prompt, "dtype": dtype}
+    params = {
+        "shard": shard,
+        "coldstart": coldstart.to_json(),
+        "annotator": annotator.to_json(),
+        "sandbox": sandbox.to_json(),
+        "system_prompt": system_prompt,
+        "dtype": dtype,
+    }
     with StageRun("coldstart_shard", inputs=inputs, params=params) as run:
         size = coldstart_cfg.shard_size
         problems = coldstart_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), coldstart_cfg)
-        problems = problems[shard * size:(shard + 1) * size]
+        problems = problems[shard * size : (shard + 1) * size]
         annotator_dir = run.input_path("annotator") if annotator_model_id else None
         same_model = annotator_model_id == policy_id
 
         def annotator_for(loaded_policy):
-            return make_annotator(annotator_cfg, annotator_dir, run.store.home / "cache" / "annotator", dtype,
-                                  loaded=loaded_policy if same_model else None)
+            return make_annotator(
+                annotator_cfg,
+                annotator_dir,
+                run.store.home / "cache" / "annotator",
+                dtype,
+                loaded=loaded_policy if same_model else None,
+            )
 
         records, report = build_coldstart_examples(
-            problems, run.input_path("policy"), annotator_for, coldstart_cfg, sandbox.sandbox_config(), system_prompt,
-            dtype, say=run.log.info,
+            problems,
+            run.input_path("policy"),
+            annotator_for,
+            coldstart_cfg,
+            sandbox.sandbox_config(),
+            system_prompt,
+            dtype,
+            say=run.log.info,
         )
-        run.log.info("cold-start shard %d: %d of %d solutions accepted, rejected %s", shard, report.accepted,
-                     report.solutions_in, dict(report.rejected))
+        run.log.info(
+            "cold-start shard %d: %d of %d solutions accepted, rejected %s",
+            shard,
+            report.accepted,
+            report.solutions_in,
+            dict(report.rejected),
+        )
         staged = run.staging(f"shard{shard}")
         write_jsonl(staged / "records.jsonl", records)
-        (staged / "report.json").write_text(json.dumps({"solutions_in": report.solutions_in, "accepted": report.accepted,
-                                                        "thoughts": report.thoughts, "rewrites_identical": report.rewrites_identical,
-                                                        "rejected": dict(report.rejected), "repaired": dict(report.repaired)},
-                                                       indent=1))
+        (staged / "report.json").write_text(
+            json.dumps(
+                {
+                    "solutions_in": report.solutions_in,
+                    "accepted": report.accepted,
+                    "thoughts": report.thoughts,
+                    "rewrites_identical": report.rewrites_identical,
+                    "rejected": dict(report.rejected),
+                    "repaired": dict(report.repaired),
+                },
+                indent=1,
+            )
+        )
         return run.output("records", staged, kind="dataset", name=f"coldstart-shard-{shard}", metrics=report.metrics())
 
 
@@ -398,9 +496,18 @@ def assemble_coldstart_set(problems_id: str, shard_ids: list[str], coldstart: Co
     """The cold-start SFT set (train.jsonl) from its shards, with the summed report as metrics."""
     inputs = {"problems": problems_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
     with StageRun("coldstart", inputs=inputs, params={"coldstart": coldstart.to_json()}) as run:
-        records = [row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "records.jsonl")]
-        report = merged_report([json.loads((run.input_path(f"shard{i}") / "report.json").read_text()) for i in range(len(shard_ids))])
-        run.log.info("cold start: %d of %d solutions accepted, rejected %s", report.accepted, report.solutions_in, dict(report.rejected))
+        records = [
+            row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "records.jsonl")
+        ]
+        report = merged_report(
+            [json.loads((run.input_path(f"shard{i}") / "report.json").read_text()) for i in range(len(shard_ids))]
+        )
+        run.log.info(
+            "cold start: %d of %d solutions accepted, rejected %s",
+            report.accepted,
+            report.solutions_in,
+            dict(report.rejected),
+        )
         if not records:
             raise ValueError(
                 f"the cold-start set is empty: {report.solutions_in} solutions, rejected {dict(report.rejected)}; "

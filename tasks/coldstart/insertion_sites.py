@@ -65,8 +65,11 @@ def choose_insertion_offsets(code: str, spans: list[tuple[int, int, float]], k: 
 def code_tokens(code: str) -> list[tuple[int, str]] | None:
     """The Python tokens that carry meaning (no comments, no blank-line tokens); None if it does not tokenize."""
     try:
-        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(code).readline)
-                if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING)]
+        return [
+            (t.type, t.string)
+            for t in tokenize.generate_tokens(io.StringIO(code).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING)
+        ]
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return None
 
@@ -89,12 +92,17 @@ def without_docstrings(code: str) -> str:
         if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or len(body) < 2:
             continue
         first = body[0]
-        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+        if not (
+            isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+        ):
             continue
         if not isinstance(node, ast.Module) and first.lineno == node.lineno:
             continue  # ``def f(): "doc"; ...`` on one line
         lines = code.splitlines()
-        if lines[first.lineno - 1][:first.col_offset].strip() or lines[first.end_lineno - 1][first.end_col_offset:].strip():
+        if (
+            lines[first.lineno - 1][: first.col_offset].strip()
+            or lines[first.end_lineno - 1][first.end_col_offset :].strip()
+        ):
             continue
         drop.update(range(first.lineno, first.end_lineno + 1))
     kept = [line for number, line in enumerate(code.splitlines(keepends=True), start=1) if number not in drop]

@@ -31,10 +31,10 @@ def prose_part(text: str, min_words: int = THOUGHT_MIN_WORDS) -> str:
     text = " ".join(text.split())
     marker = CODE_MARKER.search(text)
     if marker:
-        text = text[:marker.start()]
+        text = text[: marker.start()]
     ends = list(SENTENCE_END.finditer(text))
-    if ends and len(text[:ends[-1].end()].split()) >= min_words:
-        text = text[:ends[-1].end()]
+    if ends and len(text[: ends[-1].end()].split()) >= min_words:
+        text = text[: ends[-1].end()]
     text = text.strip().rstrip(":;,-").strip()
     return text if len(text.split()) >= min_words else ""
 
@@ -56,7 +56,7 @@ def task_sentence(task_text: str, max_chars: int = 200) -> str:
         lines.append(line)
     text = " ".join(" ".join(lines).split())
     end = SENTENCE_END.search(text)
-    sentence = text[:end.end()] if end else text
+    sentence = text[: end.end()] if end else text
     if len(sentence) > max_chars:
         sentence = sentence[:max_chars].rsplit(" ", 1)[0] + "."
     return sentence

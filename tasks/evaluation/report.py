@@ -24,7 +24,9 @@ def load_problem_rows(folder: Path) -> list[dict[str, Any]]:
     return pq.read_table(folder / "problems.parquet").to_pylist()
 
 
-def paired_comparisons(reports: list[dict[str, Any]], problems: list[list[dict[str, Any]]], labels: list[str]) -> list[dict[str, Any]]:
+def paired_comparisons(
+    reports: list[dict[str, Any]], problems: list[list[dict[str, Any]]], labels: list[str]
+) -> list[dict[str, Any]]:
     """Each evaluation against every earlier one with the same variant (the first is the base model,
     when it was evaluated; then RL against SFT, an arm against the other): pass@1 differences on the
     same problems, with intervals."""
@@ -35,10 +37,17 @@ def paired_comparisons(reports: list[dict[str, Any]], problems: list[list[dict[s
         variant = report["variant"]["name"]
         for other in earlier.get(variant, []):
             scoring = report["scoring"]
-            pairs.append({"checkpoint": labels[index], "baseline": labels[other], "variant": variant,
-                          "first_of_variant": other == earlier[variant][0],
-                          "by_benchmark": paired_difference(problems[index], problems[other], scoring["bootstrap_resamples"],
-                                                            scoring["confidence"])})
+            pairs.append(
+                {
+                    "checkpoint": labels[index],
+                    "baseline": labels[other],
+                    "variant": variant,
+                    "first_of_variant": other == earlier[variant][0],
+                    "by_benchmark": paired_difference(
+                        problems[index], problems[other], scoring["bootstrap_resamples"], scoring["confidence"]
+                    ),
+                }
+            )
         earlier.setdefault(variant, []).append(index)
     return pairs
 
@@ -53,21 +62,32 @@ def paired_metrics(pairs: list[dict[str, Any]]) -> dict[str, float]:
         if pair["variant"] != "thinking":
             name += f" ({pair['variant']})"
         for bench, d in pair["by_benchmark"].items():
-            metrics.update({f"paired/{name}/{bench}/delta": d["difference"], f"paired/{name}/{bench}/low": d["ci"][0],
-                            f"paired/{name}/{bench}/high": d["ci"][1], f"paired/{name}/{bench}/problems": d["problems"]})
+            metrics.update(
+                {
+                    f"paired/{name}/{bench}/delta": d["difference"],
+                    f"paired/{name}/{bench}/low": d["ci"][0],
+                    f"paired/{name}/{bench}/high": d["ci"][1],
+                    f"paired/{name}/{bench}/problems": d["problems"],
+                }
+            )
     return metrics
 
 
 def paired_rows(pairs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     benchmarks = sorted({b for pair in pairs for b in pair["by_benchmark"]} - {"all"}) + ["all"]
-    header = ["checkpoint", "vs", "variant"] + [f"Δ pass@1 {b} [interval] (solved only by it / only by the other)" for b in benchmarks]
+    header = ["checkpoint", "vs", "variant"] + [
+        f"Δ pass@1 {b} [interval] (solved only by it / only by the other)" for b in benchmarks
+    ]
     rows = []
     for pair in pairs:
         row = [pair["checkpoint"], pair["baseline"], pair["variant"]]
         for bench in benchmarks:
             d = pair["by_benchmark"].get(bench)
-            row.append("–" if d is None else
-                       f"{d['difference']:+.3f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] ({d['only_ours']}/{d['only_theirs']})")
+            row.append(
+                "–"
+                if d is None
+                else f"{d['difference']:+.3f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] ({d['only_ours']}/{d['only_theirs']})"
+            )
         rows.append(row)
     return header, rows
 
@@ -86,15 +106,30 @@ def comparison_rows(reports: list[dict[str, Any]], labels: list[str]) -> tuple[l
         row = [label, report["variant"]["name"]]
         for bench in benchmarks:
             scores = report["pass_at_k"].get(bench)
-            row.append("–" if scores is None else f"{scores['pass@1']:.3f} [{scores['pass@1_ci'][0]:.2f}, {scores['pass@1_ci'][1]:.2f}]")
+            row.append(
+                "–"
+                if scores is None
+                else f"{scores['pass@1']:.3f} [{scores['pass@1_ci'][0]:.2f}, {scores['pass@1_ci'][1]:.2f}]"
+            )
         thinking, entropy = report["thinking"], report["entropy"] or {}
-        row += [fmt(thinking["upfront_think_rate"], 2), fmt(thinking["inline_think_rate"], 2),
-                fmt(thinking["inline_blocks_per_response"], 2), fmt(thinking["think_tokens_mean"], 1)]
+        row += [
+            fmt(thinking["upfront_think_rate"], 2),
+            fmt(thinking["inline_think_rate"], 2),
+            fmt(thinking["inline_blocks_per_response"], 2),
+            fmt(thinking["think_tokens_mean"], 1),
+        ]
         sites, elsewhere = entropy.get("entropy_think_sites"), entropy.get("entropy_elsewhere")
         ratio, interval = entropy.get("entropy_ratio"), entropy.get("entropy_ratio_ci")
-        ratio_text = "" if ratio is None else f", ratio {ratio:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
-        row.append(f"{fmt(sites, 2)} / {fmt(elsewhere, 2)}{ratio_text} ({entropy.get('think_sites', 0)} sites)" if sites is not None
-                   else "no think sites")
+        ratio_text = (
+            ""
+            if ratio is None
+            else f", ratio {ratio:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+        )
+        row.append(
+            f"{fmt(sites, 2)} / {fmt(elsewhere, 2)}{ratio_text} ({entropy.get('think_sites', 0)} sites)"
+            if sites is not None
+            else "no think sites"
+        )
         rows.append(row)
     return header, rows
 
@@ -126,9 +161,14 @@ def draw_pass_at_1(reports: list[dict[str, Any]], labels: list[str], path: Path)
             errors[0].append(scores["pass@1"] - low)
             errors[1].append(high - scores["pass@1"])
             top = max(top, high)
-        bars = axes.bar(xs, heights, width=width * 0.95, yerr=errors, capsize=3, label=f"{label} ({report['variant']['name']})")
+        bars = axes.bar(
+            xs, heights, width=width * 0.95, yerr=errors, capsize=3, label=f"{label} ({report['variant']['name']})"
+        )
         axes.bar_label(bars, labels=[f"{h:.2f}" for h in heights], fontsize=7, padding=2)
-    sizes = {bench: next(r["pass_at_k"][bench]["problems"] for r in reports if bench in r["pass_at_k"]) for bench in benchmarks}
+    sizes = {
+        bench: next(r["pass_at_k"][bench]["problems"] for r in reports if bench in r["pass_at_k"])
+        for bench in benchmarks
+    }
     axes.set_xticks(range(len(benchmarks)), [f"{bench}\n({sizes[bench]} problems)" for bench in benchmarks])
     axes.set_ylabel("pass@1")
     axes.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
@@ -179,9 +219,16 @@ def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Pa
         found = report["thinking"]["accuracy_by_think_tokens"]
         xs = [bands.index(band) for band in found]
         ys = [entry["accuracy"] for entry in found.values()]
-        line, = axes.plot(xs, ys, marker="o", label=f"{label} ({report['variant']['name']})")
+        (line,) = axes.plot(xs, ys, marker="o", label=f"{label} ({report['variant']['name']})")
         for x, y, entry in zip(xs, ys, found.values()):
-            axes.annotate(f"n={entry['samples']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=line.get_color())
+            axes.annotate(
+                f"n={entry['samples']}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+                color=line.get_color(),
+            )
         top = max([top] + ys)
     axes.set_xticks(range(len(bands)), bands)
     axes.set_xlabel("tokens spent thinking per response (upfront + inline)")
@@ -207,19 +254,36 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
         paired_header, paired = paired_rows(pairs)
         table = markdown_table(header, rows)
         if pairs:
-            table += "\n\nPaired on the same problems (bootstrap interval over problems):\n\n" + markdown_table(paired_header, paired)
+            table += "\n\nPaired on the same problems (bootstrap interval over problems):\n\n" + markdown_table(
+                paired_header, paired
+            )
         staged = run.staging("comparison")
         draw_pass_at_1(reports, labels, staged / "pass_at_1.png")
         draw_think_tokens(reports, labels, staged / "think_tokens.png")
         titles = [f"{label} ({report['variant']['name']})" for label, report in zip(labels, reports)]
         has_entropy = draw_entropy(entropies, titles, staged / "entropy.png")
         (staged / "comparison.md").write_text(table + "\n")
-        (staged / "comparison.json").write_text(json.dumps({"header": header, "rows": rows, "reports": dict(zip(labels, report_ids)),
-                                                            "paired_header": paired_header, "paired_rows": paired, "paired": pairs},
-                                                           indent=1))
-        comparison_id = run.output("comparison", staged, kind="report", name="evaluation-comparison",
-                                   metadata={"reports": report_ids, "labels": labels},
-                                   metrics={"evaluations": len(report_ids), **paired_metrics(pairs)})
+        (staged / "comparison.json").write_text(
+            json.dumps(
+                {
+                    "header": header,
+                    "rows": rows,
+                    "reports": dict(zip(labels, report_ids)),
+                    "paired_header": paired_header,
+                    "paired_rows": paired,
+                    "paired": pairs,
+                },
+                indent=1,
+            )
+        )
+        comparison_id = run.output(
+            "comparison",
+            staged,
+            kind="report",
+            name="evaluation-comparison",
+            metadata={"reports": report_ids, "labels": labels},
+            metrics={"evaluations": len(report_ids), **paired_metrics(pairs)},
+        )
         publish_comparison(run, comparison_id, table, has_entropy)
         return comparison_id
 
@@ -234,6 +298,8 @@ def publish_comparison(run, comparison_id: str, table: str, has_entropy: bool) -
     if not has_entropy:
         lines.append("- no evaluated response placed an inline thought inside its code: no entropy histogram")
     try:
-        create_markdown_artifact(key="evaluation-comparison", markdown="\n".join(lines), description="evaluation comparison")
+        create_markdown_artifact(
+            key="evaluation-comparison", markdown="\n".join(lines), description="evaluation comparison"
+        )
     except Exception as exc:  # noqa: BLE001 - the files are committed; a missing Prefect context must not fail the stage
         run.log.warning("could not publish the Prefect markdown artifact: %s", exc)

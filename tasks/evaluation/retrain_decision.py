@@ -28,8 +28,11 @@ def best_on_record(store: ArtifactStore, lineage: LineageStore) -> dict[str, Any
         return None
     best = json.loads((store.path(latest["artifact_id"]) / "decision.json").read_text())["best"]
     if not store.exists(best["checkpoint"]):
-        logging.getLogger("thinkflow").warning("retrain: the best checkpoint on record, %s, is no longer in %s; comparing with none",
-                                               best["checkpoint"], store.root)
+        logging.getLogger("thinkflow").warning(
+            "retrain: the best checkpoint on record, %s, is no longer in %s; comparing with none",
+            best["checkpoint"],
+            store.root,
+        )
         return None
     return best
 
@@ -38,7 +41,13 @@ def decide(metric: str, new: dict[str, Any], previous: dict[str, Any] | None) ->
     """``new``/``previous``: {checkpoint, report, value}. The new checkpoint becomes the best when
     there is no previous one or it scores strictly higher; a tie keeps the incumbent."""
     improved = previous is None or new["value"] > previous["value"]
-    return {"metric": metric, "new": new, "previous_best": previous, "best": new if improved else previous, "improved": improved}
+    return {
+        "metric": metric,
+        "new": new,
+        "previous_best": previous,
+        "best": new if improved else previous,
+        "improved": improved,
+    }
 
 
 def metric_value(lineage: LineageStore, report_id: str, metric: str) -> float:
@@ -49,25 +58,46 @@ def metric_value(lineage: LineageStore, report_id: str, metric: str) -> float:
 
 
 @task(name="retrain-decision", cache_policy=stage_cache(), persist_result=True)
-def record_retrain_decision(new_checkpoint: str, new_report: str, best_checkpoint: str | None, best_report: str | None,
-                            metric: str) -> str:
+def record_retrain_decision(
+    new_checkpoint: str, new_report: str, best_checkpoint: str | None, best_report: str | None, metric: str
+) -> str:
     """Compare the new checkpoint with the previous best on ``metric`` (both evaluated on the same
     eval set) and record which is best now."""
     inputs = {"new_checkpoint": new_checkpoint, "new_report": new_report}
     if best_checkpoint:
         inputs |= {"previous_best_checkpoint": best_checkpoint, "previous_best_report": best_report}
     with StageRun("retrain_decision", inputs=inputs, params={"metric": metric}) as run:
-        new = {"checkpoint": new_checkpoint, "report": new_report, "value": metric_value(run.lineage, new_report, metric)}
+        new = {
+            "checkpoint": new_checkpoint,
+            "report": new_report,
+            "value": metric_value(run.lineage, new_report, metric),
+        }
         previous = None
         if best_checkpoint:
-            previous = {"checkpoint": best_checkpoint, "report": best_report, "value": metric_value(run.lineage, best_report, metric)}
+            previous = {
+                "checkpoint": best_checkpoint,
+                "report": best_report,
+                "value": metric_value(run.lineage, best_report, metric),
+            }
         decision = decide(metric, new, previous)
-        run.log.info("retrain: new %s %s = %.4f; previous best %s; best now %s", new_checkpoint, metric, new["value"],
-                     f"{best_checkpoint} = {previous['value']:.4f}" if previous else "none", decision["best"]["checkpoint"])
+        run.log.info(
+            "retrain: new %s %s = %.4f; previous best %s; best now %s",
+            new_checkpoint,
+            metric,
+            new["value"],
+            f"{best_checkpoint} = {previous['value']:.4f}" if previous else "none",
+            decision["best"]["checkpoint"],
+        )
         staged = run.staging("decision")
         (staged / "decision.json").write_text(json.dumps(decision, indent=1))
         metrics = {f"new_{metric}": new["value"], "improved": float(decision["improved"])}
         if previous:
             metrics[f"previous_best_{metric}"] = previous["value"]
-        return run.output("decision", staged, kind="report", name=DECISION, metadata={"best": decision["best"]["checkpoint"]},
-                          metrics=metrics)
+        return run.output(
+            "decision",
+            staged,
+            kind="report",
+            name=DECISION,
+            metadata={"best": decision["best"]["checkpoint"]},
+            metrics=metrics,
+        )

@@ -33,7 +33,9 @@ def bootstrap_interval(values: list[float], resamples: int, confidence: float, s
     return interval_of_draws(lambda rng: sum(rng.choices(values, k=size)) / size, resamples, confidence, seed)
 
 
-def interval_of_draws(draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+def interval_of_draws(
+    draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
     """Percentile interval of ``resamples`` bootstrap statistics, each ``draw(rng)`` from one seeded generator."""
     rng = random.Random(seed)
     draws = sorted(draw(rng) for _ in range(resamples))
@@ -55,7 +57,9 @@ def per_problem(samples: list[dict[str, Any]], ks: list[int]) -> list[dict[str, 
     return rows
 
 
-def per_benchmark(problems: list[dict[str, Any]], ks: list[int], resamples: int, confidence: float, seed: int) -> dict[str, dict]:
+def per_benchmark(
+    problems: list[dict[str, Any]], ks: list[int], resamples: int, confidence: float, seed: int
+) -> dict[str, dict]:
     """Mean pass@k per benchmark (and over all problems, as ``all``) with bootstrap intervals."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in problems:
@@ -73,8 +77,14 @@ def per_benchmark(problems: list[dict[str, Any]], ks: list[int], resamples: int,
     return results
 
 
-def paired_difference(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], resamples: int, confidence: float,
-                      seed: int = 0, k: int = 1) -> dict[str, dict[str, Any]]:
+def paired_difference(
+    ours: list[dict[str, Any]],
+    theirs: list[dict[str, Any]],
+    resamples: int,
+    confidence: float,
+    seed: int = 0,
+    k: int = 1,
+) -> dict[str, dict[str, Any]]:
     """pass@k of ``ours`` minus ``theirs`` on the problems both evaluated, per benchmark and ``all``:
     the mean of per-problem differences, a bootstrap interval over problems, and how many problems
     each side alone solved (the discordant pairs). Problems only one side has are left out, counted."""
@@ -93,14 +103,20 @@ def paired_difference(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], 
     for benchmark, pairs in sorted(grouped.items()):
         differences = [a - b for a, b in pairs]
         low, high = bootstrap_interval(differences, resamples, confidence, seed)
-        results[benchmark] = {"problems": len(pairs), "difference": sum(differences) / len(differences), "ci": [low, high],
-                              "only_ours": sum(a > b for a, b in pairs), "only_theirs": sum(b > a for a, b in pairs),
-                              "unpaired": unpaired}
+        results[benchmark] = {
+            "problems": len(pairs),
+            "difference": sum(differences) / len(differences),
+            "ci": [low, high],
+            "only_ours": sum(a > b for a, b in pairs),
+            "only_theirs": sum(b > a for a, b in pairs),
+            "unpaired": unpaired,
+        }
     return results
 
 
-def ratio_interval(groups: list[tuple[list[float], list[float]]], resamples: int, confidence: float,
-                   seed: int = 0) -> tuple[float, float] | None:
+def ratio_interval(
+    groups: list[tuple[list[float], list[float]]], resamples: int, confidence: float, seed: int = 0
+) -> tuple[float, float] | None:
     """Bootstrap interval of mean(first) / mean(second) pooled over groups, resampling whole groups
     (one group per response: its think-site values and its other positions). None without data."""
     groups = [g for g in groups if g[0] and g[1]]
@@ -119,4 +135,6 @@ def ratio_interval(groups: list[tuple[list[float], list[float]]], resamples: int
         return None
     ratios.sort()
     tail = (1.0 - confidence) / 2.0
-    return ratios[min(len(ratios) - 1, int(tail * len(ratios)))], ratios[min(len(ratios) - 1, int((1.0 - tail) * len(ratios)))]
+    return ratios[min(len(ratios) - 1, int(tail * len(ratios)))], ratios[
+        min(len(ratios) - 1, int((1.0 - tail) * len(ratios)))
+    ]

@@ -36,8 +36,14 @@ def token_kind_before(code_before: str) -> str:
     last = None
     try:
         for token in tokenize.generate_tokens(io.StringIO(code_before).readline):
-            if token.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT,
-                                  tokenize.COMMENT):
+            if token.type not in (
+                tokenize.NEWLINE,
+                tokenize.NL,
+                tokenize.ENDMARKER,
+                tokenize.INDENT,
+                tokenize.DEDENT,
+                tokenize.COMMENT,
+            ):
                 last = token
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass  # a statement cut by the block: the tokens read so far still count
@@ -144,8 +150,9 @@ def summarize_thinking(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "site_position": shares([site["position"] for site in sites]),
         "site_token_before": shares([site["token_before"] for site in sites]),
         "site_relative_line_mean": mean([site["relative_line"] for site in sites]),
-        "accuracy_by_think_tokens": {label: {"samples": len(passed), "accuracy": sum(passed) / len(passed)}
-                                     for label, passed in buckets.items()},
+        "accuracy_by_think_tokens": {
+            label: {"samples": len(passed), "accuracy": sum(passed) / len(passed)} for label, passed in buckets.items()
+        },
     }
 
 
@@ -154,7 +161,7 @@ def think_site_offsets(response: str) -> tuple[str, list[int], tuple[int, int] |
     span of its executed code block (None without one)."""
     pieces, offsets, removed, last = [], [], 0, 0
     for match in INLINE_BLOCK.finditer(response):
-        pieces.append(response[last:match.start()])
+        pieces.append(response[last : match.start()])
         offsets.append(match.start() - removed)
         removed += match.end() - match.start()
         last = match.end()
@@ -188,13 +195,17 @@ def entropy_positions(tokenizer, prompt_text: str, response: str) -> tuple[list[
         at = next((t for t, (_, end) in enumerate(spans) if end > base + site), None)
         if at is not None and at > 0:
             site_tokens.add(at)
-    code_tokens = [t for t, (start, end) in enumerate(spans)
-                   if t > 0 and start >= base + code[0] and end <= base + code[1] and t not in site_tokens]
+    code_tokens = [
+        t
+        for t, (start, end) in enumerate(spans)
+        if t > 0 and start >= base + code[0] and end <= base + code[1] and t not in site_tokens
+    ]
     return encoded["input_ids"], sorted(site_tokens), code_tokens
 
 
-def entropy_at_think_sites_batched(model, tokenizer, items: list[tuple[str, str]], batch_size: int = 8,
-                                   progress=None) -> list[dict[str, list[float]] | None]:
+def entropy_at_think_sites_batched(
+    model, tokenizer, items: list[tuple[str, str]], batch_size: int = 8, progress=None
+) -> list[dict[str, list[float]] | None]:
     """Next-token entropy (nats) at each think site and at every other code position of each
     (prompt, reply), None for a reply with no inline block inside its executed code. Replies go
     through the model in right-padded batches of similar length, and only the positions that are
@@ -206,24 +217,29 @@ def entropy_at_think_sites_batched(model, tokenizer, items: list[tuple[str, str]
     order = sorted((i for i, f in enumerate(found) if f is not None), key=lambda i: len(found[i][0]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         width = max(len(found[i][0]) for i in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):
-            ids[r, :len(found[i][0])] = torch.tensor(found[i][0])
-            mask[r, :len(found[i][0])] = 1
+            ids[r, : len(found[i][0])] = torch.tensor(found[i][0])
+            mask[r, : len(found[i][0])] = 1
         read = sorted({t - 1 for i in rows for t in found[i][1] + found[i][2]})
         column = {position: c for c, position in enumerate(read)}
         with torch.no_grad():
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                           logits_to_keep=torch.tensor(read, device=model.device)).logits.float()
+            logits = model(
+                input_ids=ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                logits_to_keep=torch.tensor(read, device=model.device),
+            ).logits.float()
         log_probs = torch.log_softmax(logits, dim=-1)
         entropy = -(log_probs.exp() * log_probs).sum(-1).cpu()  # [row, column of position t - 1]
         for r, i in enumerate(rows):
             _, sites, others = found[i]
-            results[i] = {"sites": [float(entropy[r, column[t - 1]]) for t in sites],
-                          "elsewhere": [float(entropy[r, column[t - 1]]) for t in others]}
+            results[i] = {
+                "sites": [float(entropy[r, column[t - 1]]) for t in sites],
+                "elsewhere": [float(entropy[r, column[t - 1]]) for t in others],
+            }
         if progress:
             progress(len(rows))
     return results
@@ -235,7 +251,9 @@ def entropy_at_think_sites(model, tokenizer, prompt_text: str, response: str) ->
     return entropy_at_think_sites_batched(model, tokenizer, [(prompt_text, response)])[0]
 
 
-def summarize_entropy(per_response: list[dict[str, list[float]]], resamples: int = 1000, confidence: float = 0.95) -> dict[str, Any]:
+def summarize_entropy(
+    per_response: list[dict[str, list[float]]], resamples: int = 1000, confidence: float = 0.95
+) -> dict[str, Any]:
     """Mean entropy at think sites and elsewhere, and their ratio with a bootstrap interval over
     responses (a response's sites are not independent of each other)."""
     from tasks.evaluation.scoring import ratio_interval
@@ -250,7 +268,9 @@ def summarize_entropy(per_response: list[dict[str, list[float]]], resamples: int
         "entropy_think_sites": site_mean,
         "entropy_elsewhere": other_mean,
         "entropy_ratio": site_mean / other_mean if site_mean is not None and other_mean else None,
-        "entropy_ratio_ci": ratio_interval([(item["sites"], item["elsewhere"]) for item in per_response], resamples, confidence),
+        "entropy_ratio_ci": ratio_interval(
+            [(item["sites"], item["elsewhere"]) for item in per_response], resamples, confidence
+        ),
         "entropy_think_sites_median": median(sites),
         "entropy_elsewhere_median": median(elsewhere),
     }

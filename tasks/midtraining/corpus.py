@@ -32,6 +32,7 @@ from tasks.thinking import THINK_CLOSE, THINK_OPEN, clean_thought, render_interl
 
 # -- pure functions --------------------------------------------------------------------------------
 
+
 def corpus_documents(source: str, max_documents: int, seed: int = 0) -> list[tuple[str, str]]:
     """(name, text) documents, in a stable order."""
     import random
@@ -41,7 +42,11 @@ def corpus_documents(source: str, max_documents: int, seed: int = 0) -> list[tup
 
         documents = [(f"pydoc:{name}", text) for name, text in sorted(topics.items())]
         root = Path(sysconfig.get_paths()["stdlib"])
-        documents += [(f"stdlib:{p.name}", p.read_text(errors="replace")) for p in sorted(root.glob("*.py")) if p.stat().st_size < 60_000]
+        documents += [
+            (f"stdlib:{p.name}", p.read_text(errors="replace"))
+            for p in sorted(root.glob("*.py"))
+            if p.stat().st_size < 60_000
+        ]
     elif source.startswith("files:"):
         pattern = source.split(":", 1)[1]
         paths = sorted(Path("/").glob(pattern.lstrip("/")) if pattern.startswith("/") else Path.cwd().glob(pattern))
@@ -89,17 +94,27 @@ def segment_at_line_ends(chunk: str, segments: int) -> list[str]:
 
 
 def thought_request(text_so_far: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": (
-        f"Here is the text so far:\n\"\"\"\n{text_so_far[-1500:]}\n\"\"\"\n"
-        "In one short sentence, think about what the text will say next and why. Reply with the thought only."
-    )}]
+    return [
+        {
+            "role": "user",
+            "content": (
+                f'Here is the text so far:\n"""\n{text_so_far[-1500:]}\n"""\n'
+                "In one short sentence, think about what the text will say next and why. Reply with the thought only."
+            ),
+        }
+    ]
 
 
 def interleave_request(chunk: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": (
-        "Copy the text below exactly, character for character, but insert two or three short thoughts, each as "
-        f"{THINK_OPEN}thought{THINK_CLOSE}, where a reader would pause to think. Change nothing else.\n\n{chunk}"
-    )}]
+    return [
+        {
+            "role": "user",
+            "content": (
+                "Copy the text below exactly, character for character, but insert two or three short thoughts, each as "
+                f"{THINK_OPEN}thought{THINK_CLOSE}, where a reader would pause to think. Change nothing else.\n\n{chunk}"
+            ),
+        }
+    ]
 
 
 def segments_of_interleaved(text: str) -> tuple[list[str], list[str]]:
@@ -145,19 +160,35 @@ def held_out(chunk_id: str, eval_fraction: float, seed: int) -> bool:
 def rl_examples(chunk_id: str, sample: dict[str, Any]) -> list[dict[str, Any]]:
     """Every boundary k: the prefix (segments before it, no thoughts), the thought, the next segment."""
     segments, thoughts = sample["segments"], sample["thoughts"]
-    return [{"chunk_id": chunk_id, "boundary": k, "prefix": "".join(segments[:k + 1]), "thought": thoughts[k],
-             "suffix": segments[k + 1]} for k in range(len(thoughts))]
+    return [
+        {
+            "chunk_id": chunk_id,
+            "boundary": k,
+            "prefix": "".join(segments[: k + 1]),
+            "thought": thoughts[k],
+            "suffix": segments[k + 1],
+        }
+        for k in range(len(thoughts))
+    ]
 
 
 def annotate_chunks(chunks: list[dict[str, Any]], annotator, cfg: CorpusConfig) -> list[dict[str, Any]]:
     """The annotator's raw output for each chunk: segments and thoughts, not yet verified."""
     if cfg.mode == "interleave":
-        replies = annotator.complete([interleave_request(c["text"]) for c in chunks],
-                                     max_new_tokens=cfg.chunk_tokens + 3 * cfg.thought_max_new_tokens)
-        return [{"chunk_id": c["id"], **dict(zip(("segments", "thoughts"), segments_of_interleaved(r)))}
-                for c, r in zip(chunks, replies)]
+        replies = annotator.complete(
+            [interleave_request(c["text"]) for c in chunks],
+            max_new_tokens=cfg.chunk_tokens + 3 * cfg.thought_max_new_tokens,
+        )
+        return [
+            {"chunk_id": c["id"], **dict(zip(("segments", "thoughts"), segments_of_interleaved(r)))}
+            for c, r in zip(chunks, replies)
+        ]
     planned = [(c, segment_at_line_ends(c["text"], cfg.segments_per_chunk)) for c in chunks]
-    requests = [(i, thought_request("".join(segs[:k + 1]))) for i, (_, segs) in enumerate(planned) for k in range(len(segs) - 1)]
+    requests = [
+        (i, thought_request("".join(segs[: k + 1])))
+        for i, (_, segs) in enumerate(planned)
+        for k in range(len(segs) - 1)
+    ]
     replies = annotator.complete([r for _, r in requests], max_new_tokens=cfg.thought_max_new_tokens)
     thoughts: list[list[str]] = [[] for _ in planned]
     for (index, _), reply in zip(requests, replies):
@@ -166,6 +197,7 @@ def annotate_chunks(chunks: list[dict[str, Any]], annotator, cfg: CorpusConfig) 
 
 
 # -- Prefect tasks ---------------------------------------------------------------------------------
+
 
 @task(name="chunk-corpus", cache_policy=stage_cache(), persist_result=True)
 def chunk_corpus(policy_id: str, corpus: CorpusConfig) -> str:
@@ -185,8 +217,13 @@ def chunk_corpus(policy_id: str, corpus: CorpusConfig) -> str:
         write_jsonl(staged / "chunks.jsonl", chunks)
         shards = shards_for(len(chunks), cfg.shard_size)
         run.log.info("%d chunks of at most %d tokens in %d shards", len(chunks), cfg.chunk_tokens, shards)
-        return run.output("chunks", staged, kind="dataset", name="midtraining-chunks",
-                          metrics={"chunks": len(chunks), "shards": shards})
+        return run.output(
+            "chunks",
+            staged,
+            kind="dataset",
+            name="midtraining-chunks",
+            metrics={"chunks": len(chunks), "shards": shards},
+        )
 
 
 def shard_count(chunks_id: str, corpus: CorpusConfig) -> int:
@@ -198,11 +235,22 @@ def shard_count(chunks_id: str, corpus: CorpusConfig) -> int:
     return shards_for(chunks, corpus.shard_size)
 
 
-@task(name="annotate-corpus-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
-      cache_policy=stage_cache(),
-      persist_result=True)
-def annotate_corpus_shard(chunks_id: str, shard: int, annotator_model_id: str | None, annotator: AnnotatorConfig,
-                          corpus: CorpusConfig, dtype: str) -> str:
+@task(
+    name="annotate-corpus-shard",
+    retry_condition_fn=retry_transient,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def annotate_corpus_shard(
+    chunks_id: str,
+    shard: int,
+    annotator_model_id: str | None,
+    annotator: AnnotatorConfig,
+    corpus: CorpusConfig,
+    dtype: str,
+) -> str:
     """One shard's annotations, cached on its own: an interrupted run redoes only unfinished shards.
     The annotator's reply settings (model, kind, temperature) are part of the cache key, its
     endpoint, concurrency and retries are not (``AnnotatorConfig.HOW``)."""
@@ -212,15 +260,22 @@ def annotate_corpus_shard(chunks_id: str, shard: int, annotator_model_id: str | 
     inputs = {"chunks": chunks_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
     params = {"shard": shard, "annotator": annotator.to_json(), "corpus": cfg.to_json(), "dtype": dtype}
     with StageRun("annotate_corpus_shard", inputs=inputs, params=params) as run:
-        chunks = read_jsonl(run.input_path("chunks") / "chunks.jsonl")[shard * cfg.shard_size:(shard + 1) * cfg.shard_size]
+        chunks = read_jsonl(run.input_path("chunks") / "chunks.jsonl")[
+            shard * cfg.shard_size : (shard + 1) * cfg.shard_size
+        ]
         model_dir = run.input_path("annotator") if annotator_model_id else None
         writer = make_annotator(annotator_cfg, model_dir, run.store.home / "cache" / "annotator", dtype)
         annotated = annotate_chunks(chunks, writer, cfg)
         staged = run.staging(f"shard{shard}")
         write_jsonl(staged / "annotations.jsonl", annotated)
         run.log.info("shard %d: %d chunks annotated (%s)", shard, len(annotated), writer.calls)
-        return run.output("annotations", staged, kind="dataset", name=f"midtraining-annotations-{shard}",
-                          metrics={"chunks": len(annotated), "requests": writer.calls.requested})
+        return run.output(
+            "annotations",
+            staged,
+            kind="dataset",
+            name=f"midtraining-annotations-{shard}",
+            metrics={"chunks": len(annotated), "requests": writer.calls.requested},
+        )
 
 
 @task(name="assemble-corpus", cache_policy=stage_cache(), persist_result=True)
@@ -231,10 +286,14 @@ def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) 
     inputs = {"chunks": chunks_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
     with StageRun("assemble_corpus", inputs=inputs, params=cfg.to_json()) as run:
         chunks = {c["id"]: c for c in read_jsonl(run.input_path("chunks") / "chunks.jsonl")}
-        annotated = [row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "annotations.jsonl")]
+        annotated = [
+            row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "annotations.jsonl")
+        ]
         missing = set(chunks) - {row["chunk_id"] for row in annotated}
         if missing or len(annotated) != len(chunks):
-            raise RuntimeError(f"{len(chunks)} chunks but {len(annotated)} annotations; missing e.g. {sorted(missing)[:3]}")
+            raise RuntimeError(
+                f"{len(chunks)} chunks but {len(annotated)} annotations; missing e.g. {sorted(missing)[:3]}"
+            )
         rejected: Counter = Counter()
         sft, rl, held, thoughts = [], [], [], 0
         for row in annotated:
@@ -251,16 +310,27 @@ def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) 
             else:
                 sft.append({"chunk_id": chunk["id"], "text": sample["text"], "chunk": chunk["text"]})
         accepted = len(annotated) - sum(rejected.values())
-        metrics = {"chunks": len(chunks), "accepted": accepted, "acceptance_rate": accepted / len(chunks) if chunks else 0.0,
-                   "thoughts_per_sample": thoughts / accepted if accepted else 0.0, "sft_samples": len(sft),
-                   "rl_examples": len(rl), "held_out_examples": len(held), **{f"rejected_{k}": n for k, n in sorted(rejected.items())}}
-        run.log.info("mid-training corpus: %d of %d chunks accepted, rejected %s", accepted, len(chunks), dict(rejected))
+        metrics = {
+            "chunks": len(chunks),
+            "accepted": accepted,
+            "acceptance_rate": accepted / len(chunks) if chunks else 0.0,
+            "thoughts_per_sample": thoughts / accepted if accepted else 0.0,
+            "sft_samples": len(sft),
+            "rl_examples": len(rl),
+            "held_out_examples": len(held),
+            **{f"rejected_{k}": n for k, n in sorted(rejected.items())},
+        }
+        run.log.info(
+            "mid-training corpus: %d of %d chunks accepted, rejected %s", accepted, len(chunks), dict(rejected)
+        )
         if not accepted:
             raise ValueError(f"no annotated chunk passed verification: rejected {dict(rejected)}")
         ids = []
         if cfg.eval_fraction > 0 and not held:
-            raise ValueError(f"corpus.eval_fraction is {cfg.eval_fraction} but no accepted chunk was held out "
-                             f"({accepted} accepted): raise eval_fraction or the number of chunks")
+            raise ValueError(
+                f"corpus.eval_fraction is {cfg.eval_fraction} but no accepted chunk was held out "
+                f"({accepted} accepted): raise eval_fraction or the number of chunks"
+            )
         for half, rows in (("sft", sft), ("rl", rl), ("held-out", held)):
             staged = run.staging(half)
             write_jsonl(staged / "train.jsonl", rows)
@@ -283,5 +353,10 @@ def raw_corpus(sft_half_id: str) -> str:
         staged = run.staging("raw")
         write_jsonl(staged / "train.jsonl", rows)
         run.log.info("raw corpus: %d chunks without thoughts (%d contain a think tag of their own)", len(rows), tagged)
-        return run.output("raw", staged, kind="dataset", name="midtraining-raw", metrics={"sft_samples": len(rows),
-                                                                                          "chunks_with_own_think_tag": tagged})
+        return run.output(
+            "raw",
+            staged,
+            kind="dataset",
+            name="midtraining-raw",
+            metrics={"sft_samples": len(rows), "chunks_with_own_think_tag": tagged},
+        )

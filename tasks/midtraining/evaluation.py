@@ -47,7 +47,9 @@ def pooled_perplexity(nll_sums: list[float], token_counts: list[int]) -> float:
     return math.exp(sum(nll_sums) / max(1, sum(token_counts)))
 
 
-def perplexity_interval(nll_sums: list[float], token_counts: list[int], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
+def perplexity_interval(
+    nll_sums: list[float], token_counts: list[int], resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
     """Percentile interval of the pooled perplexity, resampling examples with replacement."""
     rng, size = random.Random(seed), len(nll_sums)
     values = []
@@ -74,8 +76,8 @@ def suffix_nll(model, tokenizer, prompt: str, suffix: str) -> tuple[float, int]:
         return 0.0, 0
     ids = torch.tensor([prompt_ids + suffix_ids], device=model.device)
     with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt_ids) - 1:-1].float()
-    nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids):], reduction="sum")
+        logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    nll = torch.nn.functional.cross_entropy(logits, ids[0, len(prompt_ids) :], reduction="sum")
     return float(nll), len(suffix_ids)
 
 
@@ -86,7 +88,7 @@ def cut_guess(reply: str, tokenizer, max_tokens: int) -> str:
     if thought is None:
         return reply
     ids = tokenizer(guess, add_special_tokens=False)["input_ids"]
-    return reply if len(ids) <= max_tokens else reply[:len(reply) - len(guess)] + tokenizer.decode(ids[:max_tokens])
+    return reply if len(ids) <= max_tokens else reply[: len(reply) - len(guess)] + tokenizer.decode(ids[:max_tokens])
 
 
 def plain_guess(reply: str, tokenizer, max_tokens: int) -> str:
@@ -94,51 +96,81 @@ def plain_guess(reply: str, tokenizer, max_tokens: int) -> str:
     closes ends it), cut to ``max_tokens`` tokens."""
     text = strip_thoughts(reply)
     if THINK_OPEN in text:
-        text = text[:text.index(THINK_OPEN)]
+        text = text[: text.index(THINK_OPEN)]
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
-def evaluate_continuations(model_dir, examples: list[dict[str, Any]], cfg: MidtrainingEvalSection, judge: str, threshold: float,
-                           annotator, dtype: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def evaluate_continuations(
+    model_dir,
+    examples: list[dict[str, Any]],
+    cfg: MidtrainingEvalSection,
+    judge: str,
+    threshold: float,
+    annotator,
+    dtype: str,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """(one row per example, the summary metrics)."""
     from tasks.generation import HFBackend, Sampling
 
     backend = HFBackend(model_dir, dtype, cfg.batch_size)
     prompts = [example["prompt"] for example in examples]
     with_room = Sampling(max_new_tokens=cfg.max_new_tokens + cfg.thought_tokens, stop_on_code_end=False)
-    thinking = [cut_guess(THINK_OPEN + replies[0], backend.tokenizer, cfg.max_new_tokens)
-                for replies in backend.complete([p + THINK_OPEN for p in prompts], with_room)]
+    thinking = [
+        cut_guess(THINK_OPEN + replies[0], backend.tokenizer, cfg.max_new_tokens)
+        for replies in backend.complete([p + THINK_OPEN for p in prompts], with_room)
+    ]
     sampling = Sampling(max_new_tokens=cfg.max_new_tokens, stop_on_code_end=False)
     direct = [replies[0] for replies in backend.complete([p + EMPTY_THOUGHT for p in prompts], sampling)]
     unprompted = [replies[0] for replies in backend.complete(prompts, with_room)]
     plain = [plain_guess(reply, backend.tokenizer, cfg.max_new_tokens) for reply in unprompted]
     prefixes, suffixes = [e["prefix"] for e in examples], [e["suffix"] for e in examples]
-    with_thought = midtrain_judge_reward(thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator)
+    with_thought = midtrain_judge_reward(
+        thinking, prefixes, suffixes, judge=judge, threshold=threshold, annotator=annotator
+    )
     without = judge_guesses(direct, prefixes, suffixes, judge, threshold, annotator)
     judged_plain = judge_guesses(plain, prefixes, suffixes, judge, threshold, annotator)
     likelihoods = [suffix_nll(backend.model, backend.tokenizer, p, s) for p, s in zip(prompts, suffixes)]
     rows = []
     for index, (example, reply, (nll, tokens)) in enumerate(zip(examples, thinking, likelihoods)):
         thought, _ = split_thought(reply)
-        rows.append({"chunk_id": example["chunk_id"], "boundary": example["boundary"], "thinking_reply": reply,
-                     "direct_reply": direct[index], "plain_reply": unprompted[index], "plain_guess": plain[index],
-                     "reward_thinking": with_thought[index], "reward_no_thinking": without[index], "reward_plain": judged_plain[index],
-                     "opens_thought_unprompted": THINK_OPEN in unprompted[index],
-                     "thought_words": len(thought.split()) if thought else 0, "suffix_nll": nll, "suffix_tokens": tokens})
+        rows.append(
+            {
+                "chunk_id": example["chunk_id"],
+                "boundary": example["boundary"],
+                "thinking_reply": reply,
+                "direct_reply": direct[index],
+                "plain_reply": unprompted[index],
+                "plain_guess": plain[index],
+                "reward_thinking": with_thought[index],
+                "reward_no_thinking": without[index],
+                "reward_plain": judged_plain[index],
+                "opens_thought_unprompted": THINK_OPEN in unprompted[index],
+                "thought_words": len(thought.split()) if thought else 0,
+                "suffix_nll": nll,
+                "suffix_tokens": tokens,
+            }
+        )
     nlls, counts = [r["suffix_nll"] for r in rows], [r["suffix_tokens"] for r in rows]
     low, high = perplexity_interval(nlls, counts, cfg.resamples, cfg.confidence, cfg.seed)
-    metrics = {"examples": len(rows), **mean_with_interval("judge_reward_thinking", with_thought, cfg),
-               **mean_with_interval("judge_reward_no_thinking", without, cfg),
-               **mean_with_interval("judge_reward_plain", judged_plain, cfg),
-               "opens_thought_unprompted": sum(r["opens_thought_unprompted"] for r in rows) / len(rows),
-               "closes_thought": sum(1 for r in rows if split_thought(r["thinking_reply"])[0] is not None) / len(rows),
-               "thought_words": sum(r["thought_words"] for r in rows) / len(rows),
-               "suffix_perplexity": pooled_perplexity(nlls, counts), "suffix_perplexity_ci_low": low, "suffix_perplexity_ci_high": high}
+    metrics = {
+        "examples": len(rows),
+        **mean_with_interval("judge_reward_thinking", with_thought, cfg),
+        **mean_with_interval("judge_reward_no_thinking", without, cfg),
+        **mean_with_interval("judge_reward_plain", judged_plain, cfg),
+        "opens_thought_unprompted": sum(r["opens_thought_unprompted"] for r in rows) / len(rows),
+        "closes_thought": sum(1 for r in rows if split_thought(r["thinking_reply"])[0] is not None) / len(rows),
+        "thought_words": sum(r["thought_words"] for r in rows) / len(rows),
+        "suffix_perplexity": pooled_perplexity(nlls, counts),
+        "suffix_perplexity_ci_low": low,
+        "suffix_perplexity_ci_high": high,
+    }
     return rows, metrics
 
 
-def held_out_examples(rows: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None) -> list[dict[str, Any]]:
+def held_out_examples(
+    rows: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None
+) -> list[dict[str, Any]]:
     """The held-out (prefix, suffix) pairs with the prompt each model sees (the prefix's last tokens)."""
     from tasks.training.stages import midtraining_rl_rows
 
@@ -146,10 +178,23 @@ def held_out_examples(rows: list[dict[str, Any]], tokenizer, max_prompt_length: 
     return [{**row, "prompt": prompt["prompt"]} for row, prompt in zip(rows[:limit] if limit else rows, prompts)]
 
 
-@task(name="midtraining-eval", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
-      cache_policy=stage_cache(), persist_result=True)
-def evaluate_midtraining(model_id: str, held_out_id: str, cfg: MidtrainingEvalSection, rl: MidtrainingRLSection,
-                         judge_model_id: str | None, annotator: AnnotatorConfig, dtype: str) -> str:
+@task(
+    name="midtraining-eval",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    retry_delay_seconds=10,
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def evaluate_midtraining(
+    model_id: str,
+    held_out_id: str,
+    cfg: MidtrainingEvalSection,
+    rl: MidtrainingRLSection,
+    judge_model_id: str | None,
+    annotator: AnnotatorConfig,
+    dtype: str,
+) -> str:
     """A report: report.json (judge reward with and without thinking, suffix perplexity, each with
     an interval) and rows.jsonl (every example's two replies and scores)."""
     from transformers import AutoTokenizer
@@ -157,9 +202,18 @@ def evaluate_midtraining(model_id: str, held_out_id: str, cfg: MidtrainingEvalSe
     from tasks.annotators import make_annotator
 
     judged_by_llm = rl.reward.judge == "llm"
-    inputs = {"model": model_id, "held_out": held_out_id, **({"judge": judge_model_id} if judged_by_llm and judge_model_id else {})}
-    params = {"evaluate": cfg.to_json(), "judge": rl.reward.to_json(), "max_prompt_length": rl.max_prompt_length, "dtype": dtype,
-              **({"judge_model": annotator.cache_key()} if judged_by_llm else {})}
+    inputs = {
+        "model": model_id,
+        "held_out": held_out_id,
+        **({"judge": judge_model_id} if judged_by_llm and judge_model_id else {}),
+    }
+    params = {
+        "evaluate": cfg.to_json(),
+        "judge": rl.reward.to_json(),
+        "max_prompt_length": rl.max_prompt_length,
+        "dtype": dtype,
+        **({"judge_model": annotator.cache_key()} if judged_by_llm else {}),
+    }
     with StageRun("midtraining_eval", inputs=inputs, params=params) as run:
         rows = read_jsonl(run.input_path("held_out") / "train.jsonl")
         if not rows:
@@ -170,12 +224,20 @@ def evaluate_midtraining(model_id: str, held_out_id: str, cfg: MidtrainingEvalSe
         if judged_by_llm:
             judge_dir = run.input_path("judge") if "judge" in inputs else None
             judge_client = make_annotator(annotator, judge_dir, run.store.home / "cache" / "annotator", dtype)
-        scored, metrics = evaluate_continuations(run.input_path("model"), examples, cfg, rl.reward.judge, rl.reward.threshold,
-                                                 judge_client, dtype)
+        scored, metrics = evaluate_continuations(
+            run.input_path("model"), examples, cfg, rl.reward.judge, rl.reward.threshold, judge_client, dtype
+        )
         run.log.info("mid-training eval of %s on %d held-out examples: %s", model_id, len(scored), json.dumps(metrics))
         staged = run.staging("report")
         write_jsonl(staged / "rows.jsonl", scored)
-        (staged / "report.json").write_text(json.dumps({"model": model_id, "held_out": held_out_id, "judge": rl.reward.judge,
-                                                        **metrics}, indent=1))
-        return run.output("report", staged, kind="report", name="midtraining-evaluation", metadata={"model": model_id},
-                          metrics=metrics)
+        (staged / "report.json").write_text(
+            json.dumps({"model": model_id, "held_out": held_out_id, "judge": rl.reward.judge, **metrics}, indent=1)
+        )
+        return run.output(
+            "report",
+            staged,
+            kind="report",
+            name="midtraining-evaluation",
+            metadata={"model": model_id},
+            metrics=metrics,
+        )

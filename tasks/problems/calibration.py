@@ -45,19 +45,33 @@ def pass_rates(problems: list[dict[str, Any]], replies: list[list[str]], sandbox
     """One row per problem: its difficulty, how many of its samples passed, the pass rate."""
     from tasks.thinking import extract_code
 
-    jobs = [Job(p["id"], f"calibration-{k}", extract_code(text), p["tests"]) for p, texts in zip(problems, replies)
-            for k, text in enumerate(texts)]
-    verdicts = run_batch(jobs, sandbox_cfg, progress=ProgressReport("sandbox: calibration samples", len(jobs), "solutions"))
+    jobs = [
+        Job(p["id"], f"calibration-{k}", extract_code(text), p["tests"])
+        for p, texts in zip(problems, replies)
+        for k, text in enumerate(texts)
+    ]
+    verdicts = run_batch(
+        jobs, sandbox_cfg, progress=ProgressReport("sandbox: calibration samples", len(jobs), "solutions")
+    )
     rows, position = [], 0
     for problem, texts in zip(problems, replies):
-        mine = verdicts[position:position + len(texts)]
+        mine = verdicts[position : position + len(texts)]
         position += len(texts)
         broken = [v for v in mine if v.status == "infra_error"]
         if broken:
-            raise RuntimeError(f"{problem['id']}: the sandbox could not run {broken[0].solution_id}: {broken[0].detail}")
+            raise RuntimeError(
+                f"{problem['id']}: the sandbox could not run {broken[0].solution_id}: {broken[0].detail}"
+            )
         passed = sum(v.status == "passed" for v in mine)
-        rows.append({"problem_id": problem["id"], "difficulty": problem.get("difficulty") or "unrated", "samples": len(texts),
-                     "passed": passed, "pass_rate": passed / len(texts)})
+        rows.append(
+            {
+                "problem_id": problem["id"],
+                "difficulty": problem.get("difficulty") or "unrated",
+                "samples": len(texts),
+                "passed": passed,
+                "pass_rate": passed / len(texts),
+            }
+        )
     return rows
 
 
@@ -73,56 +87,101 @@ def calibration_table(rows: list[dict[str, Any]], cfg: CalibrationConfig) -> lis
         groups[row["difficulty"]].append(row)
     table = []
     for name, members in sorted(groups.items()) + [("all", rows)]:
-        table.append({"difficulty": name, "problems": len(members),
-                      "pass_rate": statistics.fmean(r["pass_rate"] for r in members),
-                      "with_variance": sum(0 < r["passed"] < r["samples"] for r in members) / len(members),
-                      "in_band": sum(in_band(r, cfg) for r in members) / len(members),
-                      "kept": sum(in_band(r, cfg) for r in members)})
+        table.append(
+            {
+                "difficulty": name,
+                "problems": len(members),
+                "pass_rate": statistics.fmean(r["pass_rate"] for r in members),
+                "with_variance": sum(0 < r["passed"] < r["samples"] for r in members) / len(members),
+                "in_band": sum(in_band(r, cfg) for r in members) / len(members),
+                "kept": sum(in_band(r, cfg) for r in members),
+            }
+        )
     return table
 
 
-def calibration_markdown(table: list[dict[str, Any]], cfg: CalibrationConfig, temperature: float, policy: str,
-                         samples: int | None = None) -> str:
-    lines = [f"Calibration of {policy}: {samples or cfg.samples} samples per problem at temperature {temperature}; "
-             f"RL set = pass rate in [{cfg.low}, {cfg.high}]", "",
-             "| difficulty | problems | mean pass rate | groups with variance | in band | kept |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['difficulty']} | {r['problems']} | {r['pass_rate']:.3f} | {r['with_variance']:.2f} | {r['in_band']:.2f} | "
-              f"{r['kept']} |" for r in table]
+def calibration_markdown(
+    table: list[dict[str, Any]], cfg: CalibrationConfig, temperature: float, policy: str, samples: int | None = None
+) -> str:
+    lines = [
+        f"Calibration of {policy}: {samples or cfg.samples} samples per problem at temperature {temperature}; "
+        f"RL set = pass rate in [{cfg.low}, {cfg.high}]",
+        "",
+        "| difficulty | problems | mean pass rate | groups with variance | in band | kept |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['difficulty']} | {r['problems']} | {r['pass_rate']:.3f} | {r['with_variance']:.2f} | {r['in_band']:.2f} | "
+        f"{r['kept']} |"
+        for r in table
+    ]
     return "\n".join(lines) + "\n"
 
 
-def sampled_pass_rates(policy_dir, problems: list[dict[str, Any]], cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection,
-                       system_prompt: str, dtype: str) -> list[dict[str, Any]]:
+def sampled_pass_rates(
+    policy_dir,
+    problems: list[dict[str, Any]],
+    cfg: CalibrationConfig,
+    rl: RLSection,
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
+) -> list[dict[str, Any]]:
     """``pass_rates`` of one policy: ``cfg.samples`` replies per problem at the RL temperature and cap."""
     from tasks.generation import sample_replies
 
-    replies = sample_replies(policy_dir, [chat_prompt(p, system_prompt) for p in problems], samples=cfg.samples,
-                             max_new_tokens=rl.max_completion_length, temperature=rl.temperature, seed=cfg.seed,
-                             batch_size=cfg.batch_size, dtype=dtype)
+    replies = sample_replies(
+        policy_dir,
+        [chat_prompt(p, system_prompt) for p in problems],
+        samples=cfg.samples,
+        max_new_tokens=rl.max_completion_length,
+        temperature=rl.temperature,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        dtype=dtype,
+    )
     return pass_rates(problems, replies, sandbox.sandbox_config())
 
 
-def calibration_params(cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str) -> dict[str, Any]:
-    return {"calibration": cfg.to_json(), "temperature": rl.temperature, "max_new_tokens": rl.max_completion_length,
-            "sources": rl.sources, "shuffle_seed": rl.shuffle_seed, "sandbox": sandbox.to_json(),
-            "system_prompt": system_prompt, "dtype": dtype}
+def calibration_params(
+    cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str
+) -> dict[str, Any]:
+    return {
+        "calibration": cfg.to_json(),
+        "temperature": rl.temperature,
+        "max_new_tokens": rl.max_completion_length,
+        "sources": rl.sources,
+        "shuffle_seed": rl.shuffle_seed,
+        "sandbox": sandbox.to_json(),
+        "system_prompt": system_prompt,
+        "dtype": dtype,
+    }
 
 
 def table_metrics(table: list[dict[str, Any]], prefix: str = "") -> dict[str, float]:
     metrics = {}
     for row in table:
         label = prefix + row["difficulty"].replace(" ", "_")
-        metrics.update({f"{label}/pass_rate": row["pass_rate"], f"{label}/with_variance": row["with_variance"],
-                        f"{label}/in_band": row["in_band"]})
+        metrics.update(
+            {
+                f"{label}/pass_rate": row["pass_rate"],
+                f"{label}/with_variance": row["with_variance"],
+                f"{label}/in_band": row["in_band"],
+            }
+        )
     return metrics
 
 
 def no_problem_kept(problems: list[dict[str, Any]], cfg: CalibrationConfig, table: list[dict[str, Any]]) -> ValueError:
-    return ValueError(f"calibration kept no problem: none of {len(problems)} has a pass rate in [{cfg.low}, {cfg.high}] "
-                      f"({json.dumps(table[-1])}); widen the band, raise calibration.limit, or use easier problems")
+    return ValueError(
+        f"calibration kept no problem: none of {len(problems)} has a pass rate in [{cfg.low}, {cfg.high}] "
+        f"({json.dumps(table[-1])}); widen the band, raise calibration.limit, or use easier problems"
+    )
 
 
-def write_rl_set(run: StageRun, kept: list[dict[str, Any]], rows: list[dict[str, Any]], markdown: str, table: Any) -> Any:
+def write_rl_set(
+    run: StageRun, kept: list[dict[str, Any]], rows: list[dict[str, Any]], markdown: str, table: Any
+) -> Any:
     staged = run.staging("rl-problems")
     write_jsonl(staged / "problems.jsonl", kept)
     write_jsonl(staged / "calibration.jsonl", rows)
@@ -131,14 +190,30 @@ def write_rl_set(run: StageRun, kept: list[dict[str, Any]], rows: list[dict[str,
     return staged
 
 
-@task(name="calibrate", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=[10],
-      cache_policy=stage_cache(), persist_result=True)
-def calibrate_rl_problems(policy_id: str, problems_id: str, calibration: CalibrationConfig, rl: RLSection,
-                          sandbox: SandboxSection, system_prompt: str, dtype: str) -> str:
+@task(
+    name="calibrate",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    retry_delay_seconds=[10],
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def calibrate_rl_problems(
+    policy_id: str,
+    problems_id: str,
+    calibration: CalibrationConfig,
+    rl: RLSection,
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
+) -> str:
     """The RL set (problems.jsonl) and the calibration behind it (calibration.jsonl, calibration.md)."""
     cfg = calibration
-    with StageRun("calibrate", inputs={"policy": policy_id, "problems": problems_id},
-                  params=calibration_params(cfg, rl, sandbox, system_prompt, dtype)) as run:
+    with StageRun(
+        "calibrate",
+        inputs={"policy": policy_id, "problems": problems_id},
+        params=calibration_params(cfg, rl, sandbox, system_prompt, dtype),
+    ) as run:
         problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
         rows = sampled_pass_rates(run.input_path("policy"), problems, cfg, rl, sandbox, system_prompt, dtype)
         table = calibration_table(rows, cfg)
@@ -161,10 +236,24 @@ def pooled_rows(rows_by_policy: list[list[dict[str, Any]]]) -> list[dict[str, An
     return pooled
 
 
-@task(name="calibrate-arms", retry_condition_fn=retry_transient, retries=1, retry_delay_seconds=[10],
-      cache_policy=stage_cache(), persist_result=True)
-def calibrate_rl_problems_for_arms(policy_ids: list[str], labels: list[str], problems_id: str, calibration: CalibrationConfig,
-                                   rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str) -> str:
+@task(
+    name="calibrate-arms",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    retry_delay_seconds=[10],
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def calibrate_rl_problems_for_arms(
+    policy_ids: list[str],
+    labels: list[str],
+    problems_id: str,
+    calibration: CalibrationConfig,
+    rl: RLSection,
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
+) -> str:
     """One RL set for several starting policies that must train on the same problems (the RLVR arms
     of Thinking Mid-training). Every policy samples every candidate; a problem is kept when the pass
     rate pooled over the policies lies in the band, so no arm's starting point chooses the set. The
@@ -173,22 +262,35 @@ def calibrate_rl_problems_for_arms(policy_ids: list[str], labels: list[str], pro
         raise ValueError(f"calibrate-arms needs one label per policy: {len(policy_ids)} policies, labels {labels}")
     cfg = calibration
     inputs = {"problems": problems_id, **{f"policy_{i}": policy for i, policy in enumerate(policy_ids)}}
-    with StageRun("calibrate_arms", inputs=inputs, params={**calibration_params(cfg, rl, sandbox, system_prompt, dtype),
-                                                           "labels": labels}) as run:
+    with StageRun(
+        "calibrate_arms",
+        inputs=inputs,
+        params={**calibration_params(cfg, rl, sandbox, system_prompt, dtype), "labels": labels},
+    ) as run:
         problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
         rows_by_policy = []
         for index, label in enumerate(labels):
-            rows_by_policy.append(sampled_pass_rates(run.input_path(f"policy_{index}"), problems, cfg, rl, sandbox, system_prompt, dtype))
-            run.log.info("calibration of %s: mean pass rate %.3f over %d problems", label,
-                         statistics.fmean(r["pass_rate"] for r in rows_by_policy[-1]), len(problems))
+            rows_by_policy.append(
+                sampled_pass_rates(run.input_path(f"policy_{index}"), problems, cfg, rl, sandbox, system_prompt, dtype)
+            )
+            run.log.info(
+                "calibration of %s: mean pass rate %.3f over %d problems",
+                label,
+                statistics.fmean(r["pass_rate"] for r in rows_by_policy[-1]),
+                len(problems),
+            )
         pooled = pooled_rows(rows_by_policy)
         tables = {label: calibration_table(rows, cfg) for label, rows in zip(labels, rows_by_policy)}
         tables["pooled"] = calibration_table(pooled, cfg)
         kept = [p for p, row in zip(problems, pooled) if in_band(row, cfg)]
-        markdown = "\n".join(calibration_markdown(table, cfg, rl.temperature, f"arm {label}") for label, table in tables.items()
-                             if label != "pooled")
-        markdown += "\n" + calibration_markdown(tables["pooled"], cfg, rl.temperature, "the arms pooled (the RL set's rule)",
-                                                cfg.samples * len(labels))
+        markdown = "\n".join(
+            calibration_markdown(table, cfg, rl.temperature, f"arm {label}")
+            for label, table in tables.items()
+            if label != "pooled"
+        )
+        markdown += "\n" + calibration_markdown(
+            tables["pooled"], cfg, rl.temperature, "the arms pooled (the RL set's rule)", cfg.samples * len(labels)
+        )
         run.log.info("calibration of the RL starting points:\n%s", markdown)
         if not kept:
             raise no_problem_kept(problems, cfg, tables["pooled"])

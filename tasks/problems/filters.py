@@ -104,13 +104,16 @@ def apply_filters(problems: list[dict[str, Any]], specs: list[FilterConfig], ctx
 
 # -- the filters -----------------------------------------------------------------------------------
 
+
 @register("prompt_length")
 def prompt_length(problems: list[dict], ctx: FilterContext, settings: PromptLengthFilter) -> list[Decision]:
     """The chat prompt (system + task) longer than ``max_tokens`` with the policy's tokenizer."""
     max_tokens = settings.max_tokens
     decisions = []
     for problem in problems:
-        ids = ctx.tokenizer.apply_chat_template(chat_prompt(problem, ctx.system_prompt), add_generation_prompt=True, tokenize=True)
+        ids = ctx.tokenizer.apply_chat_template(
+            chat_prompt(problem, ctx.system_prompt), add_generation_prompt=True, tokenize=True
+        )
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         decisions.append(None if len(ids) <= max_tokens else f"{len(ids)} prompt tokens > {max_tokens}")
@@ -160,7 +163,7 @@ def exact_duplicate(problems: list[dict], ctx: FilterContext, settings: ExactDup
 
 def shingles(text: str, size: int) -> set[str]:
     words = prompt_words(text)
-    return {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+    return {" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1))}
 
 
 def minhash_of(items: set[str], permutations: int):
@@ -203,9 +206,11 @@ def reference_fails(problems: list[dict], ctx: FilterContext, settings: Referenc
     """The problem's reference solution does not pass its own tests in the sandbox (problems
     without a reference are kept: there is nothing to check)."""
     with_reference = [i for i, p in enumerate(problems) if p.get("reference")]
-    verdicts = run_batch([Job(problems[i]["id"], "reference", problems[i]["reference"], problems[i]["tests"])
-                          for i in with_reference], ctx.sandbox,
-                         progress=ProgressReport("sandbox: reference solutions", len(with_reference), "solutions"))
+    verdicts = run_batch(
+        [Job(problems[i]["id"], "reference", problems[i]["reference"], problems[i]["tests"]) for i in with_reference],
+        ctx.sandbox,
+        progress=ProgressReport("sandbox: reference solutions", len(with_reference), "solutions"),
+    )
     decisions: list[Decision] = [None] * len(problems)
     for index, verdict in zip(with_reference, verdicts):
         if verdict.status == "infra_error":
@@ -225,13 +230,24 @@ def pass_rate_band(problems: list[dict], ctx: FilterContext, settings: PassRateB
     if ctx.policy_dir is None:
         raise FilterConfigError("pass_rate_band needs the policy model")
     low, high = settings.low, settings.high
-    cfg = SolutionsConfig(problems="all", samples=settings.samples, temperature=settings.temperature,
-                          max_new_tokens=settings.max_new_tokens, seed=settings.seed)
-    results = rejection_sample(problems, make_sampler(cfg, ctx.policy_dir, None, ctx.dtype), cfg, ctx.sandbox, ctx.system_prompt)
-    return [None if low <= r["pass_rate"] <= high else f"pass rate {r['pass_rate']:.2f} outside {low}-{high}" for r in results]
+    cfg = SolutionsConfig(
+        problems="all",
+        samples=settings.samples,
+        temperature=settings.temperature,
+        max_new_tokens=settings.max_new_tokens,
+        seed=settings.seed,
+    )
+    results = rejection_sample(
+        problems, make_sampler(cfg, ctx.policy_dir, None, ctx.dtype), cfg, ctx.sandbox, ctx.system_prompt
+    )
+    return [
+        None if low <= r["pass_rate"] <= high else f"pass rate {r['pass_rate']:.2f} outside {low}-{high}"
+        for r in results
+    ]
 
 
 # -- the stage -------------------------------------------------------------------------------------
+
 
 class ReconciliationError(RuntimeError):
     pass
@@ -249,10 +265,16 @@ def reconcile(ledger: dict[str, Any], kept: list[dict], dropped: list[dict]) -> 
         quarantined = entry["quarantined"]
         accounted = kept_here + sum(filtered.values()) + sum(quarantined.values())
         if accounted != entry["rows_in"]:
-            raise ReconciliationError(f"{source}: {entry['rows_in']} rows in, but kept + filtered + quarantined = {accounted}")
+            raise ReconciliationError(
+                f"{source}: {entry['rows_in']} rows in, but kept + filtered + quarantined = {accounted}"
+            )
         table.append({"source": source, "outcome": "in", "reason": "", "rows": entry["rows_in"]})
-        table += [{"source": source, "outcome": "quarantined", "reason": r, "rows": n} for r, n in sorted(quarantined.items())]
-        table += [{"source": source, "outcome": "filtered", "reason": r, "rows": n} for r, n in sorted(filtered.items())]
+        table += [
+            {"source": source, "outcome": "quarantined", "reason": r, "rows": n} for r, n in sorted(quarantined.items())
+        ]
+        table += [
+            {"source": source, "outcome": "filtered", "reason": r, "rows": n} for r, n in sorted(filtered.items())
+        ]
         table.append({"source": source, "outcome": "kept", "reason": "", "rows": kept_here})
     return table
 
@@ -263,17 +285,36 @@ def publish_report(table: list[dict[str, Any]]) -> None:
     from prefect.context import TaskRunContext
 
     if TaskRunContext.get() is not None:
-        create_table_artifact(key="problem-filter-report", table=table,
-                              description="rows in = kept + filtered + quarantined, per source and reason")
+        create_table_artifact(
+            key="problem-filter-report",
+            table=table,
+            description="rows in = kept + filtered + quarantined, per source and reason",
+        )
 
 
-@task(name="filter-problems", retry_condition_fn=retry_transient, retries=1,
-      cache_policy=stage_cache(), persist_result=True)
-def filter_problems(problems_id: str, policy_id: str, filters: list[FilterConfig], sandbox: SandboxSection, system_prompt: str,
-                    dtype: str) -> str:
+@task(
+    name="filter-problems",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def filter_problems(
+    problems_id: str,
+    policy_id: str,
+    filters: list[FilterConfig],
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
+) -> str:
     """The recipe's filters over the loaded problems; kept problems, filtered.jsonl (every dropped
     problem with filter and detail), the loader's quarantine, and the reconciled report."""
-    params = {"filters": [f.to_json() for f in filters], "sandbox": sandbox.to_json(), "system_prompt": system_prompt, "dtype": dtype}
+    params = {
+        "filters": [f.to_json() for f in filters],
+        "sandbox": sandbox.to_json(),
+        "system_prompt": system_prompt,
+        "dtype": dtype,
+    }
     with StageRun("filter_problems", inputs={"problems": problems_id, "policy": policy_id}, params=params) as run:
         loaded = run.input_path("problems")
         problems = read_jsonl(loaded / "problems.jsonl")
@@ -288,6 +329,12 @@ def filter_problems(problems_id: str, policy_id: str, filters: list[FilterConfig
         shutil.copy(loaded / "quarantine.jsonl", staged / "quarantine.jsonl")
         (staged / "report.json").write_text(json.dumps(table, indent=1))
         by_filter = Counter(d["filter"] for d in dropped)
-        metrics = {"kept": len(kept), "filtered": len(dropped), **{f"filtered_{k}": n for k, n in by_filter.items()},
-                   "quarantined": sum(r["rows"] for r in table if r["outcome"] == "quarantined")}
-        return run.output("problems", staged, kind="dataset", name="problems-filtered", metadata={"report": table}, metrics=metrics)
+        metrics = {
+            "kept": len(kept),
+            "filtered": len(dropped),
+            **{f"filtered_{k}": n for k, n in by_filter.items()},
+            "quarantined": sum(r["rows"] for r in table if r["outcome"] == "quarantined"),
+        }
+        return run.output(
+            "problems", staged, kind="dataset", name="problems-filtered", metadata={"report": table}, metrics=metrics
+        )

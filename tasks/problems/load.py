@@ -29,29 +29,50 @@ class SourceData(CachePolicy):
 # -- Prefect tasks -------------------------------------------------------------------------------
 
 
-@task(name="load-problems", retry_condition_fn=retry_transient, retries=1, persist_result=True,
-      cache_policy=stage_cache() + SourceData())
+@task(
+    name="load-problems",
+    retry_condition_fn=retry_transient,
+    retries=1,
+    persist_result=True,
+    cache_policy=stage_cache() + SourceData(),
+)
 def load_problems(problems: ProblemsConfig, sandbox: SandboxSection) -> str:
     """Every configured source into one Problem dataset; bad rows quarantined (quarantine.jsonl) and
     every row accounted for per source (ledger.json); check and assert tests recorded from the
     reference into call tests."""
-    params = {"problems": problems.to_json(), "sandbox": sandbox.to_json(), "source_data": source_fingerprints([s.name for s in problems.sources])}
+    params = {
+        "problems": problems.to_json(),
+        "sandbox": sandbox.to_json(),
+        "source_data": source_fingerprints([s.name for s in problems.sources]),
+    }
     sources = problems.sources
     with StageRun("load_problems", inputs={}, params=params) as run:
         problems, quarantined, metrics, ledger, origins = [], [], {}, {}, {}
         for source in sources:
             result = load_source(source.name, source.difficulties, source.limit)
             if not result.reconciles():
-                raise RuntimeError(f"{source.name}: {result.rows_in} rows in, but problems + skipped + quarantined differ")
+                raise RuntimeError(
+                    f"{source.name}: {result.rows_in} rows in, but problems + skipped + quarantined differ"
+                )
             problems += result.problems
             quarantined += [q.to_dict() for q in result.quarantined]
             origins.update({p["id"]: source.name for p in result.problems})
-            ledger[source.name] = {"rows_in": result.rows_in, "problems": len(result.problems),
-                                      "skipped": dict(result.skipped), "quarantined": dict(result.quarantine_counts())}
+            ledger[source.name] = {
+                "rows_in": result.rows_in,
+                "problems": len(result.problems),
+                "skipped": dict(result.skipped),
+                "quarantined": dict(result.quarantine_counts()),
+            }
             label = source.name.split(":")[0]
             metrics[f"{label}_problems"] = metrics.get(f"{label}_problems", 0) + len(result.problems)
-            run.log.info("%s: %d rows, %d problems, skipped %s, quarantined %s", source.name, result.rows_in,
-                         len(result.problems), dict(result.skipped), dict(result.quarantine_counts()))
+            run.log.info(
+                "%s: %d rows, %d problems, skipped %s, quarantined %s",
+                source.name,
+                result.rows_in,
+                len(result.problems),
+                dict(result.skipped),
+                dict(result.quarantine_counts()),
+            )
             for row in result.quarantined[:5]:
                 run.log.warning("quarantined: %s", row.message)
         ids = [p["id"] for p in problems]
@@ -63,14 +84,21 @@ def load_problems(problems: ProblemsConfig, sandbox: SandboxSection) -> str:
         recorded = record_reference_tests(problems, sandbox.sandbox_config())
         metrics["tests_recorded_from_reference"] = recorded["recorded"]
         metrics["tests_run_in_sandbox"] = recorded["in_sandbox"]
-        run.log.info("check/assert tests: %d recorded from the reference as call tests, %d left in the sandbox",
-                     recorded["recorded"], recorded["in_sandbox"])
+        run.log.info(
+            "check/assert tests: %d recorded from the reference as call tests, %d left in the sandbox",
+            recorded["recorded"],
+            recorded["in_sandbox"],
+        )
         staged = run.staging("problems")
         write_jsonl(staged / "problems.jsonl", problems)
         write_jsonl(staged / "quarantine.jsonl", quarantined)
-        (staged / "ledger.json").write_text(json.dumps({"sources": ledger, "origins": origins}, indent=1, sort_keys=True))
+        (staged / "ledger.json").write_text(
+            json.dumps({"sources": ledger, "origins": origins}, indent=1, sort_keys=True)
+        )
         metrics["problems"], metrics["quarantined"] = len(problems), len(quarantined)
-        return run.output("problems", staged, kind="dataset", name="problems", metadata={"ledger": ledger}, metrics=metrics)
+        return run.output(
+            "problems", staged, kind="dataset", name="problems", metadata={"ledger": ledger}, metrics=metrics
+        )
 
 
 @task(name="split-problems", cache_policy=stage_cache(), persist_result=True)
@@ -86,7 +114,10 @@ def split_problems(problems_id: str, split: SplitRule) -> tuple[str, str]:
             write_jsonl(staged / "problems.jsonl", chosen)
             by_source = Counter(p["source"] for p in chosen)
             ids[split] = run.output(
-                split, staged, kind="dataset", name=f"problems-{split}",
+                split,
+                staged,
+                kind="dataset",
+                name=f"problems-{split}",
                 metrics={"problems": len(chosen), **{f"{s}_problems": n for s, n in by_source.items()}},
             )
         return ids["train"], ids["eval"]

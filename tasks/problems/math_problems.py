@@ -73,6 +73,13 @@ def load_math_problems(source: str) -> str:
         staged = run.staging("math")
         write_jsonl(staged / "problems.jsonl", problems)
         write_jsonl(staged / "quarantine.jsonl", [q.to_dict() for q in quarantined])
-        (staged / "ledger.json").write_text(json.dumps({"rows_in": rows, "problems": len(problems), "quarantined": len(quarantined)}))
-        return run.output("problems", staged, kind="dataset", name="math-problems",
-                          metrics={"problems": len(problems), "quarantined": len(quarantined)})
+        (staged / "ledger.json").write_text(
+            json.dumps({"rows_in": rows, "problems": len(problems), "quarantined": len(quarantined)})
+        )
+        return run.output(
+            "problems",
+            staged,
+            kind="dataset",
+            name="math-problems",
+            metrics={"problems": len(problems), "quarantined": len(quarantined)},
+        )

@@ -38,11 +38,16 @@ def sampling_targets(problems: list[dict[str, Any]], cfg: SolutionsConfig) -> li
 
 
 def shard_of(problems: list[dict[str, Any]], cfg: SolutionsConfig, shard: int) -> list[dict[str, Any]]:
-    return sampling_targets(problems, cfg)[shard * cfg.shard_size:(shard + 1) * cfg.shard_size]
+    return sampling_targets(problems, cfg)[shard * cfg.shard_size : (shard + 1) * cfg.shard_size]
 
 
-def rejection_sample(problems: list[dict[str, Any]], sampler: Sampler, cfg: SolutionsConfig, sandbox_cfg: SandboxConfig,
-                     system_prompt: str) -> list[dict[str, Any]]:
+def rejection_sample(
+    problems: list[dict[str, Any]],
+    sampler: Sampler,
+    cfg: SolutionsConfig,
+    sandbox_cfg: SandboxConfig,
+    system_prompt: str,
+) -> list[dict[str, Any]]:
     """One result per problem: ``{problem_id, samples: [{status, passed, total, detail, code}], pass_rate,
     solution}`` where ``solution`` is the first passing sample's code (or None)."""
     from tasks.thinking import extract_code
@@ -51,25 +56,43 @@ def rejection_sample(problems: list[dict[str, Any]], sampler: Sampler, cfg: Solu
         return []
     replies = sampler([chat_prompt(p, system_prompt) for p in problems], cfg.samples)
     if len(replies) != len(problems) or any(len(r) != cfg.samples for r in replies):
-        raise RuntimeError(f"the sampler gave {[len(r) for r in replies]} replies for {len(problems)} problems × {cfg.samples}")
+        raise RuntimeError(
+            f"the sampler gave {[len(r) for r in replies]} replies for {len(problems)} problems × {cfg.samples}"
+        )
     codes = [[extract_code(text) for text in texts] for texts in replies]
-    jobs = [Job(p["id"], f"sample-{k}", code, p["tests"]) for p, mine in zip(problems, codes) for k, code in enumerate(mine)]
-    verdicts = run_batch(jobs, sandbox_cfg, progress=ProgressReport("sandbox: sampled solutions", len(jobs), "solutions"))
+    jobs = [
+        Job(p["id"], f"sample-{k}", code, p["tests"]) for p, mine in zip(problems, codes) for k, code in enumerate(mine)
+    ]
+    verdicts = run_batch(
+        jobs, sandbox_cfg, progress=ProgressReport("sandbox: sampled solutions", len(jobs), "solutions")
+    )
     results = []
     for index, problem in enumerate(problems):
-        mine = verdicts[index * cfg.samples:(index + 1) * cfg.samples]
+        mine = verdicts[index * cfg.samples : (index + 1) * cfg.samples]
         broken = [v for v in mine if v.status == "infra_error"]
         if broken:
-            raise RuntimeError(f"{problem['id']}: the sandbox could not run {broken[0].solution_id}: {broken[0].detail}")
-        samples = [{"status": v.status, "passed": v.passed, "total": v.total, "detail": v.detail, "code": code}
-                   for v, code in zip(mine, codes[index])]
+            raise RuntimeError(
+                f"{problem['id']}: the sandbox could not run {broken[0].solution_id}: {broken[0].detail}"
+            )
+        samples = [
+            {"status": v.status, "passed": v.passed, "total": v.total, "detail": v.detail, "code": code}
+            for v, code in zip(mine, codes[index])
+        ]
         passing = [s["code"] for s in samples if s["status"] == "passed"]
-        results.append({"problem_id": problem["id"], "samples": samples, "pass_rate": len(passing) / cfg.samples,
-                        "solution": passing[0] if passing else None})
+        results.append(
+            {
+                "problem_id": problem["id"],
+                "samples": samples,
+                "pass_rate": len(passing) / cfg.samples,
+                "solution": passing[0] if passing else None,
+            }
+        )
     return results
 
 
-def attach_solutions(problems: list[dict[str, Any]], results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def attach_solutions(
+    problems: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """The problems with each sampled problem's pass rate recorded and, where a sample passed and
     the problem had no reference, that sample as its reference. Returns (problems, metrics)."""
     by_id = {r["problem_id"]: r for r in results}
@@ -115,26 +138,59 @@ def make_sampler(cfg: SolutionsConfig, policy_dir, annotator, dtype: str) -> Sam
     from tasks.generation import sample_replies
 
     if cfg.sampler == "annotator":
-        return lambda conversations, k: annotator.sample(conversations, k, cfg.max_new_tokens, cfg.temperature, cfg.seed)
-    return lambda conversations, k: sample_replies(policy_dir, conversations, samples=k, max_new_tokens=cfg.max_new_tokens,
-                                                   temperature=cfg.temperature, seed=cfg.seed, dtype=dtype)
+        return lambda conversations, k: annotator.sample(
+            conversations, k, cfg.max_new_tokens, cfg.temperature, cfg.seed
+        )
+    return lambda conversations, k: sample_replies(
+        policy_dir,
+        conversations,
+        samples=k,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+        dtype=dtype,
+    )
 
 
 # -- Prefect tasks ---------------------------------------------------------------------------------
 
-@task(name="sample-solutions-shard", retry_condition_fn=retry_transient, retries=2, retry_delay_seconds=[5, 30],
-      cache_policy=stage_cache(),
-      persist_result=True)
-def sample_solutions_shard(problems_id: str, shard: int, policy_id: str, annotator_model_id: str | None, annotator: AnnotatorConfig,
-                           solutions: SolutionsConfig, sandbox: SandboxSection, system_prompt: str, dtype: str) -> str:
+
+@task(
+    name="sample-solutions-shard",
+    retry_condition_fn=retry_transient,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    cache_policy=stage_cache(),
+    persist_result=True,
+)
+def sample_solutions_shard(
+    problems_id: str,
+    shard: int,
+    policy_id: str,
+    annotator_model_id: str | None,
+    annotator: AnnotatorConfig,
+    solutions: SolutionsConfig,
+    sandbox: SandboxSection,
+    system_prompt: str,
+    dtype: str,
+) -> str:
     """One shard's samples and verdicts (samples.jsonl), cached on its own."""
     from tasks.annotators import make_annotator
 
     cfg, annotator_cfg = solutions, annotator
-    inputs = {"problems": problems_id, "policy": policy_id,
-              **({"annotator": annotator_model_id} if cfg.sampler == "annotator" and annotator_model_id else {})}
-    params = {"shard": shard, "solutions": cfg.to_json(), "sandbox": sandbox.to_json(), "system_prompt": system_prompt, "dtype": dtype,
-              **({"annotator": annotator_cfg.to_json()} if cfg.sampler == "annotator" else {})}
+    inputs = {
+        "problems": problems_id,
+        "policy": policy_id,
+        **({"annotator": annotator_model_id} if cfg.sampler == "annotator" and annotator_model_id else {}),
+    }
+    params = {
+        "shard": shard,
+        "solutions": cfg.to_json(),
+        "sandbox": sandbox.to_json(),
+        "system_prompt": system_prompt,
+        "dtype": dtype,
+        **({"annotator": annotator_cfg.to_json()} if cfg.sampler == "annotator" else {}),
+    }
     with StageRun("sample_solutions_shard", inputs=inputs, params=params) as run:
         problems = shard_of(read_jsonl(run.input_path("problems") / "problems.jsonl"), cfg, shard)
         annotator = None
@@ -146,9 +202,16 @@ def sample_solutions_shard(problems_id: str, shard: int, policy_id: str, annotat
         staged = run.staging(f"shard{shard}")
         write_jsonl(staged / "samples.jsonl", results)
         solved = sum(r["solution"] is not None for r in results)
-        run.log.info("solutions shard %d: %d problems × %d samples, %d solved", shard, len(results), cfg.samples, solved)
-        return run.output("samples", staged, kind="dataset", name=f"solution-samples-{shard}",
-                          metrics={"sampled_problems": len(results), "solved": solved})
+        run.log.info(
+            "solutions shard %d: %d problems × %d samples, %d solved", shard, len(results), cfg.samples, solved
+        )
+        return run.output(
+            "samples",
+            staged,
+            kind="dataset",
+            name=f"solution-samples-{shard}",
+            metrics={"sampled_problems": len(results), "solved": solved},
+        )
 
 
 @task(name="attach-solutions", cache_policy=stage_cache(), persist_result=True)
@@ -158,14 +221,21 @@ def attach_sampled_solutions(problems_id: str, shard_ids: list[str], solutions: 
     inputs = {"problems": problems_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
     with StageRun("attach_solutions", inputs=inputs, params=cfg.to_json()) as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
-        results = [row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "samples.jsonl")]
+        results = [
+            row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "samples.jsonl")
+        ]
         expected = [p["id"] for p in sampling_targets(problems, cfg)]
         if [r["problem_id"] for r in results] != expected:
             raise RuntimeError(f"{len(expected)} problems to sample for but the shards hold {len(results)} results")
         updated, metrics = attach_solutions(problems, results)
-        run.log.info("rejection sampling: %d problems sampled, %d with a passing sample (%d of them had no reference), "
-                     "mean pass rate %.3f", metrics["sampled_problems"], metrics["with_policy_solution"], metrics["solved"],
-                     metrics["pass_rate_mean"])
+        run.log.info(
+            "rejection sampling: %d problems sampled, %d with a passing sample (%d of them had no reference), "
+            "mean pass rate %.3f",
+            metrics["sampled_problems"],
+            metrics["with_policy_solution"],
+            metrics["solved"],
+            metrics["pass_rate_mean"],
+        )
         staged = run.staging("problems")
         write_jsonl(staged / "problems.jsonl", updated)
         write_jsonl(staged / "samples.jsonl", results)

@@ -52,7 +52,9 @@ class Quarantined:
 
     @classmethod
     def from_error(cls, source: str, path: Path, row: int, error: "RowError") -> "Quarantined":
-        return cls(source, str(path), row, error.field, error.reason, f"{path.name} row {row}: {error.field}: {error.detail}")
+        return cls(
+            source, str(path), row, error.field, error.reason, f"{path.name} row {row}: {error.field}: {error.detail}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +85,7 @@ class LoadResult:
 
 # -- reading rows ----------------------------------------------------------------------------------
 
+
 def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(row number, row) for each row of a parquet, JSONL or gzipped JSONL file; a line that is
     not JSON comes as a RowError in place of the row."""
@@ -112,8 +115,13 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 yield row_number, RowError("(row)", "not_json", f"not valid JSON: {exc}")
 
 
-def take(row: Any, path: str, kind: type | tuple[type, ...] | None = None, required: bool = True,
-         missing_reason: str = "missing_field") -> Any:
+def take(
+    row: Any,
+    path: str,
+    kind: type | tuple[type, ...] | None = None,
+    required: bool = True,
+    missing_reason: str = "missing_field",
+) -> Any:
     """``row["a"]["b"]`` for ``path="a.b"``, type-checked; a missing value raises RowError naming the path."""
     node = row
     for part in path.split("."):
@@ -157,6 +165,7 @@ def load_rows(source: str, path: Path, convert: Callable[[Any, int], dict[str, A
 
 # -- Skywork-OR1-RL-Data (code split) ------------------------------------------------------------
 
+
 def stdio_text(value: Any, where: str) -> str:
     """A stdin/stdout test value: a string, or a list of lines (joined, as APPS/TACO do)."""
     if isinstance(value, str):
@@ -169,7 +178,9 @@ def stdio_text(value: Any, where: str) -> str:
 def ground_truth_tests(truth: Any, where: str, prompt: str) -> dict[str, Any]:
     """APPS/TACO-style ``{"inputs", "outputs", "fn_name"?}`` → a tests spec."""
     if not isinstance(truth, dict):
-        raise RowError(where, "ground_truth_unparsable", f"expected an object with inputs and outputs, got {type(truth).__name__}")
+        raise RowError(
+            where, "ground_truth_unparsable", f"expected an object with inputs and outputs, got {type(truth).__name__}"
+        )
     inputs, outputs = truth.get("inputs"), truth.get("outputs")
     for name, value in (("inputs", inputs), ("outputs", outputs)):
         if not isinstance(value, list):
@@ -180,15 +191,24 @@ def ground_truth_tests(truth: Any, where: str, prompt: str) -> dict[str, Any]:
         raise RowError(f"{where}.inputs", "no_test_cases", "no test cases")
     fn_name = truth.get("fn_name")
     if fn_name is None:
-        return {"kind": "stdio", "inputs": [stdio_text(v, f"{where}.inputs[{i}]") for i, v in enumerate(inputs)],
-                "outputs": [stdio_text(v, f"{where}.outputs[{i}]") for i, v in enumerate(outputs)]}
+        return {
+            "kind": "stdio",
+            "inputs": [stdio_text(v, f"{where}.inputs[{i}]") for i, v in enumerate(inputs)],
+            "outputs": [stdio_text(v, f"{where}.outputs[{i}]") for i, v in enumerate(outputs)],
+        }
     if not isinstance(fn_name, str) or not fn_name.isidentifier():
         raise RowError(f"{where}.fn_name", "bad_type", f"expected a function name, got {fn_name!r}")
     for index, args in enumerate(inputs):
         if not isinstance(args, list):
             raise RowError(f"{where}.inputs[{index}]", "bad_test_case", "call-based inputs must be argument lists")
-    tests = {"kind": "call", "fn_name": fn_name, "inputs": inputs, "outputs": outputs, "compare": "maybe_wrapped",
-             "setup": LEETCODE_PRELUDE}
+    tests = {
+        "kind": "call",
+        "fn_name": fn_name,
+        "inputs": inputs,
+        "outputs": outputs,
+        "compare": "maybe_wrapped",
+        "setup": LEETCODE_PRELUDE,
+    }
     if re.search(r"class\s+Solution\b", prompt):
         tests["class_name"] = "Solution"
     return tests
@@ -210,15 +230,21 @@ def convert_skywork(row: dict[str, Any], row_number: int) -> dict[str, Any]:
     difficulty = take(row, "extra_info.model_difficulty", dict, required=False) or {}
     for model, level in difficulty.items():
         if type(level) is not int or not 0 <= level <= 16:
-            raise RowError(f"extra_info.model_difficulty.{model}", "bad_difficulty", f"expected an integer 0-16, got {level!r}")
+            raise RowError(
+                f"extra_info.model_difficulty.{model}", "bad_difficulty", f"expected an integer 0-16, got {level!r}"
+            )
     index = take(row, "extra_info.index", (int, str), required=False)
     return make_problem(
-        id=f"skywork/{index if index is not None else row_number}", source="skywork", prompt=prompt, tests=tests,
+        id=f"skywork/{index if index is not None else row_number}",
+        source="skywork",
+        prompt=prompt,
+        tests=tests,
         meta={"data_source": row.get("data_source"), "model_difficulty": difficulty},
     )
 
 
 # -- MBPP ----------------------------------------------------------------------------------------
+
 
 def convert_mbpp(row: dict[str, Any], row_number: int) -> dict[str, Any]:
     """The original (``text``, ``test_setup_code``) and the sanitized (``prompt``, ``test_imports``) layouts."""
@@ -244,12 +270,16 @@ def convert_mbpp(row: dict[str, Any], row_number: int) -> dict[str, Any]:
         raise RowError("test_list", "bad_test_case", "cannot tell which function the asserts call")
     prompt = f"{text.strip()}\nYour code should pass these tests:\n\n" + "\n".join(asserts)
     return make_problem(
-        id=f"mbpp/{task_id}", source="mbpp", prompt=prompt, reference=code,
+        id=f"mbpp/{task_id}",
+        source="mbpp",
+        prompt=prompt,
+        reference=code,
         tests={"kind": "assert", "asserts": asserts, "setup": "\n".join(imports + [setup]).strip(), "fn_name": fn_name},
     )
 
 
 # -- LiveCodeBench code_generation_lite ------------------------------------------------------------
+
 
 class _StringsOnlyUnpickler(pickle.Unpickler):
     """LiveCodeBench's private tests are pickled strings; anything naming a global is refused."""
@@ -299,10 +329,16 @@ def convert_livecodebench(row: dict[str, Any], row_number: int) -> dict[str, Any
             raise RowError(name, "bad_type", f"expected a list of test cases, got {type(decoded).__name__}")
         for index, case in enumerate(decoded):
             where = f"{name}[{index}]"
-            if not isinstance(case, dict) or not isinstance(case.get("input"), str) or not isinstance(case.get("output"), str):
+            if (
+                not isinstance(case, dict)
+                or not isinstance(case.get("input"), str)
+                or not isinstance(case.get("output"), str)
+            ):
                 raise RowError(where, "bad_test_case", "expected an object with string input and output")
             if case.get("testtype") not in ("stdin", "functional"):
-                raise RowError(f"{where}.testtype", "bad_test_case", f"expected stdin or functional, got {case.get('testtype')!r}")
+                raise RowError(
+                    f"{where}.testtype", "bad_test_case", f"expected stdin or functional, got {case.get('testtype')!r}"
+                )
             cases.append((where, case))
     if not cases:
         raise RowError("public_test_cases", "no_test_cases", "no test cases (public or private)")
@@ -325,17 +361,31 @@ def convert_livecodebench(row: dict[str, Any], row_number: int) -> dict[str, Any
                 outputs.append(json.loads(case["output"]))
             except ValueError as exc:
                 raise RowError(f"{where}.output", "bad_test_case", f"not valid JSON: {exc}") from None
-        tests = {"kind": "call", "fn_name": fn_name, "class_name": "Solution", "setup": LEETCODE_PRELUDE,
-                 "inputs": [functional_arguments(c["input"], f"{w}.input") for w, c in cases], "outputs": outputs}
+        tests = {
+            "kind": "call",
+            "fn_name": fn_name,
+            "class_name": "Solution",
+            "setup": LEETCODE_PRELUDE,
+            "inputs": [functional_arguments(c["input"], f"{w}.input") for w, c in cases],
+            "outputs": outputs,
+        }
     return make_problem(
-        id=f"livecodebench/{question_id}", source="livecodebench", prompt=content,
-        starter_code=take(row, "starter_code", str, required=False) or "", tests=tests,
+        id=f"livecodebench/{question_id}",
+        source="livecodebench",
+        prompt=content,
+        starter_code=take(row, "starter_code", str, required=False) or "",
+        tests=tests,
         difficulty=take(row, "difficulty", str, required=False),
-        meta={"title": row.get("question_title"), "platform": row.get("platform"), "contest_date": row.get("contest_date")},
+        meta={
+            "title": row.get("question_title"),
+            "platform": row.get("platform"),
+            "contest_date": row.get("contest_date"),
+        },
     )
 
 
 # -- our own JSONL ---------------------------------------------------------------------------------
+
 
 def convert_own(row: dict[str, Any], row_number: int) -> dict[str, Any]:
     try:
@@ -349,5 +399,8 @@ def load_jsonl(path: Path) -> LoadResult:
 
 
 PUBLISHED_FORMATS: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
-    "skywork": convert_skywork, "mbpp": convert_mbpp, "livecodebench": convert_livecodebench, "jsonl": convert_own,
+    "skywork": convert_skywork,
+    "mbpp": convert_mbpp,
+    "livecodebench": convert_livecodebench,
+    "jsonl": convert_own,
 }

@@ -26,7 +26,9 @@ def probe_steps(max_steps: int, every: int) -> list[int]:
     return sorted(set(range(0, max_steps + 1, every)) | {max_steps})
 
 
-def score_completions(terms: dict[str, tuple[Callable, float]], completions: list[str], columns: dict[str, list[Any]]) -> list[dict]:
+def score_completions(
+    terms: dict[str, tuple[Callable, float]], completions: list[str], columns: dict[str, list[Any]]
+) -> list[dict]:
     """Each completion's terms and their weighted sum, with the run's reward functions."""
     scores = {name: function(completions, **columns) for name, (function, _) in terms.items()}
     rows = []
@@ -37,8 +39,14 @@ def score_completions(terms: dict[str, tuple[Callable, float]], completions: lis
     return rows
 
 
-def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, float]], tokenizer, section: dict[str, Any],
-                   out_path: Path, bf16: bool):
+def probe_callback(
+    rows: list[dict[str, Any]],
+    terms: dict[str, tuple[Callable, float]],
+    tokenizer,
+    section: dict[str, Any],
+    out_path: Path,
+    bf16: bool,
+):
     """A TrainerCallback that samples and scores the probe prompts at the probe steps."""
     import torch
     from transformers import TrainerCallback
@@ -46,8 +54,12 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     probe = section["probe"]
     done = {json.loads(line)["step"] for line in out_path.read_text().splitlines()} if out_path.exists() else set()
     # a conversation gets the chat template; a plain-text prompt (RL mid-training's prefix) is sampled as it is, as TRL does
-    texts = [row["prompt"] if isinstance(row["prompt"], str) else
-             tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False) for row in rows]
+    texts = [
+        row["prompt"]
+        if isinstance(row["prompt"], str)
+        else tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        for row in rows
+    ]
     columns = {key: [row[key] for row in rows for _ in range(probe["samples"])] for key in rows[0] if key != "prompt"}
 
     def sample(model, step: int) -> None:
@@ -55,23 +67,47 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
         model.eval()
         completions = []
         device = next(model.parameters()).device
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad(), \
-                torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with (
+            torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]),
+            torch.no_grad(),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
+        ):
             torch.manual_seed(probe["seed"])
             for start in range(0, len(texts), probe["batch_prompts"]):
-                batch = tokenizer(texts[start:start + probe["batch_prompts"]], return_tensors="pt", padding=True,
-                                  add_special_tokens=False).to(device)
-                out = model.generate(**batch, do_sample=True, temperature=section["temperature"], top_k=0, top_p=1.0,
-                                     max_new_tokens=section["max_completion_length"], num_return_sequences=probe["samples"],
-                                     pad_token_id=tokenizer.pad_token_id)
-                completions += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+                batch = tokenizer(
+                    texts[start : start + probe["batch_prompts"]],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
+                ).to(device)
+                out = model.generate(
+                    **batch,
+                    do_sample=True,
+                    temperature=section["temperature"],
+                    top_k=0,
+                    top_p=1.0,
+                    max_new_tokens=section["max_completion_length"],
+                    num_return_sequences=probe["samples"],
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+                completions += tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
         if was_training:
             model.train()
         scored = score_completions(terms, completions, columns)
         with open(out_path, "a") as handle:
             for index, row in enumerate(scored):
-                handle.write(json.dumps({"step": step, "prompt": index // probe["samples"], "sample": index % probe["samples"],
-                                         **row, "completion": completions[index]}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "prompt": index // probe["samples"],
+                            "sample": index % probe["samples"],
+                            **row,
+                            "completion": completions[index],
+                        }
+                    )
+                    + "\n"
+                )
         mean = statistics.fmean(r["reward"] for r in scored)
         print(f"thinkflow: probe at step {step}: reward {mean:.3f} over {len(scored)} completions", flush=True)
         done.add(step)
@@ -91,8 +127,9 @@ def probe_callback(rows: list[dict[str, Any]], terms: dict[str, tuple[Callable, 
     return ProbeCallback()
 
 
-def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: float = 0.95,
-                seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
+def probe_trend(
+    rows: list[dict[str, Any]], resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[dict[str, list[tuple[int, float]]], dict[str, float]]:
     """(series, trend) from probe rows: per step the mean reward and terms (``probe_reward``,
     ``probe_<term>``); the trend is the last quarter of probe points minus the first (at least one
     point each; empty with fewer than 2 points), per prompt, averaged over prompts.
@@ -108,7 +145,9 @@ def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: f
         by_step[row["step"]].append(row)
     steps = sorted(by_step)
     names = [k for k in rows[0] if k not in ("step", "prompt", "sample", "completion")] if rows else []
-    series = {f"probe_{name}": [(step, statistics.fmean(r[name] for r in by_step[step])) for step in steps] for name in names}
+    series = {
+        f"probe_{name}": [(step, statistics.fmean(r[name] for r in by_step[step])) for step in steps] for name in names
+    }
     if len(steps) < 2:
         return series, {}
     quarter = max(1, len(steps) // 4)
@@ -123,16 +162,24 @@ def probe_trend(rows: list[dict[str, Any]], resamples: int = 2000, confidence: f
     gains = [statistics.fmean(after) - statistics.fmean(before) for before, after in prompts]
 
     def completions_resampled(rng: random.Random) -> float:
-        return statistics.fmean(statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
-                                for before, after in prompts)
+        return statistics.fmean(
+            statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
+            for before, after in prompts
+        )
 
     from tasks.evaluation.scoring import bootstrap_interval, interval_of_draws  # over prompts; over completions
 
     fixed_low, fixed_high = interval_of_draws(completions_resampled, resamples, confidence, seed)
     prompts_low, prompts_high = bootstrap_interval(gains, resamples, confidence, seed)
-    trend = {"first_quarter": statistics.fmean(r["reward"] for s in sorted(first) for r in by_step[s]),
-             "last_quarter": statistics.fmean(r["reward"] for s in sorted(last) for r in by_step[s]),
-             "gain": statistics.fmean(gains), "gain_ci_low": fixed_low, "gain_ci_high": fixed_high,
-             "gain_ci_low_prompts": prompts_low, "gain_ci_high_prompts": prompts_high,
-             "points": len(steps), "prompts": len(gains)}
+    trend = {
+        "first_quarter": statistics.fmean(r["reward"] for s in sorted(first) for r in by_step[s]),
+        "last_quarter": statistics.fmean(r["reward"] for s in sorted(last) for r in by_step[s]),
+        "gain": statistics.fmean(gains),
+        "gain_ci_low": fixed_low,
+        "gain_ci_high": fixed_high,
+        "gain_ci_low_prompts": prompts_low,
+        "gain_ci_high_prompts": prompts_high,
+        "points": len(steps),
+        "prompts": len(gains),
+    }
     return series, trend

@@ -54,13 +54,16 @@ def completion_text(completion: Any) -> str:
 
 # -- think_anywhere ------------------------------------------------------------------------------
 
+
 def correct_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], **_: Any) -> list[float]:
     if len(verdicts) != len(completions):
         raise ValueError(f"{len(completions)} completions but {len(verdicts)} verdicts")
     scores = []
     for verdict in verdicts:
         if verdict["status"] == "infra_error":
-            raise UnscorableVerdict(f"{verdict['problem_id']}: sandbox infrastructure error: {verdict.get('detail', '')}")
+            raise UnscorableVerdict(
+                f"{verdict['problem_id']}: sandbox infrastructure error: {verdict.get('detail', '')}"
+            )
         scores.append(1.0 if verdict["status"] == "passed" else 0.0)
     return scores
 
@@ -103,8 +106,12 @@ def correct_varies_term(correct: Sequence[float], problem_json: Sequence[str]) -
     return flags
 
 
-def think_anywhere_scores(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
-                          **kwargs: Any) -> list[dict[str, float]]:
+def think_anywhere_scores(
+    completions: Sequence[Any],
+    verdicts: Sequence[dict[str, Any]],
+    weights: dict[str, float] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, float]]:
     """Per completion: each term's score and ``reward``, their weighted sum (what RL optimises)."""
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
     terms = {name: THINK_ANYWHERE_TERMS[name](completions, verdicts=verdicts, **kwargs) for name in weights}
@@ -116,21 +123,29 @@ def think_anywhere_scores(completions: Sequence[Any], verdicts: Sequence[dict[st
     return rows
 
 
-def think_anywhere_reward(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], weights: dict[str, float] | None = None,
-                          **kwargs: Any) -> list[float]:
+def think_anywhere_reward(
+    completions: Sequence[Any],
+    verdicts: Sequence[dict[str, Any]],
+    weights: dict[str, float] | None = None,
+    **kwargs: Any,
+) -> list[float]:
     """The weighted sum of the three terms, one score per completion."""
     return [row["reward"] for row in think_anywhere_scores(completions, verdicts, weights, **kwargs)]
 
 
-def sandbox_verdicts(completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg, attempts: int = 2) -> list[dict[str, Any]]:
+def sandbox_verdicts(
+    completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg, attempts: int = 2
+) -> list[dict[str, Any]]:
     """Run each completion's code against its problem's tests; a batch with an infrastructure
     error is run again (once by default), never scored."""
     from sandbox import Job, run_batch
     from tasks.thinking import extract_code
 
     problems = [json.loads(p) for p in problem_json]
-    jobs = [Job(p["id"], f"rollout-{i}", extract_code(completion_text(c)), p["tests"])
-            for i, (p, c) in enumerate(zip(problems, completions))]
+    jobs = [
+        Job(p["id"], f"rollout-{i}", extract_code(completion_text(c)), p["tests"])
+        for i, (p, c) in enumerate(zip(problems, completions))
+    ]
     for attempt in range(attempts):
         verdicts = [v.to_dict() for v in run_batch(jobs, sandbox_cfg)]
         if not any(v["status"] == "infra_error" for v in verdicts):
@@ -148,7 +163,7 @@ def split_thought(completion: str) -> tuple[str | None, str]:
     match = _THOUGHT.match(completion)
     if not match:
         return None, completion
-    return match.group(1).strip(), completion[match.end():]
+    return match.group(1).strip(), completion[match.end() :]
 
 
 def token_f1(predicted: str, reference: str) -> float:
@@ -166,20 +181,34 @@ def overlap_judge(predictions: Sequence[str], suffixes: Sequence[str], threshold
 
 
 def judge_request(prefix: str, suffix: str, prediction: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": (
-        f"A text begins:\n<<<\n{prefix[-1500:]}\n>>>\nThe true continuation is:\n<<<\n{suffix[:1000]}\n>>>\n"
-        f"A model predicted:\n<<<\n{prediction[:1000]}\n>>>\n"
-        "Does the prediction say essentially the same thing as the true continuation? Answer YES or NO.")}]
+    return [
+        {
+            "role": "user",
+            "content": (
+                f"A text begins:\n<<<\n{prefix[-1500:]}\n>>>\nThe true continuation is:\n<<<\n{suffix[:1000]}\n>>>\n"
+                f"A model predicted:\n<<<\n{prediction[:1000]}\n>>>\n"
+                "Does the prediction say essentially the same thing as the true continuation? Answer YES or NO."
+            ),
+        }
+    ]
 
 
 def llm_judge(annotator, prefixes: Sequence[str], predictions: Sequence[str], suffixes: Sequence[str]) -> list[float]:
     """1 when the judge's reply starts with YES; any other reply is 0 (the judge was asked)."""
-    replies = annotator.complete([judge_request(p, s, g) for p, g, s in zip(prefixes, predictions, suffixes)], max_new_tokens=4)
+    replies = annotator.complete(
+        [judge_request(p, s, g) for p, g, s in zip(prefixes, predictions, suffixes)], max_new_tokens=4
+    )
     return [1.0 if reply.strip().upper().startswith("YES") else 0.0 for reply in replies]
 
 
-def judge_guesses(predictions: Sequence[str], prefixes: Sequence[str], suffixes: Sequence[str], judge: str = "overlap",
-                  threshold: float = 0.3, annotator=None) -> list[float]:
+def judge_guesses(
+    predictions: Sequence[str],
+    prefixes: Sequence[str],
+    suffixes: Sequence[str],
+    judge: str = "overlap",
+    threshold: float = 0.3,
+    annotator=None,
+) -> list[float]:
     """Each guess at the next segment scored by the named judge (1/0, or the F1 for ``f1``)."""
     if judge == "llm":
         if annotator is None:
@@ -192,8 +221,15 @@ def judge_guesses(predictions: Sequence[str], prefixes: Sequence[str], suffixes:
     raise ValueError(f"unknown judge {judge!r}; known: overlap, f1, llm")
 
 
-def midtrain_judge_reward(completions: Sequence[Any], prefix: Sequence[str], suffix: Sequence[str], judge: str = "overlap",
-                          threshold: float = 0.3, annotator=None, **_: Any) -> list[float]:
+def midtrain_judge_reward(
+    completions: Sequence[Any],
+    prefix: Sequence[str],
+    suffix: Sequence[str],
+    judge: str = "overlap",
+    threshold: float = 0.3,
+    annotator=None,
+    **_: Any,
+) -> list[float]:
     """The judge's score of the guess after the completion's opening thought; 0 when it does not
     open with a closed thought."""
     parts = [split_thought(completion_text(c)) for c in completions]
@@ -207,6 +243,7 @@ def with_prefilled_thought(completions: Sequence[Any]) -> list[str]:
 
 
 # -- math ----------------------------------------------------------------------------------------
+
 
 def math_reward(completions: Sequence[Any], answer: Sequence[str], **_: Any) -> list[float]:
     """1 when math-verify parses an answer from the completion equal to the reference answer."""
@@ -223,6 +260,7 @@ def math_reward(completions: Sequence[Any], answer: Sequence[str], **_: Any) -> 
 
 
 # -- the registry: a name in the recipe -> TRL reward functions and their weights ---------------------
+
 
 def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
     weights = {**DEFAULT_WEIGHTS, **settings.get("weights", {})}
@@ -249,14 +287,25 @@ def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     def correct_varies(completions, problem_json, **kwargs):  # weight 0: logged, never rewarded
         return correct_varies_term(correct_term(completions, verdicts_of(completions, problem_json)), problem_json)
 
-    functions = {"correct": correct, "upfront_think": upfront_think, "inline_think": inline_think,
-                 **({"tests_passed": tests_passed} if "tests_passed" in weights else {})}
-    return {**{name: (function, weights[name]) for name, function in functions.items()}, "correct_varies": (correct_varies, 0.0)}
+    functions = {
+        "correct": correct,
+        "upfront_think": upfront_think,
+        "inline_think": inline_think,
+        **({"tests_passed": tests_passed} if "tests_passed" in weights else {}),
+    }
+    return {
+        **{name: (function, weights[name]) for name, function in functions.items()},
+        "correct_varies": (correct_varies, 0.0),
+    }
 
 
 def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
     judge, threshold = settings.get("judge", "overlap"), settings.get("threshold", 0.3)
-    read = with_prefilled_thought if settings.get("prefill_think") else (lambda completions: [completion_text(c) for c in completions])
+    read = (
+        with_prefilled_thought
+        if settings.get("prefill_think")
+        else (lambda completions: [completion_text(c) for c in completions])
+    )
     annotator = None
     if judge == "llm":
         from pathlib import Path
@@ -268,7 +317,9 @@ def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
         annotator = make_annotator(AnnotatorConfig(**settings["annotator"]), model_dir, None)
 
     def judge_term(completions, prefix, suffix, **kwargs):
-        return midtrain_judge_reward(read(completions), prefix, suffix, judge=judge, threshold=threshold, annotator=annotator)
+        return midtrain_judge_reward(
+            read(completions), prefix, suffix, judge=judge, threshold=threshold, annotator=annotator
+        )
 
     judge_term.__name__ = "judge"  # TRL logs each term under its function's name
 
@@ -278,8 +329,11 @@ def midtrain_judge_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str,
     def thought_words(completions, **kwargs):  # weight 0: logged per step (the paper's thinking length), never rewarded
         return [float(len((split_thought(text)[0] or "").split())) for text in read(completions)]
 
-    return {"judge": (judge_term, 1.0), "upfront_think": (upfront_think, settings.get("format_weight", 0.0)),
-            "thought_words": (thought_words, 0.0)}
+    return {
+        "judge": (judge_term, 1.0),
+        "upfront_think": (upfront_think, settings.get("format_weight", 0.0)),
+        "thought_words": (thought_words, 0.0),
+    }
 
 
 def math_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:

@@ -71,8 +71,13 @@ def trainer_args(section: dict[str, Any], config_class) -> dict[str, Any]:
 def lora_config(settings: dict[str, Any]):
     from peft import LoraConfig
 
-    return LoraConfig(r=settings["r"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
-                      target_modules=settings["target_modules"], task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=settings["r"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+        target_modules=settings["target_modules"],
+        task_type="CAUSAL_LM",
+    )
 
 
 def sft_trainer(spec: dict[str, Any]):
@@ -101,8 +106,14 @@ def sft_trainer(spec: dict[str, Any]):
     lora_rows = mode == "lora" and bool(new_rows)
     callbacks = ([rows_callback(model, new_rows)] if lora_rows else []) + [mark_complete_callback()]
     config = SFTConfig(**{**common_args(spec), **args})
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=lora_config(section["lora"]) if mode == "lora" else None, callbacks=callbacks)
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(section["lora"]) if mode == "lora" else None,
+        callbacks=callbacks,
+    )
     if lora_rows:  # stage 2 of Think-Anywhere*: LoRA plus the think-token rows
         train_rows(model, new_rows)
         trainer.thinkflow_rows = new_rows
@@ -153,24 +164,42 @@ def grpo_trainer(spec: dict[str, Any]):
         import torch
 
         if not torch.cuda.is_available():
-            raise RuntimeError("rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU")
+            raise RuntimeError(
+                "rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU"
+            )
     else:
         args.pop("vllm_mode", None)
     if section.get("bf16"):
         generate_under_bf16_autocast(model)
     args.pop("probe", None)
-    config = GRPOConfig(**{**common_args(spec), "top_k": 0, "reward_weights": [weight for _, weight in terms.values()], **args})
+    config = GRPOConfig(
+        **{**common_args(spec), "top_k": 0, "reward_weights": [weight for _, weight in terms.values()], **args}
+    )
     trainer_class = equal_reward_groups_dropped(GRPOTrainer) if section["drop_equal_groups"] else GRPOTrainer
     peft_config = lora_config(section["lora"]) if section["train"] == "lora" else None
     callbacks = [mark_complete_callback()]
     if spec.get("probe_path"):
         from tasks.training.probe import probe_callback
 
-        callbacks.append(probe_callback(read_jsonl(spec["probe_path"]), terms, tokenizer, section,
-                                        Path(spec["output_dir"]) / "probe.jsonl", bool(section.get("bf16"))))
-    trainer = trainer_class(model=model, reward_funcs=[function for function, _ in terms.values()], args=config,
-                            train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=peft_config,
-                            callbacks=callbacks)
+        callbacks.append(
+            probe_callback(
+                read_jsonl(spec["probe_path"]),
+                terms,
+                tokenizer,
+                section,
+                Path(spec["output_dir"]) / "probe.jsonl",
+                bool(section.get("bf16")),
+            )
+        )
+    trainer = trainer_class(
+        model=model,
+        reward_funcs=[function for function, _ in terms.values()],
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
     return trainer, tokenizer
 
 
@@ -239,9 +268,11 @@ def main(spec_path: str) -> None:
     (out / "resume.json").write_text(json.dumps({"resumed_from_step": int(resume.name.split("-")[1]) if resume else 0}))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.state.global_step < trainer.state.max_steps:  # transformers only warns when the data cannot fill a batch
-        raise SystemExit(f"thinkflow: {spec['stage']} stopped after {trainer.state.global_step} of {trainer.state.max_steps} steps: "
-                         f"its data ran out before a batch filled (a GRPO generation batch needs "
-                         f"per_device_train_batch_size x steps_per_generation / num_generations distinct prompts); nothing is saved")
+        raise SystemExit(
+            f"thinkflow: {spec['stage']} stopped after {trainer.state.global_step} of {trainer.state.max_steps} steps: "
+            f"its data ran out before a batch filled (a GRPO generation batch needs "
+            f"per_device_train_batch_size x steps_per_generation / num_generations distinct prompts); nothing is saved"
+        )
     if trainer.accelerator.is_main_process:
         from tasks.training.think_tokens import read_record, write_record
 

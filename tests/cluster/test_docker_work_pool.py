@@ -17,16 +17,24 @@ from sandbox import SandboxConfig
 
 @pytest.fixture
 def project_image():
-    pytest.importorskip("prefect_docker",
-                        reason="the Docker work pool's worker needs prefect-docker: pip install 'thinkflow[docker]'")
+    pytest.importorskip(
+        "prefect_docker", reason="the Docker work pool's worker needs prefect-docker: pip install 'thinkflow[docker]'"
+    )
     client = docker_or_skip(SandboxConfig(backend="docker"))
-    built = subprocess.run([sys.executable, "-m", "flows.cli", "sandbox", "setup-docker", "--project-image"], capture_output=True, text=True,
-                           cwd=PROJECT_ROOT, timeout=900)
+    built = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "sandbox", "setup-docker", "--project-image"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=900,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     return client
 
 
-def test_a_deployment_on_the_docker_work_pool_runs_the_tiny_pipeline_in_a_container(tmp_path, monkeypatch, project_image):
+def test_a_deployment_on_the_docker_work_pool_runs_the_tiny_pipeline_in_a_container(
+    tmp_path, monkeypatch, project_image
+):
     from flows.runtime.local_server import LocalPrefect, prefect_command
     from storage import LineageStore
 
@@ -38,12 +46,28 @@ def test_a_deployment_on_the_docker_work_pool_runs_the_tiny_pipeline_in_a_contai
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     (tmp_path / "prefect").mkdir()
     with LocalPrefect(port=free_port(), log_dir=tmp_path, pool_kind="docker") as local:
-        run = subprocess.run([prefect_command(), "deployment", "run", "think-anywhere/docker", "--param", "config=configs/tiny.yaml",
-                              "--watch"], env=local.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+        run = subprocess.run(
+            [
+                prefect_command(),
+                "deployment",
+                "run",
+                "think-anywhere/docker",
+                "--param",
+                "config=configs/tiny.yaml",
+                "--watch",
+            ],
+            env=local.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         worker_log = (tmp_path / "worker.log").read_text()
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + worker_log[-4000:]
     flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
-    assert re.search(r"Docker container '[\w-]+' has status 'running'", worker_log), worker_log[-3000:]  # the flow ran in one
+    assert re.search(r"Docker container '[\w-]+' has status 'running'", worker_log), worker_log[
+        -3000:
+    ]  # the flow ran in one
 
     lineage = LineageStore(home / "lineage.duckdb")  # written from inside the container, read here
     written = lineage.recent_runs(limit=100, flow_run_id=flow_run_id)

@@ -20,7 +20,9 @@ def assert_shards_ran_in_the_flow(summary, home):
     shards = {s["stage"]: s for s in summary["stages"] if "shards)" in s["stage"]}
     assert set(shards) == SHARD_STAGES and not any(s["cached"] for s in shards.values())
     lineage = LineageStore(home / "lineage.duckdb")
-    assert len(lineage.runs_of_stage("sample_solutions_shard")) == 2 and len(lineage.runs_of_stage("coldstart_shard")) == 3
+    assert (
+        len(lineage.runs_of_stage("sample_solutions_shard")) == 2 and len(lineage.runs_of_stage("coldstart_shard")) == 3
+    )
     assert summary["stages"][-1]["stage"] == "compare"
 
 
@@ -29,9 +31,14 @@ def test_the_tiny_pipelines_fan_out_runs_on_a_local_dask_cluster(prefect_harness
 
     from flows.think_anywhere import think_anywhere
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-        summary = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"),
-                                 overrides=["runner.kind=dask", f"runner.address={cluster.scheduler_address}"])
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        summary = think_anywhere(
+            config=str(PROJECT_ROOT / "configs" / "tiny.yaml"),
+            overrides=["runner.kind=dask", f"runner.address={cluster.scheduler_address}"],
+        )
         executed = client.run(lambda dask_worker: (dask_worker.state.executed_count, os.getpid()))
     assert_shards_ran_in_the_flow(summary, home)
     assert sum(count for count, _ in executed.values()) == 5  # every shard ran on a Dask worker, nothing else did
@@ -45,9 +52,27 @@ def ray_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("HOME", str(tmp_path))  # Ray keeps its auth token under ~/.ray: the driver reads the same one
     port, dashboard = free_port(), free_port()
-    subprocess.run([str(ray), "start", "--head", "--num-cpus", "2", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--disable-usage-stats"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(ray),
+            "start",
+            "--head",
+            "--num-cpus",
+            "2",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dashboard),
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
     finally:
@@ -70,8 +95,9 @@ def test_the_tiny_pipelines_fan_out_runs_on_a_ray_cluster(prefect_harness, home,
     from flows.think_anywhere import think_anywhere
 
     address, dashboard = ray_cluster
-    summary = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"),
-                             overrides=["runner.kind=ray", f"runner.address={address}"])
+    summary = think_anywhere(
+        config=str(PROJECT_ROOT / "configs" / "tiny.yaml"), overrides=["runner.kind=ray", f"runner.address={address}"]
+    )
     assert_shards_ran_in_the_flow(summary, home)
     tasks = finished_ray_tasks(dashboard, expected=5)
     assert len(tasks) == 5, [t.name for t in tasks]  # the five shards, and nothing else, ran as Ray tasks

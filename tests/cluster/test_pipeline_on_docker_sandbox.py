@@ -19,8 +19,25 @@ def test_the_tiny_pipeline_runs_with_its_verdicts_from_containers(tmp_path):
     started = int(time.time()) - 1
     before = {c.id for c in client.containers.list(filters={"label": "thinkflow.sandbox=worker"})}
     env = {**os.environ, "HOME": str(tmp_path), "THINKFLOW_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "think-anywhere", "--config", "configs/tiny.yaml",
-                           "--set", "sandbox.backend=docker", "--json"], capture_output=True, text=True, cwd=PROJECT_ROOT, env=env, timeout=900)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "think-anywhere",
+            "--config",
+            "configs/tiny.yaml",
+            "--set",
+            "sandbox.backend=docker",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert summary["stages"][-1]["stage"] == "compare"
@@ -31,8 +48,12 @@ def test_the_tiny_pipeline_runs_with_its_verdicts_from_containers(tmp_path):
     [grpo] = lineage.runs_of_stage("grpo")
     assert grpo["params"]["sandbox"]["backend"] == "docker"
     assert {r["params"]["sandbox"]["backend"] for r in lineage.runs_of_stage("sample_solutions_shard")} == {"docker"}
-    events = client.events(since=started, until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "start", "label": "thinkflow.sandbox=worker"})
+    events = client.events(
+        since=started,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "start", "label": "thinkflow.sandbox=worker"},
+    )
     assert sum(1 for _ in events) >= 1  # sandbox containers started for this run's verdicts
     after = {c.id for c in client.containers.list(filters={"label": "thinkflow.sandbox=worker"})}
     assert after <= before  # and stopped when it ended

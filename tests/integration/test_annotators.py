@@ -11,8 +11,15 @@ CONVERSATIONS = [[{"role": "user", "content": f"Write the number {i} in words."}
 
 
 def openai_config(url: str, **settings) -> AnnotatorConfig:
-    base = {"kind": "openai", "model": "tiny", "base_url": url, "concurrency": 8, "backoff_s": 0.01, "timeout_s": 5.0,
-            "cache": False}
+    base = {
+        "kind": "openai",
+        "model": "tiny",
+        "base_url": url,
+        "concurrency": 8,
+        "backoff_s": 0.01,
+        "timeout_s": 5.0,
+        "cache": False,
+    }
     return AnnotatorConfig(**{**base, **settings})
 
 

@@ -20,8 +20,15 @@ def test_humaneval_canonical_solutions_all_pass_and_broken_ones_all_fail():
     canonical = score_samples(problems, [[render_response(p["reference"])] for p in problems], cfg)
     assert len(canonical) == 164
     assert [r["problem_id"] for r in canonical if r["status"] != "passed"] == []
-    broken = [[render_response(p["reference"] + f"\n\ndef {entry_points[p['id']]}(*args, **kwargs):\n    raise RuntimeError('broken')\n")]
-              for p in problems]
+    broken = [
+        [
+            render_response(
+                p["reference"]
+                + f"\n\ndef {entry_points[p['id']]}(*args, **kwargs):\n    raise RuntimeError('broken')\n"
+            )
+        ]
+        for p in problems
+    ]
     scored = score_samples(problems, broken, cfg)
     assert [r["problem_id"] for r in scored if r["status"] == "passed"] == []
     assert {r["status"] for r in scored} <= {"failed", "error"}
@@ -32,10 +39,24 @@ def test_bench_generate_runs_both_modes_on_the_same_prompts():
 
     from flows.cli import app
 
-    result = CliRunner().invoke(app, ["bench", "generate", "--model", "tiny", "--prompts", "4", "--batch-size", "4",
-                                      "--max-new-tokens", "8", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "generate",
+            "--model",
+            "tiny",
+            "--prompts",
+            "4",
+            "--batch-size",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output[result.output.rindex("{\"model\""):])
+    figures = json.loads(result.output[result.output.rindex('{"model"') :])
     assert figures["prompts"] == 4 and figures["batched_tokens_per_s"] > 0 and figures["per_sample_tokens_per_s"] > 0
     assert figures["speedup"] == pytest.approx(figures["batched_tokens_per_s"] / figures["per_sample_tokens_per_s"])
     assert 0 <= figures["identical_replies"] <= 4
@@ -46,12 +67,28 @@ def test_bench_decoding_runs_each_change_beside_what_it_replaces():
 
     from flows.cli import app
 
-    result = CliRunner().invoke(app, ["bench", "decoding", "--model", "tiny", "--prompts", "2", "--new-tokens", "8",
-                                      "--eval-prompts", "4", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "decoding",
+            "--model",
+            "tiny",
+            "--prompts",
+            "2",
+            "--new-tokens",
+            "8",
+            "--eval-prompts",
+            "4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output[result.output.rindex("{\"model\""):])
+    figures = json.loads(result.output[result.output.rindex('{"model"') :])
     assert figures["sampled_rows"] == 8 and figures["eval_prompts"] == 4
     speeds = figures["sampling_tokens_per_s"]
     assert figures["sampling_speedup"] == pytest.approx(speeds["inverse CDF"] / speeds["multinomial"])
-    assert figures["rounds_speedup"] == pytest.approx(figures["greedy_seconds"]["one round"] / figures["greedy_seconds"]["rounds of 96"])
+    assert figures["rounds_speedup"] == pytest.approx(
+        figures["greedy_seconds"]["one round"] / figures["greedy_seconds"]["rounds of 96"]
+    )
     assert figures["identical_greedy_replies"] == 4  # float32: a continued row decodes what one round decodes

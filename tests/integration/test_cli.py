@@ -27,13 +27,29 @@ def test_verify_writes_one_verdict_per_solution(tmp_path, backend):
     assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "2"]).exit_code == 0
     first = json.loads(problems.read_text().splitlines()[0])
     solutions = tmp_path / "s.jsonl"
-    solutions.write_text("\n".join(json.dumps(s) for s in [
-        {"problem_id": first["id"], "solution_id": "good", "text": f"<think>x</think>\n```python\n{first['reference']}\n```"},
-        {"problem_id": first["id"], "solution_id": "bad", "text": "```python\ndef has_close_elements(a, b):\n    return None\n```"},
-        {"problem_id": first["id"], "solution_id": "none", "text": "I do not know."},
-    ]) + "\n")
+    solutions.write_text(
+        "\n".join(
+            json.dumps(s)
+            for s in [
+                {
+                    "problem_id": first["id"],
+                    "solution_id": "good",
+                    "text": f"<think>x</think>\n```python\n{first['reference']}\n```",
+                },
+                {
+                    "problem_id": first["id"],
+                    "solution_id": "bad",
+                    "text": "```python\ndef has_close_elements(a, b):\n    return None\n```",
+                },
+                {"problem_id": first["id"], "solution_id": "none", "text": "I do not know."},
+            ]
+        )
+        + "\n"
+    )
     verdicts = tmp_path / "v.jsonl"
-    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2", "--backend", backend])
+    result = runner.invoke(
+        app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2", "--backend", backend]
+    )
     assert result.exit_code == 0, result.output
     statuses = {v["solution_id"]: v["status"] for v in map(json.loads, verdicts.read_text().splitlines())}
     assert statuses == {"good": "passed", "bad": "failed", "none": "error"}
@@ -43,17 +59,35 @@ def test_verify_with_the_reward_writes_the_reward_and_its_terms(tmp_path):
     problems = tmp_path / "p.jsonl"
     assert runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"]).exit_code == 0
     first = json.loads(problems.read_text().splitlines()[0])
-    body = first["reference"].replace("distance = abs(elem - elem2)", "distance = abs(<thinkanywhere>order-free</thinkanywhere>elem - elem2)")
+    body = first["reference"].replace(
+        "distance = abs(elem - elem2)", "distance = abs(<thinkanywhere>order-free</thinkanywhere>elem - elem2)"
+    )
     assert body != first["reference"]
     solutions = tmp_path / "s.jsonl"
-    solutions.write_text("\n".join(json.dumps(s) for s in [
-        {"problem_id": first["id"], "solution_id": "all", "text": f"<think>compare pairs</think>\n```python\n{body}\n```"},
-        {"problem_id": first["id"], "solution_id": "plain", "text": f"```python\n{first['reference']}\n```"},
-        {"problem_id": first["id"], "solution_id": "format", "text": "<think>guess</think>\n```python\nx = (<thinkanywhere>a</thinkanywhere>1)\n```"},
-    ]) + "\n")
+    solutions.write_text(
+        "\n".join(
+            json.dumps(s)
+            for s in [
+                {
+                    "problem_id": first["id"],
+                    "solution_id": "all",
+                    "text": f"<think>compare pairs</think>\n```python\n{body}\n```",
+                },
+                {"problem_id": first["id"], "solution_id": "plain", "text": f"```python\n{first['reference']}\n```"},
+                {
+                    "problem_id": first["id"],
+                    "solution_id": "format",
+                    "text": "<think>guess</think>\n```python\nx = (<thinkanywhere>a</thinkanywhere>1)\n```",
+                },
+            ]
+        )
+        + "\n"
+    )
     verdicts = tmp_path / "v.jsonl"
-    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2",
-                                 "--reward", "think_anywhere"])
+    result = runner.invoke(
+        app,
+        ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2", "--reward", "think_anywhere"],
+    )
     assert result.exit_code == 0, result.output
     rows = {v["solution_id"]: v for v in map(json.loads, verdicts.read_text().splitlines())}
     assert rows["all"]["status"] == "passed" and rows["all"]["reward"] == 1.0
@@ -62,11 +96,28 @@ def test_verify_with_the_reward_writes_the_reward_and_its_terms(tmp_path):
     assert abs(rows["format"]["reward"] - 0.1) < 1e-9
     recipe = tmp_path / "r.yaml"
     recipe.write_text("rl:\n  reward:\n    weights: {correct: 0.5, upfront_think: 0.25, inline_think: 0.25}\n")
-    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--workers", "2",
-                                 "--reward", "think_anywhere", "--config", str(recipe)])
+    result = runner.invoke(
+        app,
+        [
+            "verify",
+            str(problems),
+            str(solutions),
+            "-o",
+            str(verdicts),
+            "--workers",
+            "2",
+            "--reward",
+            "think_anywhere",
+            "--config",
+            str(recipe),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert {v["solution_id"]: v["reward"] for v in map(json.loads, verdicts.read_text().splitlines())} == {
-        "all": 1.0, "plain": 0.5, "format": 0.5}
+        "all": 1.0,
+        "plain": 0.5,
+        "format": 0.5,
+    }
     bad = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(verdicts), "--reward", "bleu"])
     assert bad.exit_code == 2 and "think_anywhere only" in bad.output
 
@@ -75,8 +126,12 @@ def test_verify_names_the_bad_row(tmp_path):
     problems = tmp_path / "p.jsonl"
     runner.invoke(app, ["problems", "load", "humaneval", "-o", str(problems), "--limit", "1"])
     solutions = tmp_path / "s.jsonl"
-    solutions.write_text(json.dumps({"problem_id": "humaneval/0", "solution_id": "a", "text": ""}) + "\n"
-                         + json.dumps({"problem_id": "nope", "solution_id": "b", "text": ""}) + "\n")
+    solutions.write_text(
+        json.dumps({"problem_id": "humaneval/0", "solution_id": "a", "text": ""})
+        + "\n"
+        + json.dumps({"problem_id": "nope", "solution_id": "b", "text": ""})
+        + "\n"
+    )
     result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(tmp_path / "v.jsonl")])
     assert result.exit_code == 2
     assert "s.jsonl row 2: problem_id 'nope'" in result.output
@@ -106,6 +161,8 @@ def test_verify_with_docker_backend_and_no_engine_says_so(tmp_path):
     first = json.loads(problems.read_text().splitlines()[0])
     solutions = tmp_path / "s.jsonl"
     solutions.write_text(json.dumps({"problem_id": first["id"], "solution_id": "a", "text": "no code at all"}) + "\n")
-    result = runner.invoke(app, ["verify", str(problems), str(solutions), "-o", str(tmp_path / "v.jsonl"), "--backend", "docker"])
+    result = runner.invoke(
+        app, ["verify", str(problems), str(solutions), "-o", str(tmp_path / "v.jsonl"), "--backend", "docker"]
+    )
     assert result.exit_code != 0 and "no Docker engine answered" in result.output, result.output
     assert not (tmp_path / "v.jsonl").exists()

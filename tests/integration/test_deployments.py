@@ -14,8 +14,12 @@ from conftest import PROJECT_ROOT, free_port
 
 
 def api(local, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"{local.env['PREFECT_API_URL']}{path}", data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"}, method="POST" if body is not None else "GET")
+    request = urllib.request.Request(
+        f"{local.env['PREFECT_API_URL']}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
     with urllib.request.urlopen(request, timeout=30) as reply:
         return json.loads(reply.read())
 
@@ -30,16 +34,34 @@ def test_a_deployment_runs_the_tiny_pipeline_on_a_local_server_and_worker(tmp_pa
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     (tmp_path / "prefect").mkdir()
     with LocalPrefect(port=free_port(), log_dir=tmp_path) as local:
-        run = subprocess.run([prefect_command(), "deployment", "run", "think-anywhere/default", "--param", "config=configs/tiny.yaml",
-                              "--watch"], env=local.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+        run = subprocess.run(
+            [
+                prefect_command(),
+                "deployment",
+                "run",
+                "think-anywhere/default",
+                "--param",
+                "config=configs/tiny.yaml",
+                "--watch",
+            ],
+            env=local.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert run.returncode == 0, (
+            run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+        )
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
         flow_run = api(local, f"/flow_runs/{flow_run_id}")
         assert flow_run["state"]["type"] == "COMPLETED"
 
         held: list[str] = []
         for _ in range(30):  # events reach the database a few seconds after they happen
-            events = api(local, "/events/filter", {"filter": {"event": {"prefix": ["prefect.concurrency-limit."]}}, "limit": 50})["events"]
+            events = api(
+                local, "/events/filter", {"filter": {"event": {"prefix": ["prefect.concurrency-limit."]}}, "limit": 50}
+            )["events"]
             held = [e["event"] for e in events if "tag:gpu" in json.dumps(e)]
             if held.count("prefect.concurrency-limit.acquired") >= 2:
                 break
@@ -49,8 +71,11 @@ def test_a_deployment_runs_the_tiny_pipeline_on_a_local_server_and_worker(tmp_pa
         deployments = api(local, "/deployments/filter", {})
         assert sorted(d["name"] for d in deployments) == ["default", "default", "default", "weekly"]
         retrain = next(d for d in deployments if d["name"] == "weekly")
-        scheduled = api(local, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [retrain["id"]]},
-                                                                   "state": {"type": {"any_": ["SCHEDULED"]}}}})
+        scheduled = api(
+            local,
+            "/flow_runs/filter",
+            {"flow_runs": {"deployment_id": {"any_": [retrain["id"]]}, "state": {"type": {"any_": ["SCHEDULED"]}}}},
+        )
         starts = sorted(datetime.fromisoformat(r["expected_start_time"].replace("Z", "+00:00")) for r in scheduled)
         assert len(starts) >= 3 and all(s.weekday() == 0 and (s.hour, s.minute) == (3, 0) for s in starts)
 
@@ -59,4 +84,6 @@ def test_a_deployment_runs_the_tiny_pipeline_on_a_local_server_and_worker(tmp_pa
     stages = {r["stage"] for r in written}
     assert {"load_problems", "sft", "grpo", "evaluate", "compare_evaluations"} <= stages
     assert all(r["status"] == "completed" for r in written)
-    assert (tmp_path / "worker.log").read_text().count("Worker") >= 1 and "stopped" in (tmp_path / "worker.log").read_text()
+    assert (tmp_path / "worker.log").read_text().count("Worker") >= 1 and "stopped" in (
+        tmp_path / "worker.log"
+    ).read_text()

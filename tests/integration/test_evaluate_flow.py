@@ -11,8 +11,13 @@ from typer.testing import CliRunner
 SETTINGS = [
     f"evaluate.benchmarks=[{{name: humaneval, limit: 2}}, {{name: mbpp, source: 'mbpp:{FIXTURES / 'mbpp.jsonl'}'}}, "
     f"{{name: livecodebench, source: 'livecodebench:{FIXTURES / 'livecodebench.jsonl'}', limit: 2}}]",
-    "evaluate.samples=2", "evaluate.temperature=1.0", "evaluate.k=[1,2]", "evaluate.max_new_tokens=24",
-    "evaluate.baselines=[plain_prompt,no_thinking,think_budget]", "evaluate.think_budget_tokens=4", "evaluate.bootstrap_resamples=200",
+    "evaluate.samples=2",
+    "evaluate.temperature=1.0",
+    "evaluate.k=[1,2]",
+    "evaluate.max_new_tokens=24",
+    "evaluate.baselines=[plain_prompt,no_thinking,think_budget]",
+    "evaluate.think_budget_tokens=4",
+    "evaluate.bootstrap_resamples=200",
 ]
 
 
@@ -39,15 +44,30 @@ def test_every_benchmark_variant_and_sample_is_scored(evaluated):
 
     summary, store = evaluated["summary"], ArtifactStore(evaluated["home"])
     assert [s["stage"] for s in summary["stages"]] == [
-        "base model", "problems", "benchmark problems", "eval set", "evaluate base", "evaluate base (plain_prompt)",
-        "evaluate base (no_thinking)", "evaluate base (think_budget)", "compare"]
+        "base model",
+        "problems",
+        "benchmark problems",
+        "eval set",
+        "evaluate base",
+        "evaluate base (plain_prompt)",
+        "evaluate base (no_thinking)",
+        "evaluate base (think_budget)",
+        "compare",
+    ]
     eval_set = store.path(ids_of(summary, "eval set")[0])
     ids = json.loads((eval_set / "ids.json").read_text())
     ledger = json.loads((store.path(ids_of(summary, "benchmark problems")[0]) / "ledger.json").read_text())
     mbpp_source = next(name for name in ledger["sources"] if name.startswith("mbpp:"))
     assert len(ids["humaneval"]) == 2 and len(ids["livecodebench"]) == 2
-    assert len(ids["mbpp"]) == ledger["sources"][mbpp_source]["problems"] > 0  # the whole file, less its quarantined rows
-    for stage in ("evaluate base", "evaluate base (plain_prompt)", "evaluate base (no_thinking)", "evaluate base (think_budget)"):
+    assert (
+        len(ids["mbpp"]) == ledger["sources"][mbpp_source]["problems"] > 0
+    )  # the whole file, less its quarantined rows
+    for stage in (
+        "evaluate base",
+        "evaluate base (plain_prompt)",
+        "evaluate base (no_thinking)",
+        "evaluate base (think_budget)",
+    ):
         folder = store.path(ids_of(summary, stage)[0])
         report = json.loads((folder / "report.json").read_text())
         assert report["problem_ids"] == ids and report["eval_set"] == ids_of(summary, "eval set")[0]
@@ -75,7 +95,9 @@ def test_comparison_table_plots_and_lineage(evaluated):
     assert [row[1] for row in comparison["rows"]] == ["thinking", "plain_prompt", "no_thinking", "think_budget"]
     assert comparison["header"][2:5] == ["pass@1 humaneval", "pass@1 livecodebench", "pass@1 mbpp"]
     folder = store.path(comparison["artifact_id"])
-    assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "comparison.md").read_text().startswith("| checkpoint")
+    assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "comparison.md").read_text().startswith(
+        "| checkpoint"
+    )
     lineage = LineageStore(evaluated["home"] / "lineage.duckdb")
     parents = {l.parent_id for l in lineage.upstream(comparison["artifact_id"])}
     assert set(ids_of(summary, "evaluate base (no_thinking)")) <= parents and ids_of(summary, "eval set")[0] in parents
@@ -88,8 +110,21 @@ def test_cli_compares_named_checkpoints_reusing_cached_evaluations(evaluated):
     base = ids_of(evaluated["summary"], "base model")[0]
     config = str(PROJECT_ROOT / "configs" / "tiny.yaml")
     sets = [arg for setting in SETTINGS for arg in ("--set", setting)]
-    result = CliRunner().invoke(app, ["run", "evaluate", "--config", config, *sets, "--set", f"checkpoints=[{base}]",
-                                      "--set", "evaluate.evaluate_base_model=false", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "evaluate",
+            "--config",
+            config,
+            *sets,
+            "--set",
+            f"checkpoints=[{base}]",
+            "--set",
+            "evaluate.evaluate_base_model=false",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
     evaluation = next(s for s in summary["stages"] if s["stage"].startswith("evaluate base:tiny"))
@@ -107,8 +142,13 @@ def test_a_changed_subset_is_a_new_eval_set_and_a_new_evaluation(evaluated):
 
     evaluated["patch"].setenv("THINKFLOW_HOME", str(evaluated["home"]))
     settings = [s.replace("{name: humaneval, limit: 2}", "{name: humaneval, limit: 1}") for s in SETTINGS]
-    summary = evaluate(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"),
-                       overrides=settings + ["evaluate.baselines=[]"])
+    summary = evaluate(
+        config=str(PROJECT_ROOT / "configs" / "tiny.yaml"), overrides=settings + ["evaluate.baselines=[]"]
+    )
     stages = {s["stage"]: s for s in summary["stages"]}
-    assert stages["benchmark problems"]["cached"] and not stages["eval set"]["cached"] and not stages["evaluate base"]["cached"]
+    assert (
+        stages["benchmark problems"]["cached"]
+        and not stages["eval set"]["cached"]
+        and not stages["evaluate base"]["cached"]
+    )
     assert stages["eval set"]["artifact_ids"] != ids_of(evaluated["summary"], "eval set")

@@ -24,8 +24,14 @@ def test_the_first_run_on_a_fresh_machine_works_and_shows_progress(tmp_path):
     env = fresh_machine_env(tmp_path)
     database = Path(env["HOME"]) / ".prefect" / "prefect.db"
     assert not database.exists()
-    done = subprocess.run([THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "creates its database first" in done.stderr  # it was a cold start, and the user was told why it waits
     assert database.exists()
@@ -33,15 +39,26 @@ def test_the_first_run_on_a_fresh_machine_works_and_shows_progress(tmp_path):
     assert summary["home"] == env["THINKFLOW_HOME"] and not summary["all_cached"]
     assert [row[0] for row in summary["comparison"]["rows"]] == ["base", "sft", "rl"]
     # progress lines with counts and rates, from the task (generation, sandbox) and the training worker
-    for expected in ("generating: 16/16 replies (100%)", "sandbox: sampled solutions: 16/16 solutions", "[sft] sft: 4/4 steps (100%)",
-                     "[grpo] grpo: 2/2 steps (100%)", "steps/s"):
+    for expected in (
+        "generating: 16/16 replies (100%)",
+        "sandbox: sampled solutions: 16/16 solutions",
+        "[sft] sft: 4/4 steps (100%)",
+        "[grpo] grpo: 2/2 steps (100%)",
+        "steps/s",
+    ):
         assert expected in done.stderr, expected
 
 
 def test_prefect_that_cannot_start_is_one_line_with_the_fix(tmp_path):
     env = fresh_machine_env(tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1")
-    done = subprocess.run([THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and len(errors) == 1, done.stderr[-3000:]

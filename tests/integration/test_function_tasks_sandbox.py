@@ -18,7 +18,6 @@ def test_the_reference_passes_and_a_wrong_solution_fails_in_the_sandbox():
     assert all(v.status == "failed" for v in verdicts[24:])
 
 
-
 def test_a_check_that_asserts_only_truth_accepts_any_truthy_value_as_humanevals_harness_does():
     problems = {p["id"]: p for p in load_humaneval().problems}
     brackets, sums = problems["humaneval/56"], problems["humaneval/53"]  # 53 asserts equality: stays exact
@@ -28,6 +27,11 @@ def test_a_check_that_asserts_only_truth_accepts_any_truthy_value_as_humanevals_
     as_ints = brackets["reference"].replace("return depth == 0", "return int(depth == 0)")
     assert as_ints != brackets["reference"]
     always_text = "def correct_bracketing(brackets):\n    return 'yes'\n"
-    verdicts = run_batch([Job("humaneval/56", "ints", as_ints, converted[0].tests),
-                          Job("humaneval/56", "text", always_text, converted[0].tests)], SANDBOX)
+    verdicts = run_batch(
+        [
+            Job("humaneval/56", "ints", as_ints, converted[0].tests),
+            Job("humaneval/56", "text", always_text, converted[0].tests),
+        ],
+        SANDBOX,
+    )
     assert [v.status for v in verdicts] == ["passed", "failed"]

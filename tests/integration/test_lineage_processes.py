@@ -52,15 +52,33 @@ def test_writers_killed_mid_write_leave_the_database_openable_and_consistent(tmp
 
 def test_a_writer_that_cannot_get_its_turn_says_so_and_keeps_the_record(tmp_path):
     store = LineageStore(tmp_path / "l.duckdb", lock_timeout_s=0.3)
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\n"
-                               "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(30)",
-                               str(store.journal / WRITER_LOCK)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(30)",
+            str(store.journal / WRITER_LOCK),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         t = now()
         with pytest.raises(LineageBusy, match="kept in"):
-            store.record_run(stage="s", flow_run_id=None, params={}, code_version="v", inputs={}, outputs={}, metrics=[],
-                             status="completed", started_at=t, ended_at=t)
+            store.record_run(
+                stage="s",
+                flow_run_id=None,
+                params={},
+                code_version="v",
+                inputs={},
+                outputs={},
+                metrics=[],
+                status="completed",
+                started_at=t,
+                ended_at=t,
+            )
         assert len(store.pending()) == 1
     finally:
         holder.kill()
@@ -79,7 +97,11 @@ def test_lineage_commands_print_trees_tables_json_graphs_and_events(tmp_path, ho
     assert "made from" in shown.output and "made into" in shown.output and "← sft (dataset) dataset-f" in shown.output
     assert "→ evaluate (out) report-e" in shown.output and "loss_last = 0.5" in shown.output
     as_json = json.loads(runner.invoke(app, ["lineage", "show", "checkpoint-a", "--json"]).output)
-    assert as_json["stage"] == "sft" and {l["parent_id"] for l in as_json["upstream"]} == {"dataset-f", "checkpoint-base", "dataset-p"}
+    assert as_json["stage"] == "sft" and {l["parent_id"] for l in as_json["upstream"]} == {
+        "dataset-f",
+        "checkpoint-base",
+        "dataset-p",
+    }
     down = json.loads(runner.invoke(app, ["lineage", "downstream", "dataset-p", "--json"]).output)
     assert {l["artifact_id"] for l in down} == {"dataset-f", "checkpoint-a", "checkpoint-b", "report-e"}
     diff = runner.invoke(app, ["lineage", "diff", "checkpoint-a", ids["sft2"]])
@@ -97,7 +119,9 @@ def test_lineage_commands_print_trees_tables_json_graphs_and_events(tmp_path, ho
     assert json.loads(exported.output) == {"events": 12, "runs": 6, "output": str(tmp_path / "events.jsonl")}
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     assert len(lines) == 12 and json.loads(lines[-1])["eventType"] == "COMPLETE"
-    later = runner.invoke(app, ["lineage", "export", "-o", str(tmp_path / "none.jsonl"), "--since", "2999-01-01T00:00:00", "--json"])
+    later = runner.invoke(
+        app, ["lineage", "export", "-o", str(tmp_path / "none.jsonl"), "--since", "2999-01-01T00:00:00", "--json"]
+    )
     assert json.loads(later.output)["events"] == 0
 
 

@@ -21,8 +21,13 @@ def tiny_runs(prefect_harness, tmp_path_factory):
         artifacts_after_first = ArtifactStore().all_ids()
         second = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
         artifacts_after_second = ArtifactStore().all_ids()
-        yield {"home": home, "first": first, "second": second,
-               "artifacts": (artifacts_after_first, artifacts_after_second), "patch": patch}
+        yield {
+            "home": home,
+            "first": first,
+            "second": second,
+            "artifacts": (artifacts_after_first, artifacts_after_second),
+            "patch": patch,
+        }
 
 
 def stage_ids(summary, stage):
@@ -39,9 +44,23 @@ def test_every_stage_produced_an_artifact(tiny_runs):
     first = tiny_runs["first"]
     stages = [s["stage"] for s in first["stages"]]
     solutions, coldstart = shard_stage(first, "solutions"), shard_stage(first, "cold-start")
-    assert stages == ["base model", "problems", "filter", "split", solutions["stage"], "train split with solutions",
-                      coldstart["stage"], "cold-start set", "sft", "rl", "eval set", "evaluate base", "evaluate sft", "evaluate rl",
-                      "compare"]
+    assert stages == [
+        "base model",
+        "problems",
+        "filter",
+        "split",
+        solutions["stage"],
+        "train split with solutions",
+        coldstart["stage"],
+        "cold-start set",
+        "sft",
+        "rl",
+        "eval set",
+        "evaluate base",
+        "evaluate sft",
+        "evaluate rl",
+        "compare",
+    ]
     assert not any(s["cached"] for s in first["stages"])
     produced = {a for s in first["stages"] for a in s["artifact_ids"]}
     extra = set(tiny_runs["artifacts"][0]) - produced
@@ -120,10 +139,20 @@ def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
     eval_set, comparison = stage_ids(first, "eval set")[0], stage_ids(first, "compare")[0]
     links = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(comparison)}
     solved = stage_ids(first, "train split with solutions")[0]
-    for link in [(comparison, "compare_evaluations", report), (report, "evaluate", eval_set), (eval_set, "eval_set", problems),
-                 (report, "evaluate", rl), (rl, "grpo", sft), (sft, "sft", coldstart), (sft, "sft", base), (rl, "grpo", solved),
-                 (coldstart, "coldstart", solved), (solved, "attach_solutions", train), (train, "split_problems", filtered),
-                 (filtered, "filter_problems", problems)]:
+    for link in [
+        (comparison, "compare_evaluations", report),
+        (report, "evaluate", eval_set),
+        (eval_set, "eval_set", problems),
+        (report, "evaluate", rl),
+        (rl, "grpo", sft),
+        (sft, "sft", coldstart),
+        (sft, "sft", base),
+        (rl, "grpo", solved),
+        (coldstart, "coldstart", solved),
+        (solved, "attach_solutions", train),
+        (train, "split_problems", filtered),
+        (filtered, "filter_problems", problems),
+    ]:
         assert link in links, link
     runs = sum(len(s["artifact_ids"]) if " shards)" in s["stage"] else 1 for s in first["stages"])
     assert lineage.counts()["runs"] == runs  # one per executed stage or shard; the cached second run added none
@@ -157,7 +186,10 @@ def test_coldstart_samples_carry_inline_thoughts_that_strip_to_passing_code(tiny
     from tasks.thinking import has_inline_thought_in_statement, has_upfront_think
 
     coldstart = stage_ids(tiny_runs["first"], "cold-start set")[0]
-    rows = [json.loads(l) for l in (ArtifactStore(tiny_runs["home"]).path(coldstart) / "train.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(l)
+        for l in (ArtifactStore(tiny_runs["home"]).path(coldstart) / "train.jsonl").read_text().splitlines()
+    ]
     assert rows
     for row in rows:
         response = row["completion"][0]["content"]
@@ -172,7 +204,9 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
 
     store = ArtifactStore(tiny_runs["home"])
     loaded = store.path(stage_ids(tiny_runs["first"], "problems")[0]) / "problems.jsonl"
-    held_out = {json.loads(l)["id"] for l in loaded.read_text().splitlines() if split_of(json.loads(l)["id"], 0.3, 0) == "eval"}
+    held_out = {
+        json.loads(l)["id"] for l in loaded.read_text().splitlines() if split_of(json.loads(l)["id"], 0.3, 0) == "eval"
+    }
     for stage in ("evaluate base", "evaluate sft", "evaluate rl"):
         folder = store.path(stage_ids(tiny_runs["first"], stage)[0])
         report = json.loads((folder / "report.json").read_text())
@@ -180,12 +214,18 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
         samples = pq.read_table(folder / "samples.parquet").to_pylist()
         assert sorted(s["problem_id"] for s in samples) == sorted(held_out)  # greedy: one sample each
         assert all(s["status"] in ("passed", "failed", "timeout", "memory", "error") for s in samples)
-        assert report["pass_at_k"]["all"]["problems"] == len(held_out) and 0 <= report["pass_at_k"]["all"]["pass@1"] <= 1
+        assert (
+            report["pass_at_k"]["all"]["problems"] == len(held_out) and 0 <= report["pass_at_k"]["all"]["pass@1"] <= 1
+        )
         assert report["thinking"]["responses"] == len(held_out)
     comparison = tiny_runs["first"]["comparison"]
     assert [row[:2] for row in comparison["rows"]] == [["base", "thinking"], ["sft", "thinking"], ["rl", "thinking"]]
     pairs = {(p["checkpoint"], p["baseline"]): p["by_benchmark"]["all"] for p in comparison["paired"]}
-    assert set(pairs) == {("sft", "base"), ("rl", "base"), ("rl", "sft")}  # each checkpoint against every earlier one, same problems
+    assert set(pairs) == {
+        ("sft", "base"),
+        ("rl", "base"),
+        ("rl", "sft"),
+    }  # each checkpoint against every earlier one, same problems
     assert all(pair["problems"] == len(held_out) and pair["unpaired"] == 0 for pair in pairs.values())
     folder = store.path(comparison["artifact_id"])
     assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "think_tokens.png").exists()
@@ -202,7 +242,10 @@ def test_lineage_cli_shows_the_chain(tiny_runs):
     for name in ("grpo", "sft", "coldstart", "problems-train", "base:tiny"):
         assert name in result.output
     as_json = CliRunner().invoke(app, ["lineage", "downstream", rl, "--json"])
-    assert {l["artifact_id"] for l in json.loads(as_json.output)} == {report, stage_ids(tiny_runs["first"], "compare")[0]}
+    assert {l["artifact_id"] for l in json.loads(as_json.output)} == {
+        report,
+        stage_ids(tiny_runs["first"], "compare")[0],
+    }
     shown = CliRunner().invoke(app, ["lineage", "show", report, "--json"])
     assert json.loads(shown.output)["stage"] == "evaluate"
 
@@ -214,9 +257,13 @@ def test_the_run_links_a_png_of_the_final_artifacts_lineage_graph(tiny_runs):
 
     graph = tiny_runs["first"]["lineage_graph"]
     assert graph["artifact_id"] == stage_ids(tiny_runs["first"], "compare")[0]
-    assert Path(graph["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(graph["png"]).is_relative_to(tiny_runs["home"])
+    assert Path(graph["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(graph["png"]).is_relative_to(
+        tiny_runs["home"]
+    )
     linked = Artifact.get("think-anywhere-lineage")
-    assert linked is not None and Path(graph["png"]).as_uri() in linked.data  # Prefect stores a link artifact as markdown
+    assert (
+        linked is not None and Path(graph["png"]).as_uri() in linked.data
+    )  # Prefect stores a link artifact as markdown
 
 
 def copy_of_the_project(target):
@@ -245,19 +292,39 @@ def test_a_changed_helper_reruns_the_stages_that_reach_it_and_only_those(tiny_ru
     source = helper.read_text()
     highest_first = "    scored.sort(reverse=True)\n"
     assert highest_first in source
-    helper.write_text(source.replace(highest_first, "    scored.sort()  # the least certain positions last: a changed rule\n"))
+    helper.write_text(
+        source.replace(highest_first, "    scored.sort()  # the least certain positions last: a changed rule\n")
+    )
     settings = get_current_settings()
-    env = {**os.environ, "PYTHONPATH": str(copy), "THINKFLOW_HOME": str(tiny_runs["home"]),
-           "PREFECT_API_URL": str(settings.api.url), "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results.local_storage_path)}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
-                          cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(copy),
+        "THINKFLOW_HOME": str(tiny_runs["home"]),
+        "PREFECT_API_URL": str(settings.api.url),
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results.local_storage_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rerun = json.loads(done.stdout)
     first = {s["stage"]: s for s in tiny_runs["first"]["stages"]}
     cached = {s["stage"]: s["cached"] for s in rerun["stages"]}
     names = list(cached)
-    after_coldstart = names[names.index(shard_stage(rerun, "cold-start")["stage"]):]
-    assert [n for n in names if cached[n]] == [n for n in names if n not in after_coldstart or n in ("eval set", "evaluate base")]
+    after_coldstart = names[names.index(shard_stage(rerun, "cold-start")["stage"]) :]
+    assert [n for n in names if cached[n]] == [
+        n for n in names if n not in after_coldstart or n in ("eval set", "evaluate base")
+    ]
     assert not any(cached[n] for n in after_coldstart if n not in ("eval set", "evaluate base"))
-    assert stage_ids(rerun, "cold-start set") != first["cold-start set"]["artifact_ids"]  # the new rule chose other sites
-    assert stage_ids(rerun, "split") == first["split"]["artifact_ids"] and stage_ids(rerun, "evaluate base") == first["evaluate base"]["artifact_ids"]
+    assert (
+        stage_ids(rerun, "cold-start set") != first["cold-start set"]["artifact_ids"]
+    )  # the new rule chose other sites
+    assert (
+        stage_ids(rerun, "split") == first["split"]["artifact_ids"]
+        and stage_ids(rerun, "evaluate base") == first["evaluate base"]["artifact_ids"]
+    )

@@ -105,7 +105,9 @@ def test_humaneval_canonical_solutions_pass_and_stubs_fail():
     problems = load_humaneval().problems
     good = run_batch([Job(p["id"], "ref", p["reference"], p["tests"]) for p in problems], FAST)
     assert [v.problem_id for v in good if v.status != "passed"] == []
-    stubs = run_batch([Job(p["id"], "stub", p["prompt"] + "    return None\n", p["tests"]) for p in problems[:30]], FAST)
+    stubs = run_batch(
+        [Job(p["id"], "stub", p["prompt"] + "    return None\n", p["tests"]) for p in problems[:30]], FAST
+    )
     assert all(v.status in ("failed", "error") for v in stubs)
     assert sum(v.status == "failed" for v in stubs) > 20  # assertion failures are wrong answers
 
@@ -126,9 +128,14 @@ def test_check_tests_are_recorded_into_call_tests_from_the_reference():
 def test_tests_that_draw_random_inputs_record_the_same_inputs_every_time():
     import sandbox.reference
 
-    tests = {"kind": "check", "entry_point": "double", "test_code": (
-        "import random\n\ndef check(candidate):\n    for _ in range(5):\n        x = random.randint(0, 10**9)\n"
-        "        assert candidate(x) == 2 * x\n")}
+    tests = {
+        "kind": "check",
+        "entry_point": "double",
+        "test_code": (
+            "import random\n\ndef check(candidate):\n    for _ in range(5):\n        x = random.randint(0, 10**9)\n"
+            "        assert candidate(x) == 2 * x\n"
+        ),
+    }
     recorded = []
     for _ in range(2):
         sandbox.reference._cache.clear()  # a new process would start without the conversion cache
@@ -149,9 +156,18 @@ def test_recording_is_refused_with_a_reason():
     failing = {"kind": "assert", "asserts": ["assert f(1) == 3"]}
     no_call = {"kind": "check", "entry_point": "f", "test_code": "def check(candidate):\n    pass\n"}
     sets = {"kind": "assert", "asserts": ["assert f(1) == {1}"]}
-    reasons = [c.reason for c in convert_tests(
-        [(failing, "def f(x):\n    return 2"), (no_call, "def f(x):\n    return 1"),
-         (sets, "def f(x):\n    return {x}"), (failing, None)], FAST)]
+    reasons = [
+        c.reason
+        for c in convert_tests(
+            [
+                (failing, "def f(x):\n    return 2"),
+                (no_call, "def f(x):\n    return 1"),
+                (sets, "def f(x):\n    return {x}"),
+                (failing, None),
+            ],
+            FAST,
+        )
+    ]
     assert "did not pass its own tests: AssertionError" in reasons[0]
     assert reasons[1] == "the tests never call the function"
     assert "not strict JSON" in reasons[2]

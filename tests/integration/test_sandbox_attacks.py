@@ -69,6 +69,7 @@ def verdict(code: str, cfg: SandboxConfig, tests=ADD):
 
 # -- resources -------------------------------------------------------------------------------------
 
+
 def test_infinite_loop_is_killed_at_the_wall_clock_limit(cfg):
     started = time.monotonic()
     v = verdict("def add(a, b):\n    while True:\n        pass", cfg)
@@ -153,6 +154,7 @@ def test_many_16_mb_files_stop_at_the_workdir_size_and_are_wiped(cfg):
 
 
 # -- filesystem, secrets, network ------------------------------------------------------------------
+
 
 @pytest.fixture
 def canary_dir():
@@ -274,6 +276,7 @@ def test_no_tcp_connection_reaches_a_listener_on_localhost(cfg):
 
 # -- processes -------------------------------------------------------------------------------------
 
+
 def test_a_double_forked_daemon_does_not_outlive_the_run(cfg):
     code = (
         "import os, time\n"
@@ -374,8 +377,13 @@ def test_the_strict_backend_refuses_to_run_without_namespaces(cfg):
         "print('WEAK', run_job(job, SandboxConfig(workers=1, isolation='weak')).status)\n"
     )
     # a user namespace without capabilities: unshare of mount/pid/net namespaces is not permitted
-    result = subprocess.run(["unshare", "--user", sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=PROJECT_ROOT, timeout=120)
+    result = subprocess.run(
+        ["unshare", "--user", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
     assert "REFUSED the local sandbox could not isolate its worker" in result.stdout, result.stdout + result.stderr
     assert "sandbox.isolation: weak" in result.stdout
     assert "WEAK passed" in result.stdout
@@ -395,6 +403,7 @@ FORGE = (
     "    reporter.end = end\n"
 )
 
+
 @pytest.mark.parametrize("exit_call", ["import sys\nsys.exit(0)", "import os\nos._exit(0)", "raise SystemExit(0)"])
 def test_exiting_before_the_tests_is_not_a_pass(cfg, exit_call):
     v = verdict(exit_call + "\ndef add(a, b):\n    return a + b", cfg)
@@ -406,7 +415,7 @@ def test_printing_and_writing_pass_markers_is_not_a_pass(cfg):
         "import os\n"
         "print('PASSED', 'ok', 'all tests passed')\n"
         + FORGE
-        + "marker = b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": true}\\n{\"done\": true}\\n'\n"
+        + 'marker = b\'{"t": 0, "v": 1000003}\\n{"t": 1, "v": true}\\n{"done": true}\\n\'\n'
         "for fd in (1, 2):\n"
         "    os.write(fd, marker)\n"
         "forge(marker)\n"
@@ -426,9 +435,7 @@ def test_stealing_a_nonce_from_proc_self_is_not_a_pass(cfg):
         "    try:\n"
         "        loot.append(open(path, 'rb').read(200) if path.endswith('environ') else os.readlink(path))\n"
         "    except OSError as exc:\n"
-        "        loot.append(type(exc).__name__)\n"
-        + FORGE
-        + "forge((repr(loot) + '\\n').encode())\n"
+        "        loot.append(type(exc).__name__)\n" + FORGE + "forge((repr(loot) + '\\n').encode())\n"
         "def add(a, b):\n    return repr(loot)\n"
     )
     v = verdict(code, cfg, HIDDEN)
@@ -503,7 +510,7 @@ def test_atexit_tricks_are_not_a_pass(cfg):
     code = (
         "import atexit, os, sys\n"
         + FORGE
-        + "atexit.register(lambda: forge(b'{\"t\": 0, \"v\": 1000003}\\n{\"t\": 1, \"v\": 7000004}\\n'))\n"
+        + 'atexit.register(lambda: forge(b\'{"t": 0, "v": 1000003}\\n{"t": 1, "v": 7000004}\\n\'))\n'
         "atexit.register(lambda: os._exit(0))\n"
         "def add(a, b):\n    sys.exit(0)\n"
     )
@@ -519,9 +526,8 @@ def test_forged_results_cannot_pass_a_recorded_humaneval_problem(cfg):
     problem = load_humaneval().problems[2]  # truncate_number: floats
     [conversion] = convert_tests([(problem["tests"], problem["reference"])], cfg)
     forged = (
-        FORGE
-        + "for index in range(50):\n"
-        "    forge(('{\"t\": %d, \"v\": true}\\n' % index).encode())\n"
+        FORGE + "for index in range(50):\n"
+        '    forge((\'{"t": %d, "v": true}\\n\' % index).encode())\n'
         "def truncate_number(number):\n    return True\n"
     )
     v = run_job(Job(problem["id"], "forged", forged, conversion.tests), cfg)

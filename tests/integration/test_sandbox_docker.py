@@ -16,7 +16,7 @@ def test_multiplexed_frames_are_taken_apart_across_chunk_boundaries():
     stream += docker_frame(STDOUT, encode({"id": 0, "records": [{"ready": True}]}))
     demux, decoder, messages, errors = DockerStreamDemux(), LineDecoder(), [], b""
     for start in range(0, len(stream), 7):  # 7-byte chunks split headers and payloads
-        for kind, data in demux.feed(stream[start:start + 7]):
+        for kind, data in demux.feed(stream[start : start + 7]):
             if kind == STDOUT:
                 messages += decoder.feed(data)
             else:
@@ -74,7 +74,14 @@ def test_docker_backend_runs_jobs_in_long_lived_containers():
     docker_or_skip(cfg)
     add = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
     jobs = [Job("p", f"s{i}", f"def add(a, b):\n    return a + b  # {i}", add) for i in range(20)]
-    jobs.append(Job("p", "net", "import socket\ndef add(a, b):\n    socket.create_connection(('1.1.1.1', 53), 1)\n    return a + b", add))
+    jobs.append(
+        Job(
+            "p",
+            "net",
+            "import socket\ndef add(a, b):\n    socket.create_connection(('1.1.1.1', 53), 1)\n    return a + b",
+            add,
+        )
+    )
     verdicts = run_batch(jobs, cfg)
     assert [v.status for v in verdicts[:20]] == ["passed"] * 20
     assert verdicts[20].status == "error"
@@ -83,32 +90,44 @@ def test_docker_backend_runs_jobs_in_long_lived_containers():
 def test_container_limits_apply_to_everything_a_solution_starts():
     """The container's memory and pids limits hold for a solution's processes together, where the
     per-process rlimits alone would let each child take its own share."""
-    cfg = SandboxConfig(backend="docker", workers=1, timeout_s=8, memory_mb=400, processes=64, docker_memory_mb=600, docker_pids=40)
+    cfg = SandboxConfig(
+        backend="docker", workers=1, timeout_s=8, memory_mb=400, processes=64, docker_memory_mb=600, docker_pids=40
+    )
     client = docker_or_skip(cfg)
-    hog = ("import os, time\n"
-           "def add(a, b):\n"
-           "    for _ in range(4):\n"  # four children of 300 MB each: within RLIMIT_AS, above the container's 600 MB
-           "        if os.fork() == 0:\n"
-           "            block = b'x' * (300 * 1024 * 1024)\n"
-           "            time.sleep(3)\n"
-           "            os._exit(0)\n"
-           "    return sorted(os.wait()[1] for _ in range(4))\n")  # wait statuses: 0 for a child that lived
-    forks = ("import os, time\n"
-             "def add(a, b):\n"
-             "    count = 0\n"
-             "    while True:\n"
-             "        try:\n"
-             "            if os.fork() == 0:\n"
-             "                time.sleep(30)\n"
-             "                os._exit(0)\n"
-             "        except OSError:\n"
-             "            return count\n"
-             "        count += 1\n")
+    hog = (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    for _ in range(4):\n"  # four children of 300 MB each: within RLIMIT_AS, above the container's 600 MB
+        "        if os.fork() == 0:\n"
+        "            block = b'x' * (300 * 1024 * 1024)\n"
+        "            time.sleep(3)\n"
+        "            os._exit(0)\n"
+        "    return sorted(os.wait()[1] for _ in range(4))\n"
+    )  # wait statuses: 0 for a child that lived
+    forks = (
+        "import os, time\n"
+        "def add(a, b):\n"
+        "    count = 0\n"
+        "    while True:\n"
+        "        try:\n"
+        "            if os.fork() == 0:\n"
+        "                time.sleep(30)\n"
+        "                os._exit(0)\n"
+        "        except OSError:\n"
+        "            return count\n"
+        "        count += 1\n"
+    )
     add = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}
     counted = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [10_000]}
     all_lived = {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [[0, 0, 0, 0]]}
-    [memory, pids, after] = run_batch([Job("p", "hog", hog, all_lived), Job("p", "forks", forks, counted),
-                                       Job("p", "ok", "def add(a, b):\n    return a + b", add)], cfg)
+    [memory, pids, after] = run_batch(
+        [
+            Job("p", "hog", hog, all_lived),
+            Job("p", "forks", forks, counted),
+            Job("p", "ok", "def add(a, b):\n    return a + b", add),
+        ],
+        cfg,
+    )
     assert memory.status == "failed", memory  # the container's OOM killer took at least one child
     assert pids.status == "failed" and after.status == "passed", (pids, after)
     from sandbox import pool_for
@@ -127,8 +146,12 @@ def test_a_container_that_dies_is_replaced_and_its_job_retried():
 
     pool = pool_for(cfg).start()
     first = pool.workers[0].container
-    slow = Job("p", "slow", "import time\ndef add(a, b):\n    time.sleep(2)\n    return a + b",
-               {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]})
+    slow = Job(
+        "p",
+        "slow",
+        "import time\ndef add(a, b):\n    time.sleep(2)\n    return a + b",
+        {"kind": "call", "fn_name": "add", "inputs": [[1, 2]], "outputs": [3]},
+    )
     killer = threading.Timer(0.7, lambda: client.containers.get(first.id).kill())
     killer.start()
     started = time.monotonic()
@@ -150,12 +173,30 @@ def test_setup_without_root_says_what_is_missing(tmp_path):
         pytest.skip("needs root and util-linux setpriv to run the command as another user")
     closed = [p for p in [PROJECT_ROOT, *PROJECT_ROOT.parents] if not p.stat().st_mode & 0o001]
     if closed:
-        pytest.skip(f"{closed[0]} is closed to other users (mode {oct(closed[0].stat().st_mode & 0o777)}): "
-                    "an unprivileged user cannot import this checkout")
-    result = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                             sys.executable, "-m", "flows.cli", "sandbox", "setup-docker"],
-                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        pytest.skip(
+            f"{closed[0]} is closed to other users (mode {oct(closed[0].stat().st_mode & 0o777)}): "
+            "an unprivileged user cannot import this checkout"
+        )
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "sandbox",
+            "setup-docker",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "needs root" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
@@ -166,4 +207,8 @@ def test_setup_again_finds_everything_in_place():
     from sandbox.docker_setup import setup_docker
 
     report = setup_docker(cfg.docker_image)
-    assert [outcome.split(" ")[-1] for _, outcome, _ in report.steps] == ["answering", "built", "current"]  # nothing rebuilt
+    assert [outcome.split(" ")[-1] for _, outcome, _ in report.steps] == [
+        "answering",
+        "built",
+        "current",
+    ]  # nothing rebuilt

@@ -29,7 +29,7 @@ def read_jsonl(path):
 
 def test_the_flow_runs_calibration_and_both_rl_arms(family_run):
     names = [s["stage"] for s in family_run["summary"]["stages"]]
-    assert names[names.index("sft") + 1:names.index("sft") + 4] == ["calibrate", "rl", "rl (upfront-only arm)"]
+    assert names[names.index("sft") + 1 : names.index("sft") + 4] == ["calibrate", "rl", "rl (upfront-only arm)"]
     assert [row[0] for row in family_run["summary"]["comparison"]["rows"]] == ["base", "sft", "rl", "rl-upfront-only"]
 
 
@@ -55,8 +55,12 @@ def test_cold_start_targets_carry_the_generators_plan_and_hints(family_run):
     store = ArtifactStore(family_run["home"])
     coldstart = stage(family_run, "cold-start set")["artifact_ids"][0]
     records = read_jsonl(store.path(coldstart) / "train.jsonl")
-    problems = {p["id"]: p for p in read_jsonl(store.path(stage(family_run, "train split with solutions")["artifact_ids"][0])
-                                                 / "problems.jsonl")}
+    problems = {
+        p["id"]: p
+        for p in read_jsonl(
+            store.path(stage(family_run, "train split with solutions")["artifact_ids"][0]) / "problems.jsonl"
+        )
+    }
     assert records
     for record in records:
         meta = problems[record["problem_id"]]["meta"]
@@ -76,13 +80,20 @@ def test_the_probe_set_is_scored_at_every_probe_step(family_run):
     metrics = lineage.metrics_of(rl)  # 3 probe points: step 0 against step 2, with both intervals
     assert metrics["probe_reward_points"] == 3 and metrics["probe_reward_prompts"] == 2
     assert metrics["probe_reward_gain_ci_low"] <= metrics["probe_reward_gain"] <= metrics["probe_reward_gain_ci_high"]
-    assert metrics["probe_reward_gain_ci_low_prompts"] <= metrics["probe_reward_gain"] <= metrics["probe_reward_gain_ci_high_prompts"]
+    assert (
+        metrics["probe_reward_gain_ci_low_prompts"]
+        <= metrics["probe_reward_gain"]
+        <= metrics["probe_reward_gain_ci_high_prompts"]
+    )
     from storage import ArtifactStore
 
     curves = lineage.latest_artifact("grpo-curves", "report")
     probe = read_jsonl(ArtifactStore(family_run["home"]).path(curves["artifact_id"]) / "probe.jsonl")
     assert len(probe) == 3 * 2 * 2 and {r["step"] for r in probe} == {0, 1, 2}  # steps x prompts x samples
-    assert all(r["reward"] == pytest.approx(0.9 * r["correct"] + 0.02 * r["upfront_think"] + 0.08 * r["inline_think"]) for r in probe)
+    assert all(
+        r["reward"] == pytest.approx(0.9 * r["correct"] + 0.02 * r["upfront_think"] + 0.08 * r["inline_think"])
+        for r in probe
+    )
     assert all(isinstance(r["completion"], str) for r in probe)  # what the policy wrote, to read beside its score
 
 
@@ -108,4 +119,8 @@ def test_compare_records_paired_deltas_for_every_pair(family_run):
     for name in ("rl", "sft", "rl-vs-sft", "rl-upfront-only-vs-rl"):
         for bench, problems in (("functions", 10), ("humaneval", 4), ("all", 14)):
             assert metrics[f"paired/{name}/{bench}/problems"] == problems
-            assert metrics[f"paired/{name}/{bench}/low"] <= metrics[f"paired/{name}/{bench}/delta"] <= metrics[f"paired/{name}/{bench}/high"]
+            assert (
+                metrics[f"paired/{name}/{bench}/low"]
+                <= metrics[f"paired/{name}/{bench}/delta"]
+                <= metrics[f"paired/{name}/{bench}/high"]
+            )

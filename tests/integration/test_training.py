@@ -29,7 +29,8 @@ def kill_after_first_checkpoint(home: Path, done: threading.Event, killed: list)
 
 
 def test_sft_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupted_run_ends(
-        prefect_harness, tiny_model_dir, tmp_path, monkeypatch):
+    prefect_harness, tiny_model_dir, tmp_path, monkeypatch
+):
     from prefect import flow
 
     from storage import ArtifactStore, LineageStore
@@ -44,7 +45,10 @@ def test_sft_killed_after_a_checkpoint_resumes_and_ends_where_an_uninterrupted_r
     for label in ("uninterrupted", "killed"):
         home = tmp_path / label
         monkeypatch.setenv("THINKFLOW_HOME", str(home))
-        model_id, data_id = commit_model(tiny_model_dir, tmp_path / label), commit_dataset(tmp_path / label, chat_rows(12))
+        model_id, data_id = (
+            commit_model(tiny_model_dir, tmp_path / label),
+            commit_dataset(tmp_path / label, chat_rows(12)),
+        )
         if label == "killed":
             done, killed = threading.Event(), []
             watcher = threading.Thread(target=kill_after_first_checkpoint, args=(home, done, killed))
@@ -98,8 +102,13 @@ def test_think_tokens_are_added_with_rows_initialised_by_the_rule(tiny_without_t
 
 def plain_rows(n: int) -> list[dict]:
     """The same tasks as ``chat_rows``, answered with plain code: no thought anywhere."""
-    return [{"prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
-             "completion": [{"role": "assistant", "content": f"```python\ndef f(x):\n    return x + {i}\n```"}]} for i in range(n)]
+    return [
+        {
+            "prompt": [PROMPT[0], {"role": "user", "content": f"Add {i} to x."}],
+            "completion": [{"role": "assistant", "content": f"```python\ndef f(x):\n    return x + {i}\n```"}],
+        }
+        for i in range(n)
+    ]
 
 
 def test_grpo_raises_the_share_of_replies_that_open_with_a_thought(prefect_harness, tiny_model_dir, tmp_path, home):
@@ -121,21 +130,51 @@ def test_grpo_raises_the_share_of_replies_that_open_with_a_thought(prefect_harne
     from tasks.training.stages import train_grpo, train_sft
 
     recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml")
-    problems = [{"id": f"p/{i}", "source": "hand", "prompt": f"Add {i} to x.", "starter_code": "", "reference": None, "meta": {},
-                 "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1000 + i]}} for i in range(16)]
+    problems = [
+        {
+            "id": f"p/{i}",
+            "source": "hand",
+            "prompt": f"Add {i} to x.",
+            "starter_code": "",
+            "reference": None,
+            "meta": {},
+            "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1000 + i]},
+        }
+        for i in range(16)
+    ]
     folder = tmp_path / "problems"
     folder.mkdir()
     (folder / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
     problems_id = commit_folder(folder, "dataset", "hand-problems")
-    rows = [{**row, "prompt": chat_prompt(problem, "Write Python.")}
-            for answers in (chat_rows(16), plain_rows(16)) for row, problem in zip(answers, problems)]
-    sft = train_sft(commit_model(tiny_model_dir, tmp_path), commit_dataset(tmp_path, rows),
-                    sft_section(max_steps=64, learning_rate=5e-3, per_device_train_batch_size=4, seed=0))
-    rl = RLSection(loss_type="grpo", max_steps=30, num_generations=4, per_device_train_batch_size=8, learning_rate=1e-3,
-                   temperature=1.0, max_completion_length=64, max_prompt_length=256, save_steps=100, timeout_s=900, seed=0)
+    rows = [
+        {**row, "prompt": chat_prompt(problem, "Write Python.")}
+        for answers in (chat_rows(16), plain_rows(16))
+        for row, problem in zip(answers, problems)
+    ]
+    sft = train_sft(
+        commit_model(tiny_model_dir, tmp_path),
+        commit_dataset(tmp_path, rows),
+        sft_section(max_steps=64, learning_rate=5e-3, per_device_train_batch_size=4, seed=0),
+    )
+    rl = RLSection(
+        loss_type="grpo",
+        max_steps=30,
+        num_generations=4,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        temperature=1.0,
+        max_completion_length=64,
+        max_prompt_length=256,
+        save_steps=100,
+        timeout_s=900,
+        seed=0,
+    )
     checkpoint = train_grpo(sft, problems_id, rl, recipe.sandbox, "Write Python.")
     lineage = LineageStore(home / "lineage.duckdb")
-    series = {name: dict(lineage.metric_series(checkpoint, name)) for name in ("reward_upfront_think", "groups_dropped", "reward_correct")}
+    series = {
+        name: dict(lineage.metric_series(checkpoint, name))
+        for name in ("reward_upfront_think", "groups_dropped", "reward_correct")
+    }
     assert sorted(series["reward_upfront_think"]) == list(range(1, 31))
     upfront = [series["reward_upfront_think"][step] for step in range(1, 31)]
     first, last = sum(upfront[:10]) / 10, sum(upfront[-10:]) / 10
@@ -155,13 +194,22 @@ def test_gsm8k_rows_load_with_bad_rows_quarantined_and_math_rl_runs(prefect_harn
     source = f"gsm8k:{PROJECT_ROOT}/tests/fixtures/gsm8k.jsonl"
     problems, quarantined, rows = load_math_source(source)
     assert rows == 6 and [p["answer"] for p in problems] == ["7", "60", "300"]
-    assert [(q.row, q.field, q.reason) for q in quarantined] == [(4, "answer", "no_final_answer"), (5, "question", "missing_field"),
-                                                                 (6, "(row)", "not_json")]
+    assert [(q.row, q.field, q.reason) for q in quarantined] == [
+        (4, "answer", "no_final_answer"),
+        (5, "question", "missing_field"),
+        (6, "(row)", "not_json"),
+    ]
     assert quarantined[0].message == "gsm8k.jsonl row 4: answer: a GSM8K answer ends with '#### <final answer>'"
     math_id = load_math_problems(source)
     assert len((ArtifactStore().path(math_id) / "quarantine.jsonl").read_text().splitlines()) == 3
-    rl = RLSection(reward={"name": "math", "format_weight": 0.1}, max_steps=2, num_generations=2, per_device_train_batch_size=4,
-                   max_completion_length=16, save_steps=100)
+    rl = RLSection(
+        reward={"name": "math", "format_weight": 0.1},
+        max_steps=2,
+        num_generations=2,
+        per_device_train_batch_size=4,
+        max_completion_length=16,
+        save_steps=100,
+    )
     checkpoint = train_math_rl(commit_model(tiny_model_dir, tmp_path), math_id, rl, "Be brief.")
     series = LineageStore(home / "lineage.duckdb").metric_series(checkpoint, "reward_correct")
     assert [step for step, _ in series] == [1, 2] and all(0 <= v <= 1 for _, v in series)

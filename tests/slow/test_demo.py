@@ -22,7 +22,9 @@ def test_demo_reproduces_the_think_anywhere_effect(tmp_path):
 
     env = {**os.environ, "THINKFLOW_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
     thinkflow = [sys.executable, "-m", "flows.cli"]
-    done = subprocess.run(thinkflow + ["demo", "--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=80 * 60)
+    done = subprocess.run(
+        thinkflow + ["demo", "--json"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=80 * 60
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     stages = {s["stage"]: s for s in summary["stages"]}
@@ -36,7 +38,9 @@ def test_demo_reproduces_the_think_anywhere_effect(tmp_path):
     assert compare["paired/rl/humaneval/problems"] >= 30  # the transfer benchmark, paired (no sign required)
 
     report = stages["evaluate rl"]["artifact_ids"][0]
-    rows = [r for r in pq.read_table(store.path(report) / "samples.parquet").to_pylist() if r["benchmark"] == "functions"]
+    rows = [
+        r for r in pq.read_table(store.path(report) / "samples.parquet").to_pylist() if r["benchmark"] == "functions"
+    ]
     credits = [format_credit(r["response"]) for r in rows]
     assert sum(c.upfront_think for c in credits) >= 0.8 * len(rows)
     assert sum(c.inline_think for c in credits) >= 0.5 * len(rows)
@@ -49,4 +53,6 @@ def test_demo_reproduces_the_think_anywhere_effect(tmp_path):
     curves = lineage.latest_artifact("grpo-curves", "report")
     assert curves and (store.path(curves["artifact_id"]) / "probe.png").exists()
     calibrated = stages["calibrate"]["artifact_ids"][0]
-    assert lineage.metrics_of(calibrated)["kept"] >= 8  # a generation batch draws 8 different problems (23 on 2026-12-06)
+    assert (
+        lineage.metrics_of(calibrated)["kept"] >= 8
+    )  # a generation batch draws 8 different problems (23 on 2026-12-06)

@@ -18,11 +18,21 @@ PROJECT = str(PROJECT_ROOT)
 
 def run_flow(home, prefect_home, overrides, wait=True):
     env = {**os.environ, "THINKFLOW_HOME": str(home), "PREFECT_HOME": str(prefect_home)}
-    command = [sys.executable, "-m", "flows.cli", "run", "thinking-midtraining", "--config", "configs/tiny.yaml", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "run",
+        "thinking-midtraining",
+        "--config",
+        "configs/tiny.yaml",
+        "--json",
+    ]
     for assignment in overrides:
         command += ["--set", assignment]
-    process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True, text=True)
+    process = subprocess.Popen(
+        command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True
+    )
     if not wait:
         return process
     out, err = process.communicate(timeout=300)
@@ -57,7 +67,7 @@ def test_killed_annotation_redoes_only_unfinished_shards(tiny_model_dir, tmp_pat
     with AnnotatorServer(tiny_model_dir, "tiny") as server:
         summary = run_flow(home, prefect_home, settings + [f"annotator.base_url={server.url}"])
         second_requests = server.stats.as_dict()["received"]
-    rerun = [shard for shard, _ in shard_runs(home)][len(finished_before):]
+    rerun = [shard for shard, _ in shard_runs(home)][len(finished_before) :]
     assert rerun == [1, 2]  # shard 0 came from Prefect's cache, untouched
     annotate = [s for s in summary["stages"] if s["stage"].startswith("annotate")][0]
     assert annotate["stage"] == "annotate (3 shards)" and not annotate["cached"]
@@ -67,7 +77,10 @@ def test_killed_annotation_redoes_only_unfinished_shards(tiny_model_dir, tmp_pat
     assert first_requests > requests[0]  # the killed run had got into shard 1
     corpus = [s for s in summary["stages"] if s["stage"] == "corpus"][0]
     metrics = corpus["metrics"][corpus["artifact_ids"][0]]
-    assert metrics["chunks"] == 12 and metrics["accepted"] + sum(v for k, v in metrics.items() if k.startswith("rejected_")) == 12
+    assert (
+        metrics["chunks"] == 12
+        and metrics["accepted"] + sum(v for k, v in metrics.items() if k.startswith("rejected_")) == 12
+    )
     sft_rows = (ArtifactStore(home).path(corpus["artifact_ids"][0]) / "train.jsonl").read_text().splitlines()
     for row in map(json.loads, sft_rows):
         assert strip_thoughts(row["text"]) == row["chunk"] and "<think>" in row["text"]

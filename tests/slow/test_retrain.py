@@ -48,6 +48,11 @@ def test_retrain_notices_new_data_and_says_when_there_is_none(prefect_harness, h
     assert decision["new"]["checkpoint"] == third["retrain"]["new_checkpoint"] != first_best["checkpoint"]
     assert third["retrain"]["best_checkpoint"] == decision["best"]
     parents = {link.parent_id for link in lineage.upstream(third["retrain"]["decision"], max_depth=1)}
-    assert parents == {decision["new"]["checkpoint"], decision["new"]["report"], first_best["checkpoint"], decision["previous_best"]["report"]}
+    assert parents == {
+        decision["new"]["checkpoint"],
+        decision["new"]["report"],
+        first_best["checkpoint"],
+        decision["previous_best"]["report"],
+    }
     loads = lineage.runs_of_stage("load_problems")
     assert loads[-1]["params"]["source_data"][f"jsonl:{extra}"] != loads[0]["params"]["source_data"][f"jsonl:{extra}"]

@@ -1,7 +1,6 @@
 """Over 10,000 runs through one pool (~100 s on 2 cores) the workers' memory stays flat and nothing
 is left behind."""
 
-
 from process_checks import assert_nothing_left_behind, batch, rss_kb, worker_inner_pids
 
 from sandbox import SandboxConfig, WorkerPool, run_batch

@@ -18,8 +18,14 @@ def test_thinkflow_serve_stops_worker_and_server_on_sigterm(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "THINKFLOW_HOME": str(tmp_path / "home")}
     env.pop("PREFECT_API_URL", None)
     port = free_port()
-    serve = subprocess.Popen([str(Path(sys.executable).with_name("thinkflow")), "serve", "--port", str(port), "--no-deploy"], env=env,
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen(
+        [str(Path(sys.executable).with_name("thinkflow")), "serve", "--port", str(port), "--no-deploy"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     for line in serve.stdout:
         lines.append(line)

@@ -4,8 +4,9 @@ only the new token rows, stage 2 trains LoRA together with them and merges back.
 from training_fixtures import chat_rows, commit_dataset, commit_model, sft_section, tensors
 
 
-def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(prefect_harness, tiny_without_tags, tmp_path,
-                                                                                home):
+def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(
+    prefect_harness, tiny_without_tags, tmp_path, home
+):
     import torch
 
     from storage import ArtifactStore
@@ -29,8 +30,16 @@ def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(p
             assert torch.equal(before[name], after[name]), f"{name} changed in stage 1"
     assert read_record(store.path(stage1)) == read_record(store.path(extended))  # the ids travel with the model
 
-    stage2 = train_sft(stage1, data, sft_section(max_steps=2, save_steps=50, train="lora", lora={"r": 4, "alpha": 8, "dropout": 0.0,
-                                                                                                 "target_modules": ["q_proj", "v_proj"]}))
+    stage2 = train_sft(
+        stage1,
+        data,
+        sft_section(
+            max_steps=2,
+            save_steps=50,
+            train="lora",
+            lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        ),
+    )
     merged = tensors(store.path(stage2))
     assert merged.keys() == after.keys()  # LoRA merged back: a plain checkpoint
     embed = next(n for n in merged if n.endswith("embed_tokens.weight"))

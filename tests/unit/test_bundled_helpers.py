@@ -43,9 +43,14 @@ def test_an_order_free_answer_passes_the_problems_own_checker_and_a_wrong_one_fa
     tests = problems["group_anagrams"]["tests"]
     payload = json.dumps(child_payload(Job("leetcode/49", "s", GROUP_ANAGRAMS, tests)))
     assert tests["compare"] == "helper"
-    assert tests["helper"]["body"] not in payload and json.dumps(tests["outputs"][0]) not in payload  # both stay in the host
-    right, wrong = verdicts(problems, ("group_anagrams", GROUP_ANAGRAMS),
-                            ("group_anagrams", GROUP_ANAGRAMS.replace("return list", "return [[s] for s in strs] or list")))
+    assert (
+        tests["helper"]["body"] not in payload and json.dumps(tests["outputs"][0]) not in payload
+    )  # both stay in the host
+    right, wrong = verdicts(
+        problems,
+        ("group_anagrams", GROUP_ANAGRAMS),
+        ("group_anagrams", GROUP_ANAGRAMS.replace("return list", "return [[s] for s in strs] or list")),
+    )
     assert (right.status, right.passed) == ("passed", right.total)
     assert wrong.status == "failed" and "rejected by the problem's checker" in wrong.detail
 
@@ -111,7 +116,9 @@ def test_a_helper_that_is_not_the_packages_own_is_refused(problems):
 
 
 def test_arguments_follow_the_run_helpers_order_and_list_cases_unpack(problems):
-    importance = problems["maximum_total_importance_of_roads"]["tests"]  # parametrize (roads, n), run(Solution, n, roads)
+    importance = problems["maximum_total_importance_of_roads"][
+        "tests"
+    ]  # parametrize (roads, n), run(Solution, n, roads)
     assert importance["inputs"][0] == [5, [[0, 1], [1, 2], [2, 3], [0, 2], [1, 3], [2, 4]]]
     grid = problems["shift_2d_grid"]["tests"]  # cases written as lists, which pytest unpacks like tuples
     assert grid["inputs"][0] == [[[1, 2, 3], [4, 5, 6], [7, 8, 9]], 1]
@@ -122,10 +129,14 @@ def test_a_broken_helper_in_a_problem_file_is_quarantined_with_file_and_field(tm
     raw = json.loads((leetcode_folder() / "group_anagrams.json").read_text())
     (tmp_path / "group_anagrams.json").write_text(json.dumps({**raw, "helpers_assert_signature": "(result, expected"}))
     raw = json.loads((leetcode_folder() / "rotate_array.json").read_text())
-    (tmp_path / "rotate_array.json").write_text(json.dumps({**raw, "helpers_run_signature": "(solution_class: type, nums)"}))
+    (tmp_path / "rotate_array.json").write_text(
+        json.dumps({**raw, "helpers_run_signature": "(solution_class: type, nums)"})
+    )
     result = load_leetcode(tmp_path)
     assert not result.problems and result.reconciles()
     messages = sorted(q.message for q in result.quarantined)
     assert messages[0].startswith("group_anagrams.json row 1: helpers_assert_signature: not a Python signature")
-    assert messages[1] == ("rotate_array.json row 1: helpers_run_signature: takes (solution_class: type, nums) "
-                           "but the test passes Solution, nums, k")
+    assert messages[1] == (
+        "rotate_array.json row 1: helpers_run_signature: takes (solution_class: type, nums) "
+        "but the test passes Solution, nums, k"
+    )

@@ -16,7 +16,7 @@ def test_a_finished_row_stops_and_the_open_rows_decode_as_in_one_round(tiny_mode
     width = batch["input_ids"].shape[1]
     with torch.no_grad():
         whole = model.generate(**batch, max_new_tokens=24, pad_token_id=tokenizer.pad_token_id, **GREEDY)
-    first_round_of_row_1 = whole[1, width:width + 8]
+    first_round_of_row_1 = whole[1, width : width + 8]
     batch_shapes = []
 
     def generate(**kwargs):
@@ -24,15 +24,22 @@ def test_a_finished_row_stops_and_the_open_rows_decode_as_in_one_round(tiny_mode
         return model.generate(**kwargs)
 
     with torch.no_grad():
-        out = generate_in_rounds(generate, batch["input_ids"], batch["attention_mask"], max_new_tokens=24, round_tokens=8,
-                                 finished=lambda tokens: torch.equal(tokens, first_round_of_row_1),
-                                 pad_token_id=tokenizer.pad_token_id, **GREEDY)
+        out = generate_in_rounds(
+            generate,
+            batch["input_ids"],
+            batch["attention_mask"],
+            max_new_tokens=24,
+            round_tokens=8,
+            finished=lambda tokens: torch.equal(tokens, first_round_of_row_1),
+            pad_token_id=tokenizer.pad_token_id,
+            **GREEDY,
+        )
     assert batch_shapes == [(4, width), (3, width + 8), (3, width + 16)]
     assert out.shape == whole.shape
     for row in (0, 2, 3):
         assert torch.equal(out[row], whole[row])
-    assert torch.equal(out[1, :width + 8], whole[1, :width + 8])
-    assert (out[1, width + 8:] == tokenizer.pad_token_id).all()
+    assert torch.equal(out[1, : width + 8], whole[1, : width + 8])
+    assert (out[1, width + 8 :] == tokenizer.pad_token_id).all()
 
 
 def test_the_backend_gives_the_same_greedy_replies_in_rounds_and_n_samples_per_prompt(tiny_model_dir):
@@ -41,15 +48,27 @@ def test_the_backend_gives_the_same_greedy_replies_in_rounds_and_n_samples_per_p
     in_rounds = backend.complete(PROMPTS, Sampling(max_new_tokens=20, stop_on_code_end=False, round_tokens=6))
     assert in_rounds == one_round
 
-    sampled = backend.complete(PROMPTS, Sampling(max_new_tokens=12, n=2, temperature=1.0, round_tokens=5, stop_on_code_end=False))
+    sampled = backend.complete(
+        PROMPTS, Sampling(max_new_tokens=12, n=2, temperature=1.0, round_tokens=5, stop_on_code_end=False)
+    )
     assert [len(replies) for replies in sampled] == [2, 2, 2, 2]
     batch = backend.tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        out = generate_in_rounds(backend.model.generate, batch["input_ids"], batch["attention_mask"], max_new_tokens=12,
-                                 round_tokens=5, finished=lambda tokens: False, pad_token_id=backend.tokenizer.pad_token_id,
-                                 num_return_sequences=2, do_sample=True, temperature=1.0, top_k=None)
+        out = generate_in_rounds(
+            backend.model.generate,
+            batch["input_ids"],
+            batch["attention_mask"],
+            max_new_tokens=12,
+            round_tokens=5,
+            finished=lambda tokens: False,
+            pad_token_id=backend.tokenizer.pad_token_id,
+            num_return_sequences=2,
+            do_sample=True,
+            temperature=1.0,
+            top_k=None,
+        )
     assert out.shape == (8, batch["input_ids"].shape[1] + 12)
-    assert torch.equal(out[:, :batch["input_ids"].shape[1]], batch["input_ids"].repeat_interleave(2, dim=0))
+    assert torch.equal(out[:, : batch["input_ids"].shape[1]], batch["input_ids"].repeat_interleave(2, dim=0))
 
 
 def test_the_inverse_cdf_sampler_draws_softmax_of_scores_over_temperature_and_never_a_banned_token():
@@ -67,7 +86,13 @@ def test_sampling_through_the_patched_generate_is_seeded_expands_copies_and_foll
     tokenizer, model = backend.tokenizer, backend.model
     assert model._samples_by_inverse_cdf
     batch = tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
-    sampling = {"do_sample": True, "top_k": 0, "top_p": 1.0, "max_new_tokens": 10, "pad_token_id": tokenizer.pad_token_id}
+    sampling = {
+        "do_sample": True,
+        "top_k": 0,
+        "top_p": 1.0,
+        "max_new_tokens": 10,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     with torch.no_grad():
         greedy = model.generate(**batch, max_new_tokens=10, pad_token_id=tokenizer.pad_token_id, **GREEDY)
         cold = model.generate(**batch, temperature=1e-4, num_return_sequences=3, **sampling)

@@ -22,9 +22,18 @@ def closed_form(n, c, k):
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-@pytest.mark.parametrize("n, c, k, expected", [
-    (1, 1, 1, 1.0), (1, 0, 1, 0.0), (5, 2, 1, 0.4), (5, 2, 2, 0.7), (10, 3, 5, 1 - 21 / 252), (4, 2, 3, 1.0), (20, 0, 10, 0.0),
-])
+@pytest.mark.parametrize(
+    "n, c, k, expected",
+    [
+        (1, 1, 1, 1.0),
+        (1, 0, 1, 0.0),
+        (5, 2, 1, 0.4),
+        (5, 2, 2, 0.7),
+        (10, 3, 5, 1 - 21 / 252),
+        (4, 2, 3, 1.0),
+        (20, 0, 10, 0.0),
+    ],
+)
 def test_pass_at_k_matches_hand_computed_cases(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -58,6 +67,7 @@ def test_per_benchmark_scores_from_samples():
     assert scores["a"]["pass@1"] == pytest.approx(0.375) and scores["b"]["pass@1"] == 0.0
     assert scores["all"]["problems"] == 3 and scores["all"]["pass@1"] == pytest.approx(0.75 / 3)
 
+
 RESPONSE = (
     "<think>\nloop over the values\n</think>\n```python\n"
     "def total(xs):\n"
@@ -72,30 +82,50 @@ RESPONSE = (
 def test_response_features_locate_each_block():
     features = response_features(RESPONSE, lambda text: len(text.split()))
     assert features["upfront_think"] and features["inline_in_statement"]
-    assert (features["inline_blocks"], features["upfront_tokens"], features["inline_tokens"], features["think_tokens"]) == (2, 4, 7, 11)
+    assert (
+        features["inline_blocks"],
+        features["upfront_tokens"],
+        features["inline_tokens"],
+        features["think_tokens"],
+    ) == (2, 4, 7, 11)
     first, second = features["sites"]
     assert (first["line"], first["position"], first["token_before"], first["tokens"]) == (3, "middle", "operator", 3)
     assert (second["line"], second["position"], second["token_before"]) == (4, "start", "line_start")
     assert second["relative_line"] == 1.0
 
 
-@pytest.mark.parametrize("before, kind", [
-    ("return ", "keyword"), ("x = foo", "name"), ("y = 3", "number"), ("s = 'a'", "string"), ("f(", "bracket"),
-    ("f(a,", "delimiter"), ("a +", "operator"), ("", "line_start"), ("if x:", "delimiter"),
-])
+@pytest.mark.parametrize(
+    "before, kind",
+    [
+        ("return ", "keyword"),
+        ("x = foo", "name"),
+        ("y = 3", "number"),
+        ("s = 'a'", "string"),
+        ("f(", "bracket"),
+        ("f(a,", "delimiter"),
+        ("a +", "operator"),
+        ("", "line_start"),
+        ("if x:", "delimiter"),
+    ],
+)
 def test_token_kind_before_a_block(before, kind):
     assert token_kind_before(before) == kind
 
 
 def test_thinking_summary_rates_buckets_and_empty_means():
     plain = "```python\ndef f():\n    return 1\n```"
-    rows = [{**response_features(RESPONSE, lambda t: len(t.split())), "status": "passed"},
-            {**response_features(plain, lambda t: len(t.split())), "status": "failed"}]
+    rows = [
+        {**response_features(RESPONSE, lambda t: len(t.split())), "status": "passed"},
+        {**response_features(plain, lambda t: len(t.split())), "status": "failed"},
+    ]
     summary = summarize_thinking(rows)
     assert summary["upfront_think_rate"] == 0.5 and summary["inline_think_rate"] == 0.5
     assert summary["inline_blocks_per_response"] == 1.0 and summary["inline_blocks_per_thinking_response"] == 2.0
     assert summary["site_position"] == {"middle": 0.5, "start": 0.5}
-    assert summary["accuracy_by_think_tokens"] == {"0": {"samples": 1, "accuracy": 0.0}, "1-16": {"samples": 1, "accuracy": 1.0}}
+    assert summary["accuracy_by_think_tokens"] == {
+        "0": {"samples": 1, "accuracy": 0.0},
+        "1-16": {"samples": 1, "accuracy": 1.0},
+    }
     nothing = summarize_thinking([rows[1]])
     assert nothing["inline_thought_tokens_mean"] is None and nothing["upfront_tokens_mean"] is None
 
@@ -103,8 +133,8 @@ def test_thinking_summary_rates_buckets_and_empty_means():
 def test_think_site_offsets_point_into_the_stripped_code():
     stripped, offsets, code = think_site_offsets(RESPONSE)
     assert "<thinkanywhere>" not in stripped
-    assert stripped[offsets[0]:].startswith("max(x, 0)") and stripped[offsets[1]:].startswith("return s")
-    assert stripped[code[0]:code[1]].startswith("def total(xs):") and code[1] == stripped.rindex("```")
+    assert stripped[offsets[0] :].startswith("max(x, 0)") and stripped[offsets[1] :].startswith("return s")
+    assert stripped[code[0] : code[1]].startswith("def total(xs):") and code[1] == stripped.rindex("```")
 
 
 def test_entropy_at_an_injected_think_site_on_the_tiny_model(tiny_model_dir):
@@ -113,7 +143,9 @@ def test_entropy_at_an_injected_think_site_on_the_tiny_model(tiny_model_dir):
     from tasks.models import load_for_inference
 
     tokenizer, model = load_for_inference(tiny_model_dir)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "sum the list"}], add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "sum the list"}], add_generation_prompt=True, tokenize=False
+    )
     code = "def total(xs):\n    return sum(xs) + 1\n"
     site = code.index("1\n")  # the block goes right before the literal 1
     response = f"```python\n{code[:site]}<thinkanywhere>plus one</thinkanywhere>{code[site:]}```"
@@ -137,7 +169,9 @@ def test_entropy_in_padded_batches_matches_one_reply_at_a_time(tiny_model_dir):
     from tasks.models import load_for_inference
 
     tokenizer, model = load_for_inference(tiny_model_dir)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "sum the list"}], add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "sum the list"}], add_generation_prompt=True, tokenize=False
+    )
     replies = [
         "```python\ndef total(xs):\n    return sum(xs) + <thinkanywhere>plus one</thinkanywhere>1\n```",
         "no code at all",
@@ -152,7 +186,9 @@ def test_entropy_in_padded_batches_matches_one_reply_at_a_time(tiny_model_dir):
         alone = entropy_at_think_sites(model, tokenizer, prompt, reply)
         if alone is None:
             continue
-        assert len(together["sites"]) == len(alone["sites"]) and len(together["elsewhere"]) == len(alone["elsewhere"]) > 0
+        assert (
+            len(together["sites"]) == len(alone["sites"]) and len(together["elsewhere"]) == len(alone["elsewhere"]) > 0
+        )
         assert together["sites"] == pytest.approx(alone["sites"], rel=1e-4, abs=1e-5)
         assert together["elsewhere"] == pytest.approx(alone["elsewhere"], rel=1e-4, abs=1e-5)
     assert len(batched[4]["sites"]) == 2
@@ -176,8 +212,9 @@ def test_benchmark_selection_holds_out_training_problems_and_names_missing_ids()
     train_id = next(p["id"] for p in problems if p not in pool)
     with pytest.raises(ProblemFormatError, match=f"ids not among.*{train_id}.*held-out"):
         select_benchmark(pool, bench.model_copy(update={"ids": [pool[0]["id"], train_id]}), 0)
-    assert [p["id"] for p in select_benchmark(pool, bench.model_copy(update={"ids": [pool[1]["id"], pool[0]["id"]]}), 0)] == sorted(
-        [pool[0]["id"], pool[1]["id"]])
+    assert [
+        p["id"] for p in select_benchmark(pool, bench.model_copy(update={"ids": [pool[1]["id"], pool[0]["id"]]}), 0)
+    ] == sorted([pool[0]["id"], pool[1]["id"]])
 
 
 def test_recipe_checks_evaluation_settings():
@@ -201,9 +238,12 @@ def test_think_budget_caps_the_upfront_thought_on_the_tiny_model(tiny_model_dir)
     from tasks.generation import HFBackend, Sampling, chat_texts, generate_with_budget
 
     backend = HFBackend(tiny_model_dir, batch_size=4)
-    texts = chat_texts(backend.tokenizer, [[{"role": "user", "content": f"problem {i}"}] for i in range(3)], "<think>\n")
-    replies = generate_with_budget(backend, texts, Sampling(max_new_tokens=12, stop_on_code_end=False), budget=4,
-                                   prefill="<think>\n")
+    texts = chat_texts(
+        backend.tokenizer, [[{"role": "user", "content": f"problem {i}"}] for i in range(3)], "<think>\n"
+    )
+    replies = generate_with_budget(
+        backend, texts, Sampling(max_new_tokens=12, stop_on_code_end=False), budget=4, prefill="<think>\n"
+    )
     heads = backend.complete(texts, Sampling(max_new_tokens=4, stop=("</think>",), stop_on_code_end=False))
     for (reply,), (head,) in zip(replies, heads):
         expected = head if "</think>" in head else head + "\n</think>\n"
@@ -227,7 +267,9 @@ def test_entropy_histogram_is_drawn_only_for_evaluations_with_think_sites(tmp_pa
     from tasks.evaluation.report import draw_entropy
 
     without = [{"sites": [], "elsewhere": [0.5, 0.1]}]
-    assert not draw_entropy([without, []], ["base", "sft"], tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+    assert (
+        not draw_entropy([without, []], ["base", "sft"], tmp_path / "none.png") and not (tmp_path / "none.png").exists()
+    )
     with_sites = [{"sites": [2.0, 2.5], "elsewhere": [0.2, 0.4, 0.1, 1.0]}]
     assert draw_entropy([without, with_sites], ["base", "sft"], tmp_path / "entropy.png")
     assert (tmp_path / "entropy.png").stat().st_size > 5_000
@@ -268,7 +310,9 @@ def test_every_checkpoint_is_paired_with_every_earlier_one_and_the_deltas_become
         return [{"benchmark": "functions", "problem_id": f"p{i}", "pass@1": float(s)} for i, s in enumerate(solved)]
 
     report = {"variant": {"name": "thinking"}, "scoring": {"bootstrap_resamples": 200, "confidence": 0.95}}
-    pairs = paired_comparisons([report] * 3, [rows([0, 0, 1, 0]), rows([1, 0, 1, 0]), rows([1, 1, 1, 1])], ["base", "sft", "rl"])
+    pairs = paired_comparisons(
+        [report] * 3, [rows([0, 0, 1, 0]), rows([1, 0, 1, 0]), rows([1, 1, 1, 1])], ["base", "sft", "rl"]
+    )
     assert [(p["checkpoint"], p["baseline"]) for p in pairs] == [("sft", "base"), ("rl", "base"), ("rl", "sft")]
     metrics = paired_metrics(pairs)
     assert metrics["paired/rl/functions/delta"] == pytest.approx(0.75)

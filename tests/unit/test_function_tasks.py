@@ -62,8 +62,13 @@ def test_records_are_valid_problems_with_call_tests_from_the_reference():
 
 
 def test_every_operation_runs_on_inputs_of_its_type():
-    samples = {"list[int]": [3, -2, 8, 8], "str": "level noon Ada", "list[str]": ["sky", "a", "sky"], "int": -7,
-               "dict[str, int]": {"a": 2, "sky": 3}}
+    samples = {
+        "list[int]": [3, -2, 8, 8],
+        "str": "level noon Ada",
+        "list[str]": ["sky", "a", "sky"],
+        "int": -7,
+        "dict[str, int]": {"a": 2, "sky": 3},
+    }
     for op in OPERATIONS:
         constant = op.constants[0] if op.constants else None
         assert apply(Spec((op.name,), (constant,)), samples[op.takes]) is not None, op.name

@@ -41,7 +41,9 @@ def test_the_graph_is_read_from_the_source(imports):
     assert imports.has_edge("tasks.coldstart.build", "tasks.coldstart.insertion_sites")
     assert imports.has_edge("tasks.problems.filters", "tasks.problems.solutions")  # inside pass_rate_band
     assert imports.has_edge("sandbox.worker", "sandbox.confine")  # a script importing its neighbour
-    assert PROJECT_ROOT / "tasks" / "problems" / "__init__.py" in direct_dependencies(PROJECT_ROOT / "tasks" / "problems" / "load.py")
+    assert PROJECT_ROOT / "tasks" / "problems" / "__init__.py" in direct_dependencies(
+        PROJECT_ROOT / "tasks" / "problems" / "load.py"
+    )
 
 
 def test_no_circles(imports):
@@ -67,14 +69,22 @@ def test_no_pipeline_imports_another(imports):
 
 
 def test_no_module_is_over_600_lines():
-    long = {str(p.relative_to(PROJECT_ROOT)): n for p in project_modules() if (n := len(p.read_text().splitlines())) > 600}
+    long = {
+        str(p.relative_to(PROJECT_ROOT)): n for p in project_modules() if (n := len(p.read_text().splitlines())) > 600
+    }
     assert long == {}
 
 
 def test_a_stage_reaches_its_helpers_and_declared_files_and_nothing_it_does_not_import():
     coldstart = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.coldstart.build")}
-    assert {"tasks/coldstart/insertion_sites.py", "tasks/records.py", "tasks/models.py", "configs/prompts/rewrite.md",
-            "sandbox/worker.py", "sandbox/confine.py"} <= coldstart
+    assert {
+        "tasks/coldstart/insertion_sites.py",
+        "tasks/records.py",
+        "tasks/models.py",
+        "configs/prompts/rewrite.md",
+        "sandbox/worker.py",
+        "sandbox/confine.py",
+    } <= coldstart
     assert not any(p.startswith(("flows/", "tasks/training/", "tasks/evaluation/")) for p in coldstart)
     training = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.training.stages")}
     assert {"tasks/training/worker.py", "tasks/training/checkpoints.py", "tasks/training/rewards.py"} <= training
@@ -83,8 +93,10 @@ def test_a_stage_reaches_its_helpers_and_declared_files_and_nothing_it_does_not_
 
 
 def test_loading_a_recipe_starts_neither_prefect_nor_the_sandbox():
-    probe = ("import sys; from tasks.recipe import load_recipe; load_recipe('configs/default.yaml'); "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'sandbox', 'torch')))")
+    probe = (
+        "import sys; from tasks.recipe import load_recipe; load_recipe('configs/default.yaml'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'sandbox', 'torch')))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -19,10 +19,33 @@ def test_a_record_whose_commit_outlived_its_journal_file_is_not_written_twice(tm
     finds the run already there and only removes the file."""
     store = LineageStore(tmp_path / "l.duckdb")
     t = now()
-    run_id = store.record_run(stage="s", flow_run_id=None, params={}, code_version="v", inputs={}, outputs={},
-                              metrics=[(None, "m", 1.0, None)], status="completed", started_at=t, ended_at=t)
-    entry = {"run": {"run_id": run_id, "stage": "s", "flow_run_id": None, "params": {}, "code_version": "v", "status": "completed",
-                     "started_at": t.isoformat(), "ended_at": t.isoformat()}, "inputs": {}, "outputs": {}, "metrics": [[None, "m", 1.0, None]]}
+    run_id = store.record_run(
+        stage="s",
+        flow_run_id=None,
+        params={},
+        code_version="v",
+        inputs={},
+        outputs={},
+        metrics=[(None, "m", 1.0, None)],
+        status="completed",
+        started_at=t,
+        ended_at=t,
+    )
+    entry = {
+        "run": {
+            "run_id": run_id,
+            "stage": "s",
+            "flow_run_id": None,
+            "params": {},
+            "code_version": "v",
+            "status": "completed",
+            "started_at": t.isoformat(),
+            "ended_at": t.isoformat(),
+        },
+        "inputs": {},
+        "outputs": {},
+        "metrics": [[None, "m", 1.0, None]],
+    }
     (store.journal / f"{time.time_ns():020d}-{run_id}.json").write_text(json.dumps(entry))
     assert len(store.pending()) == 1
     assert store.counts() == {"runs": 1, "artifacts": 0, "edges": 0, "metrics": 1}
@@ -33,12 +56,24 @@ def test_an_artifact_two_runs_produced_keeps_the_metrics_of_the_run_that_made_it
     """Content addressing: two RL runs that made no update write the same weights, one artifact. Its
     series is the first run's, not both runs' points interleaved."""
     store = LineageStore(tmp_path / "l.duckdb")
-    output = {"checkpoint": {"artifact_id": "checkpoint-same", "kind": "checkpoint", "name": "rl", "uri": "x", "metadata": {}}}
+    output = {
+        "checkpoint": {"artifact_id": "checkpoint-same", "kind": "checkpoint", "name": "rl", "uri": "x", "metadata": {}}
+    }
     for steps in (2, 1):
         t = now()
-        store.record_run(stage="grpo", flow_run_id=None, params={"max_steps": steps}, code_version="v", inputs={}, outputs=output,
-                         metrics=[("checkpoint-same", "steps", steps, None)] + [("checkpoint-same", "reward", 0.5, s) for s in range(1, steps + 1)],
-                         status="completed", started_at=t, ended_at=t)
+        store.record_run(
+            stage="grpo",
+            flow_run_id=None,
+            params={"max_steps": steps},
+            code_version="v",
+            inputs={},
+            outputs=output,
+            metrics=[("checkpoint-same", "steps", steps, None)]
+            + [("checkpoint-same", "reward", 0.5, s) for s in range(1, steps + 1)],
+            status="completed",
+            started_at=t,
+            ended_at=t,
+        )
     assert store.metrics_of("checkpoint-same") == {"steps": 2.0}
     assert store.metric_series("checkpoint-same", "reward") == [(1, 0.5), (2, 0.5)]
 
@@ -54,8 +89,10 @@ def test_an_unreadable_journal_file_is_set_aside_and_reported(tmp_path, caplog):
 def test_schema_has_its_indices_and_a_version_1_file_is_upgraded(tmp_path):
     db = tmp_path / "old.duckdb"
     con = duckdb.connect(str(db))  # the first release's schema: no meta table, one index
-    con.execute("CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, stage VARCHAR NOT NULL, flow_run_id VARCHAR, params JSON, "
-                "code_version VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)")
+    con.execute(
+        "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, stage VARCHAR NOT NULL, flow_run_id VARCHAR, params JSON, "
+        "code_version VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)"
+    )
     con.execute("INSERT INTO runs VALUES ('r-old', 'sft', NULL, '{}', 'v', 'completed', now(), now())")
     con.close()
     store = LineageStore(db)
@@ -72,9 +109,15 @@ def test_walks_diff_and_openlineage_events_answer_the_users_questions(tmp_path):
     store = LineageStore(tmp_path / "l.duckdb")
     ids = chain(store)
     up = {(l.depth, l.artifact_id, l.stage, l.parent_id, l.role) for l in store.upstream("report-e")}
-    assert up == {(0, "report-e", "evaluate", "checkpoint-a", "model"), (1, "checkpoint-a", "sft", "dataset-f", "dataset"),
-                  (1, "checkpoint-a", "sft", "checkpoint-base", "model"), (2, "dataset-f", "filter", "dataset-p", "problems")}
-    checkpoints_from_problems = {l.artifact_id for l in store.downstream("dataset-p") if l.artifact_id.startswith("checkpoint-")}
+    assert up == {
+        (0, "report-e", "evaluate", "checkpoint-a", "model"),
+        (1, "checkpoint-a", "sft", "dataset-f", "dataset"),
+        (1, "checkpoint-a", "sft", "checkpoint-base", "model"),
+        (2, "dataset-f", "filter", "dataset-p", "problems"),
+    }
+    checkpoints_from_problems = {
+        l.artifact_id for l in store.downstream("dataset-p") if l.artifact_id.startswith("checkpoint-")
+    }
     assert checkpoints_from_problems == {"checkpoint-a", "checkpoint-b"}
     assert {l.artifact_id for l in store.upstream("report-e", max_depth=1)} == {"report-e"}
     assert store.resolve_run("checkpoint-b") == ids["sft2"] and store.resolve_run(ids["sft"][:10]) == ids["sft"]
@@ -90,8 +133,13 @@ def test_walks_diff_and_openlineage_events_answer_the_users_questions(tmp_path):
 
     events = lineage_events(store)
     assert len(events) == 12 and [e["eventType"] for e in events[:2]] == ["START", "COMPLETE"]
-    sft_end = next(e for e in events if e["job"]["name"] == "thinkflow.sft" and e["eventType"] == "COMPLETE"
-                   and e["outputs"][0]["name"] == "checkpoint-a")
+    sft_end = next(
+        e
+        for e in events
+        if e["job"]["name"] == "thinkflow.sft"
+        and e["eventType"] == "COMPLETE"
+        and e["outputs"][0]["name"] == "checkpoint-a"
+    )
     assert {d["name"] for d in sft_end["inputs"]} == {"dataset-f", "checkpoint-base"}
     assert sft_end["outputs"][0]["facets"]["thinkflow_artifact"]["kind"] == "checkpoint"
     assert sft_end["run"]["facets"]["thinkflow_metrics"]["metrics"] == {"loss_last": 0.5, "steps": 4.0}
@@ -105,7 +153,11 @@ def test_graph_columns_point_every_arrow_left_to_right():
     from storage import LineageLink
     from tasks.lineage_graph import graph_layers, trim
 
-    up = [LineageLink(0, "c", "r2", "s", "b", "x"), LineageLink(0, "c", "r2", "s", "a", "y"), LineageLink(1, "b", "r1", "t", "a", "z")]
+    up = [
+        LineageLink(0, "c", "r2", "s", "b", "x"),
+        LineageLink(0, "c", "r2", "s", "a", "y"),
+        LineageLink(1, "b", "r1", "t", "a", "z"),
+    ]
     down = [LineageLink(0, "d", "r3", "u", "c", "w")]
     layers, arrows = graph_layers("c", up, down)
     assert layers == {"c": 0, "b": -1, "a": -2, "d": 1}

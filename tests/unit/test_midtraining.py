@@ -84,32 +84,70 @@ def test_judge_agreement_has_intervals_and_control_pairs_with_known_answers():
     truth = [p for p in pairs if p["control"] == "truth"]
     mismatch = [p for p in pairs if p["control"] == "mismatch"]
     assert [p["prediction"] for p in truth] == [p["truth"] for p in truth] == ["s0", "s1", "s2", "s3", "s1"]
-    assert all(p["prediction"] != p["truth"] for p in mismatch) and len(mismatch) == 4  # p4's partner p1 has the same suffix text
+    assert (
+        all(p["prediction"] != p["truth"] for p in mismatch) and len(mismatch) == 4
+    )  # p4's partner p1 has the same suffix text
     verdicts = [1.0 if p["control"] == "truth" or p is mismatch[0] else 0.0 for p in pairs]  # one false YES
     rates = control_rates(pairs, verdicts)
-    assert rates == {"llm_yes_rate_on_truth": 1.0, "truth_controls": 5, "llm_yes_rate_on_mismatch": 0.25, "mismatch_controls": 4}
+    assert rates == {
+        "llm_yes_rate_on_truth": 1.0,
+        "truth_controls": 5,
+        "llm_yes_rate_on_mismatch": 0.25,
+        "mismatch_controls": 4,
+    }
 
 
 def test_the_arms_table_puts_each_arms_pass_at_1_after_rlvr_on_its_row():
     from tasks.midtraining.report import agreement_lines, arms_table
 
-    held_out = {"examples": 3, "closes_thought": 1.0, "thought_words": 4.0, "opens_thought_unprompted": 0.5,
-                **{f"{name}{end}": value for name, value in (("judge_reward_thinking", 0.1), ("judge_reward_no_thinking", 0.2),
-                                                              ("judge_reward_plain", 0.3), ("suffix_perplexity", 9.0))
-                   for end in ("", "_ci_low", "_ci_high")}}
+    held_out = {
+        "examples": 3,
+        "closes_thought": 1.0,
+        "thought_words": 4.0,
+        "opens_thought_unprompted": 0.5,
+        **{
+            f"{name}{end}": value
+            for name, value in (
+                ("judge_reward_thinking", 0.1),
+                ("judge_reward_no_thinking", 0.2),
+                ("judge_reward_plain", 0.3),
+                ("suffix_perplexity", 9.0),
+            )
+            for end in ("", "_ci_low", "_ci_high")
+        },
+    }
     evaluation = {"pass_at_k": {"all": {"pass@1": 0.125, "pass@1_ci": [0.0, 0.25], "problems": 24}}}
     header, rows = arms_table(["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation})
     assert header[-1] == "pass@1 after RLVR from it"
     assert rows[0][-1] == "–" and rows[1][-1] == "0.125 [0.000, 0.250] (24 problems)"
     assert len(arms_table(["base"], [held_out])[0]) == len(header) - 1  # no RLVR: no column
     before = {"pass_at_k": {"all": {"pass@1": 0.25, "pass@1_ci": [0.1, 0.4], "problems": 24}}}
-    header, rows = arms_table(["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation}, {"base": before, "sft_think": before})
+    header, rows = arms_table(
+        ["base", "sft_think"], [held_out, held_out], {"sft_think": evaluation}, {"base": before, "sft_think": before}
+    )
     assert header[-2:] == ["pass@1 before RLVR", "pass@1 after RLVR from it"]
     assert rows[0][-2:] == ["0.250 [0.100, 0.400] (24 problems)", "–"] and rows[1][-2] == rows[0][-2]
-    stats = {"llm_judge": {"model": "m"}, "overlap_threshold": 0.2, "pairs": 8, "agreement": 0.75, "agreement_ci_low": 0.5,
-             "agreement_ci_high": 1.0, "cohen_kappa": 0.47, "cohen_kappa_ci_low": -0.1, "cohen_kappa_ci_high": 1.0,
-             "yes_rate_first": 0.375, "yes_rate_second": 0.375, "both_yes": 2, "both_no": 4, "only_first": 1, "only_second": 1,
-             "llm_yes_rate_on_truth": 0.0, "truth_controls": 5, "llm_yes_rate_on_mismatch": 0.0, "mismatch_controls": 5}
+    stats = {
+        "llm_judge": {"model": "m"},
+        "overlap_threshold": 0.2,
+        "pairs": 8,
+        "agreement": 0.75,
+        "agreement_ci_low": 0.5,
+        "agreement_ci_high": 1.0,
+        "cohen_kappa": 0.47,
+        "cohen_kappa_ci_low": -0.1,
+        "cohen_kappa_ci_high": 1.0,
+        "yes_rate_first": 0.375,
+        "yes_rate_second": 0.375,
+        "both_yes": 2,
+        "both_no": 4,
+        "only_first": 1,
+        "only_second": 1,
+        "llm_yes_rate_on_truth": 0.0,
+        "truth_controls": 5,
+        "llm_yes_rate_on_mismatch": 0.0,
+        "mismatch_controls": 5,
+    }
     text = agreement_lines(stats)
     assert "agreement 0.750 [0.500, 1.000]" in text and "YES to the true continuation 0.000 (5 pairs)" in text
 
@@ -129,17 +167,33 @@ def test_models_are_paired_on_the_same_held_out_examples():
     from tasks.midtraining.report import paired_rows
 
     def rows(rewards, nll_per_token):
-        return [{"chunk_id": f"c{i}", "boundary": 0, "reward_thinking": r, "reward_no_thinking": r / 2, "reward_plain": 0.0,
-                 "suffix_nll": nll_per_token * 10, "suffix_tokens": 10} for i, r in enumerate(rewards)]
+        return [
+            {
+                "chunk_id": f"c{i}",
+                "boundary": 0,
+                "reward_thinking": r,
+                "reward_no_thinking": r / 2,
+                "reward_plain": 0.0,
+                "suffix_nll": nll_per_token * 10,
+                "suffix_tokens": 10,
+            }
+            for i, r in enumerate(rewards)
+        ]
 
     base, better = rows([0.0, 0.0, 0.2, 0.0], 3.0), rows([0.5, 0.5, 0.2], 2.5)  # c3 only in base: left out
     header, table = paired_rows(["base", "sft"], [base, better], resamples=200)
     assert header[:3] == ["model", "vs", "examples"] and len(table) == 1
     model, versus, examples, thinking, empty_thought, plain, nll = table[0]
     assert (model, versus, examples) == ("sft", "base", "3")
-    assert thinking.startswith("+0.333 [+0.000, +0.500]") and empty_thought.startswith("+0.167 [") and plain == "+0.000 [+0.000, +0.000]"
+    assert (
+        thinking.startswith("+0.333 [+0.000, +0.500]")
+        and empty_thought.startswith("+0.167 [")
+        and plain == "+0.000 [+0.000, +0.000]"
+    )
     assert nll == "-0.500 [-0.500, -0.500]"
-    assert len(paired_rows(["a", "b", "c"], [base, better, base], resamples=200)[1]) == 3  # every later model vs every earlier
+    assert (
+        len(paired_rows(["a", "b", "c"], [base, better, base], resamples=200)[1]) == 3
+    )  # every later model vs every earlier
 
 
 def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_model_dir):
@@ -150,7 +204,11 @@ def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_
     guess = "return sorted(values, key=len) if values else []"
     budget = len(tokenizer(guess, add_special_tokens=False)["input_ids"]) - 3
     thought, cut = split_thought(cut_guess(f"<think>sort by length</think>{guess}", tokenizer, budget))
-    assert thought == "sort by length" and guess.startswith(cut) and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == budget
+    assert (
+        thought == "sort by length"
+        and guess.startswith(cut)
+        and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) == budget
+    )
     short = "<think>x</think>return []"
     assert cut_guess(short, tokenizer, budget) == short
     unclosed = "<think>still thinking about " + guess
@@ -160,9 +218,17 @@ def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_
 def test_rlvr_signal_per_arm_counts_steps_whose_groups_all_tied():
     from tasks.midtraining.report import rlvr_signal_rows
 
-    metrics = {"base": {"reward_first_quarter": 0.1, "reward_last_quarter": 0.3, "reward_gain": 0.2, "reward_gain_ci_low": 0.05,
-                        "reward_gain_ci_high": 0.35, "truncated_mean": 0.25},
-               "sft_raw": {}}
+    metrics = {
+        "base": {
+            "reward_first_quarter": 0.1,
+            "reward_last_quarter": 0.3,
+            "reward_gain": 0.2,
+            "reward_gain_ci_low": 0.05,
+            "reward_gain_ci_high": 0.35,
+            "truncated_mean": 0.25,
+        },
+        "sft_raw": {},
+    }
     no_signal = {"base": [(1, 0.5), (2, 1.0), (3, 0.25), (4, 0.0)], "sft_raw": [(1, 1.0), (2, 1.0)]}
     header, rows = rlvr_signal_rows(["base", "sft_raw"], metrics, no_signal)
     assert rows[0] == ["base", "4", "0.56", "0.00", "1", "0.100 → 0.300", "+0.200 [+0.050, +0.350]", "0.25"]
@@ -174,8 +240,17 @@ def test_the_probe_paragraph_reads_the_trend_and_the_thought_length():
     from tasks.midtraining.report import probe_lines
 
     assert probe_lines({"reward_gain": 0.1}, []) == ""  # no probe: nothing to say
-    trend = {"first_quarter": 0.1, "last_quarter": 0.2, "gain": 0.1, "gain_ci_low": 0.02, "gain_ci_high": 0.18,
-             "gain_ci_low_prompts": -0.01, "gain_ci_high_prompts": 0.2, "points": 5, "prompts": 16}
+    trend = {
+        "first_quarter": 0.1,
+        "last_quarter": 0.2,
+        "gain": 0.1,
+        "gain_ci_low": 0.02,
+        "gain_ci_high": 0.18,
+        "gain_ci_low_prompts": -0.01,
+        "gain_ci_high_prompts": 0.2,
+        "points": 5,
+        "prompts": 16,
+    }
     text = probe_lines({f"probe_reward_{k}": v for k, v in trend.items()}, [(0, 12.0), (16, 15.5)])
     assert "(16 prefixes, 5 probe points)" in text and "gain +0.100 [+0.020, +0.180] on these prefixes" in text
     assert "[-0.010, +0.200] for prefixes like these" in text and "12.0 → 15.5 words (steps 0 → 16)" in text
@@ -188,5 +263,9 @@ def test_the_pass_at_1_pairs_kept_are_the_ones_the_rlvr_claim_reads():
     labels = ["base", "sft_think", "rlvr from base", "rlvr from sft_think"]
     rows = [[later, earlier, "thinking", "+0.1"] for i, later in enumerate(labels) for earlier in labels[:i]]
     kept = [(row[0], row[1]) for row in rlvr_pass_pairs(rows, arms)]
-    assert kept == [("sft_think", "base"), ("rlvr from base", "base"), ("rlvr from sft_think", "sft_think"),
-                    ("rlvr from sft_think", "rlvr from base")]  # not an arm after RLVR against another arm's start
+    assert kept == [
+        ("sft_think", "base"),
+        ("rlvr from base", "base"),
+        ("rlvr from sft_think", "sft_think"),
+        ("rlvr from sft_think", "rlvr from base"),
+    ]  # not an arm after RLVR against another arm's start

@@ -19,7 +19,9 @@ def test_tiny_model_has_think_tags_chatml_and_about_a_third_of_a_million_paramet
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     for tag in THINK_TAGS:
         assert len(tokenizer(tag)["input_ids"]) == 1, tag
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert model.config.model_type == "qwen2"

@@ -18,8 +18,14 @@ def leetcode():
 def test_leetcode_counts_and_skip_reasons(leetcode):
     assert len(leetcode.problems) == 1124  # in-place methods and the problems' own checkers included
     assert dict(leetcode.skipped) == {
-        "linked_structure_types": 169, "design_class": 69, "custom_helpers": 12, "multiple_methods": 12,
-        "custom_run_body": 8, "multiple_test_methods": 7, "custom_test_body": 2, "unparsable_test_case": 2,
+        "linked_structure_types": 169,
+        "design_class": 69,
+        "custom_helpers": 12,
+        "multiple_methods": 12,
+        "custom_run_body": 8,
+        "multiple_test_methods": 7,
+        "custom_test_body": 2,
+        "unparsable_test_case": 2,
     }
     assert not leetcode.quarantined
     assert len(leetcode.problems) + sum(leetcode.skipped.values()) == 1405  # nothing dropped unaccounted
@@ -74,15 +80,30 @@ def test_split_is_deterministic_and_disjoint():
 
 
 def test_jsonl_bad_rows_are_quarantined_naming_file_row_and_field(tmp_path):
-    good = {"id": "x/1", "source": "x", "prompt": "p", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]}}
+    good = {
+        "id": "x/1",
+        "source": "x",
+        "prompt": "p",
+        "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]},
+    }
     path = tmp_path / "p.jsonl"
-    rows = [good, None, {**good, "id": "x/2", "tests": {**good["tests"], "outputs": [1, 2]}}, {"id": "x/3", "prompt": "p"},
-            "{not json", {**good, "prompt": ""}, good]
+    rows = [
+        good,
+        None,
+        {**good, "id": "x/2", "tests": {**good["tests"], "outputs": [1, 2]}},
+        {"id": "x/3", "prompt": "p"},
+        "{not json",
+        {**good, "prompt": ""},
+        good,
+    ]
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) if r else "" for r in rows) + "\n")
     result = load_jsonl(path)
     assert [p["id"] for p in result.problems] == ["x/1"]  # the run went on past every bad row
     assert [(q.row, q.field, q.reason) for q in result.quarantined] == [
-        (3, "tests", "bad_tests"), (4, "source", "missing_field"), (5, "(row)", "not_json"), (6, "prompt", "bad_type"),
+        (3, "tests", "bad_tests"),
+        (4, "source", "missing_field"),
+        (5, "(row)", "not_json"),
+        (6, "prompt", "bad_type"),
         (7, "id", "duplicate_id"),
     ]
     assert result.quarantined[0].message == "p.jsonl row 3: tests: x/2: tests.inputs has 1 items, tests.outputs has 2"
@@ -92,7 +113,10 @@ def test_jsonl_bad_rows_are_quarantined_naming_file_row_and_field(tmp_path):
 
 
 def test_unknown_source_is_a_clear_error():
-    with pytest.raises(ProblemFormatError, match=r"unknown problem source 'apps:x'; known: leetcode, humaneval, functions\[:split=train.*skywork:PATH"):
+    with pytest.raises(
+        ProblemFormatError,
+        match=r"unknown problem source 'apps:x'; known: leetcode, humaneval, functions\[:split=train.*skywork:PATH",
+    ):
         load_source("apps:x")
     with pytest.raises(FileNotFoundError, match="nowhere.parquet does not exist"):
         load_source("skywork:/nowhere.parquet")

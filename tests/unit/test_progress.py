@@ -15,8 +15,10 @@ class Clock:
 
 
 def test_a_progress_line_has_counts_rate_and_time_left():
-    assert progress_line("generating", 32, 128, 16.0, "replies") == \
-        "generating: 32/128 replies (25%), 2 replies/s, 16s elapsed, ~48s left"
+    assert (
+        progress_line("generating", 32, 128, 16.0, "replies")
+        == "generating: 32/128 replies (25%), 2 replies/s, 16s elapsed, ~48s left"
+    )
     assert progress_line("sandbox", 0, 10, 0.0, "solutions") == "sandbox: 0/10 solutions (0%)"
     assert progress_line("sft", 40, 40, 125.0, "steps").endswith("0.32 steps/s, 2m05s elapsed")
     assert [duration_text(s) for s in (0.4, 59, 61, 3600 * 2 + 60 * 5)] == ["0s", "59s", "1m01s", "2h05m"]
@@ -74,8 +76,9 @@ def test_a_batch_that_decodes_for_long_reports_its_token_position(tiny_model_dir
         original(note)
 
     report.tick = tick_after_a_while
-    replies = HFBackend(tiny_model_dir, batch_size=2).complete(["def f(x):", "x = ", "import"], Sampling(max_new_tokens=8,
-                                                                                                    stop_on_code_end=False), report)
+    replies = HFBackend(tiny_model_dir, batch_size=2).complete(
+        ["def f(x):", "x = ", "import"], Sampling(max_new_tokens=8, stop_on_code_end=False), report
+    )
     assert len(replies) == 3 and report.done == 3
     ticks = [line for line in lines if "; batch" in line]
     assert ticks and ticks[0].startswith("generating: 0/3 replies (0%), 12s elapsed; batch 1/2 at token ")

@@ -29,7 +29,9 @@ def test_bad_values_are_named(tmp_path):
 
 
 def test_overrides_parse_yaml_values():
-    recipe = load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps=9", "sft.bf16=true", "evaluate.max_new_tokens=3"])
+    recipe = load_recipe(
+        PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps=9", "sft.bf16=true", "evaluate.max_new_tokens=3"]
+    )
     assert (recipe.rl.max_steps, recipe.sft.bf16, recipe.evaluate.max_new_tokens) == (9, True, 3)
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         load_recipe(PROJECT_ROOT / "configs" / "tiny.yaml", ["rl.max_steps"])
@@ -54,12 +56,22 @@ def test_paper_recipes_load_and_resolve(name):
     assert rl["max_steps"] == -1 and rl["num_train_epochs"] >= 1 and rl["use_vllm"] is True
     if name.startswith("qwen"):
         assert (recipe.rl.num_generations, recipe.rl.learning_rate, recipe.rl.temperature) == (8, 1e-6, 1.0)
-        assert (recipe.rl.max_prompt_length, recipe.rl.max_completion_length, recipe.rl.num_train_epochs) == (1024, 4096, 3)
+        assert (recipe.rl.max_prompt_length, recipe.rl.max_completion_length, recipe.rl.num_train_epochs) == (
+            1024,
+            4096,
+            3,
+        )
         per_generation = recipe.rl.per_device_train_batch_size * recipe.rl.steps_per_generation * 8  # 8 GPUs
         assert per_generation // recipe.rl.num_generations == 128  # prompts per generation batch, in 16 updates
         assert (recipe.sft.train, recipe.sft.lora.r, recipe.sft.lora.alpha) == ("lora", 16, 32)
-        assert trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 2  # the reference: 2 epochs, lr 1e-5
-        assert (recipe.sft.learning_rate, recipe.sft.lr_scheduler_type, recipe.sft.warmup_steps) == (1e-5, "cosine", 0.1)
+        assert (
+            trainer_args(recipe.sft.to_json(), SFTConfig)["num_train_epochs"] == 2
+        )  # the reference: 2 epochs, lr 1e-5
+        assert (recipe.sft.learning_rate, recipe.sft.lr_scheduler_type, recipe.sft.warmup_steps) == (
+            1e-5,
+            "cosine",
+            0.1,
+        )
         grpo = trainer_args(recipe.rl.to_json(), GRPOConfig)
         assert (grpo["use_adaptive_entropy"], grpo["entropy_target"], grpo["entropy_coef_max"]) == (True, 0.2, 0.005)
     else:
@@ -80,13 +92,22 @@ def test_rl_settings_reach_trl_by_name_and_ours_stay_out():
     from tasks.recipe import RLSection
     from tasks.training.worker import trainer_args
 
-    section = RLSection(loss_type="dapo", scale_rewards="group", steps_per_generation=4, num_iterations=2,
-                        mask_truncated_completions=True, sources=["humaneval"], per_device_train_batch_size=8)
+    section = RLSection(
+        loss_type="dapo",
+        scale_rewards="group",
+        steps_per_generation=4,
+        num_iterations=2,
+        mask_truncated_completions=True,
+        sources=["humaneval"],
+        per_device_train_batch_size=8,
+    )
     args = trainer_args(section.to_json(), GRPOConfig)
     assert args["scale_rewards"] == "group" and args["steps_per_generation"] == 4 and args["num_iterations"] == 2
     assert args["lr_scheduler_type"] == "constant" and args["mask_truncated_completions"] is True
     assert not {"stop_at_code_end", "sources", "shuffle_seed", "reward", "drop_equal_groups"} & set(args)
-    assert "scale_rewards" not in trainer_args(RLSection().to_json(), GRPOConfig)  # unset: the worker decides by loss_type
+    assert "scale_rewards" not in trainer_args(
+        RLSection().to_json(), GRPOConfig
+    )  # unset: the worker decides by loss_type
 
 
 def test_paper_recipe_uses_the_reference_rl_settings():

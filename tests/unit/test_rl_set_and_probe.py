@@ -10,7 +10,10 @@ from tasks.training.rewards import correct_varies_term
 
 
 def rows(*cases):
-    return [{"problem_id": f"p{i}", "difficulty": d, "samples": 4, "passed": k, "pass_rate": k / 4} for i, (d, k) in enumerate(cases)]
+    return [
+        {"problem_id": f"p{i}", "difficulty": d, "samples": 4, "passed": k, "pass_rate": k / 4}
+        for i, (d, k) in enumerate(cases)
+    ]
 
 
 def test_the_band_keeps_problems_solved_sometimes_and_the_table_counts_them():
@@ -31,8 +34,11 @@ def test_arms_share_one_rl_set_chosen_by_their_pooled_pass_rate():
     cfg = CalibrationConfig(enabled=True, low=0.25, high=0.75)
     strong, weak = rows(("1 ops", 4), ("1 ops", 2), ("2 ops", 0)), rows(("1 ops", 0), ("1 ops", 1), ("2 ops", 0))
     pooled = pooled_rows([strong, weak])
-    assert [(r["problem_id"], r["samples"], r["passed"], r["pass_rate"]) for r in pooled] == \
-        [("p0", 8, 4, 0.5), ("p1", 8, 3, 0.375), ("p2", 8, 0, 0.0)]
+    assert [(r["problem_id"], r["samples"], r["passed"], r["pass_rate"]) for r in pooled] == [
+        ("p0", 8, 4, 0.5),
+        ("p1", 8, 3, 0.375),
+        ("p2", 8, 0, 0.0),
+    ]
     assert [in_band(r, cfg) for r in pooled] == [True, True, False]  # p0: the strong arm alone would have left it out
     assert [in_band(r, cfg) for r in strong] == [False, True, False]
 
@@ -64,27 +70,34 @@ def test_probe_steps_and_the_trend_paired_by_prompt():
     assert [v for _, v in series["probe_reward"]] == pytest.approx([0.15, 0.15, 0.65, 0.65])
     assert trend["gain"] == pytest.approx(0.5) and trend["gain_ci_low"] == pytest.approx(0.5)
     assert trend["points"] == 4 and trend["prompts"] == 4
-    assert probe_trend([r for r in probe if r["step"] < 8])[1]["gain"] == pytest.approx(0.0)  # two points: first vs last
+    assert probe_trend([r for r in probe if r["step"] < 8])[1]["gain"] == pytest.approx(
+        0.0
+    )  # two points: first vs last
     assert probe_trend([r for r in probe if r["step"] == 0])[1] == {}
 
 
 def probe_rows(rewards: dict[int, dict[int, list[float]]]) -> list[dict]:
-    return [{"step": step, "prompt": prompt, "sample": k, "reward": value, "completion": f"reply {k}"}
-            for step, by_prompt in rewards.items() for prompt, values in by_prompt.items() for k, value in enumerate(values)]
+    return [
+        {"step": step, "prompt": prompt, "sample": k, "reward": value, "completion": f"reply {k}"}
+        for step, by_prompt in rewards.items()
+        for prompt, values in by_prompt.items()
+        for k, value in enumerate(values)
+    ]
 
 
 def test_probe_intervals_separate_sampling_noise_from_how_differently_prompts_move():
     # every completion of a prompt scores the same: the fixed-set interval has no width, while prompts
     # that move in opposite directions make the interval over prompts wide
-    moving = probe_rows({0: {p: [0.5] * 4 for p in range(8)},
-                         16: {p: [1.0 if p < 5 else 0.0] * 4 for p in range(8)}})
+    moving = probe_rows({0: {p: [0.5] * 4 for p in range(8)}, 16: {p: [1.0 if p < 5 else 0.0] * 4 for p in range(8)}})
     series, trend = probe_trend(moving, resamples=500)
     assert set(series) == {"probe_reward"}  # the completion text is kept in the rows, not plotted
     assert trend["gain"] == pytest.approx((5 * 0.5 - 3 * 0.5) / 8)
     assert trend["gain_ci_low"] == pytest.approx(trend["gain"]) == pytest.approx(trend["gain_ci_high"])
     assert trend["gain_ci_low_prompts"] < 0 < trend["gain_ci_high_prompts"]
     # every prompt moves alike but its completions disagree: both intervals have width
-    noisy = probe_rows({0: {p: [0.0, 1.0, 0.0, 0.0] for p in range(8)}, 16: {p: [1.0, 1.0, 0.0, 1.0] for p in range(8)}})
+    noisy = probe_rows(
+        {0: {p: [0.0, 1.0, 0.0, 0.0] for p in range(8)}, 16: {p: [1.0, 1.0, 0.0, 1.0] for p in range(8)}}
+    )
     trend = probe_trend(noisy, resamples=500)[1]
     assert trend["gain"] == pytest.approx(0.5)
     assert 0 < trend["gain_ci_low"] < 0.5 < trend["gain_ci_high"]
@@ -97,8 +110,13 @@ def test_probe_scores_with_the_runs_own_weighted_terms():
     def short(completions, **kwargs):
         return [1.0 if len(c) < 5 else 0.0 for c in completions]
 
-    scored = score_completions({"correct": (correct, 0.9), "short": (short, 0.1)}, ["ok", "not fine"], {"problem_json": ["{}", "{}"]})
-    assert scored == [{"correct": 1.0, "short": 1.0, "reward": pytest.approx(1.0)}, {"correct": 0.0, "short": 0.0, "reward": 0.0}]
+    scored = score_completions(
+        {"correct": (correct, 0.9), "short": (short, 0.1)}, ["ok", "not fine"], {"problem_json": ["{}", "{}"]}
+    )
+    assert scored == [
+        {"correct": 1.0, "short": 1.0, "reward": pytest.approx(1.0)},
+        {"correct": 0.0, "short": 0.0, "reward": 0.0},
+    ]
 
 
 def test_the_upfront_only_arm_moves_the_inline_weight_to_the_upfront_term():
@@ -143,7 +161,9 @@ def test_recipe_errors_name_the_new_keys():
 def test_an_rl_set_smaller_than_one_generation_batch_is_refused_by_name():
     from tasks.training.stages import check_generation_batch
 
-    rl = RLSection(num_generations=8, per_device_train_batch_size=32, steps_per_generation=2)  # 8 prompts a generation batch
+    rl = RLSection(
+        num_generations=8, per_device_train_batch_size=32, steps_per_generation=2
+    )  # 8 prompts a generation batch
     check_generation_batch(8, rl, "rlvr")
     with pytest.raises(ValueError, match=r"rlvr: 7 RL prompts, fewer than one generation batch draws \(8 = "):
         check_generation_batch(7, rl, "rlvr")

@@ -17,8 +17,12 @@ def test_quarter_gain_and_its_interval():
 
 
 def test_rl_metrics_and_the_warning_when_most_groups_carry_no_signal():
-    series = {"reward": [(s, 0.01 * s) for s in range(1, 9)], "no_signal_groups": [(s, 0.75) for s in range(1, 9)],
-              "truncated": [(s, 0.1) for s in range(1, 9)], "reward_inline_think": [(8, 0.5)]}
+    series = {
+        "reward": [(s, 0.01 * s) for s in range(1, 9)],
+        "no_signal_groups": [(s, 0.75) for s in range(1, 9)],
+        "truncated": [(s, 0.1) for s in range(1, 9)],
+        "reward_inline_think": [(8, 0.5)],
+    }
     metrics = rl_metrics(series, prompts=16, too_long=0)
     assert metrics["no_signal_groups_mean"] == pytest.approx(0.75) and metrics["truncated_mean"] == pytest.approx(0.1)
     assert metrics["reward_gain"] == pytest.approx(0.06) and metrics["inline_think_rate"] == 0.5
@@ -34,10 +38,16 @@ class CharTokenizer:
 
 def test_rl_prompts_are_drawn_in_a_seeded_order_across_sources():
     tests = {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]}
-    problems = [{"id": f"{source}/{i}", "prompt": "x", "starter_code": "", "tests": tests} for source in ("humaneval", "leetcode") for i in range(20)]
+    problems = [
+        {"id": f"{source}/{i}", "prompt": "x", "starter_code": "", "tests": tests}
+        for source in ("humaneval", "leetcode")
+        for i in range(20)
+    ]
     rows, _ = build_rl_prompts(problems, CharTokenizer(), "s", 10_000, limit=10, shuffle_seed=0)
     again, _ = build_rl_prompts(list(reversed(problems)), CharTokenizer(), "s", 10_000, limit=10, shuffle_seed=0)
-    assert [r["problem_id"] for r in rows] == [r["problem_id"] for r in again]  # the order does not depend on the file's
+    assert [r["problem_id"] for r in rows] == [
+        r["problem_id"] for r in again
+    ]  # the order does not depend on the file's
     assert {r["problem_id"].split("/")[0] for r in rows} == {"humaneval", "leetcode"}
     in_order, _ = build_rl_prompts(problems, CharTokenizer(), "s", 10_000, limit=10, shuffle_seed=None)
     assert [r["problem_id"] for r in in_order] == [f"humaneval/{i}" for i in range(10)]
@@ -66,11 +76,17 @@ def test_rollouts_end_with_eos_once_their_code_block_closes(tiny_model_dir):
                 return scores
 
         torch.manual_seed(0)
-        return processor_model.generate(**prompt, max_new_tokens=len(fence) + 8, do_sample=True, top_k=0, logits_processor=LogitsProcessorList([ForceFence()]),
-                                        pad_token_id=tokenizer.pad_token_id)
+        return processor_model.generate(
+            **prompt,
+            max_new_tokens=len(fence) + 8,
+            do_sample=True,
+            top_k=0,
+            logits_processor=LogitsProcessorList([ForceFence()]),
+            pad_token_id=tokenizer.pad_token_id,
+        )
 
-    free = forced(model)[0, prompt["input_ids"].shape[1]:].tolist()
+    free = forced(model)[0, prompt["input_ids"].shape[1] :].tolist()
     assert len(free) > len(fence) + 1  # without the processor it runs on past the fence
     end_generations_at_code_end(model, tokenizer)
-    ended = forced(model)[0, prompt["input_ids"].shape[1]:].tolist()
-    assert ended[:len(fence)] == fence and ended[len(fence)] == tokenizer.eos_token_id
+    ended = forced(model)[0, prompt["input_ids"].shape[1] :].tolist()
+    assert ended[: len(fence)] == fence and ended[len(fence)] == tokenizer.eos_token_id

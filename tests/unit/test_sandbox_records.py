@@ -4,7 +4,7 @@ take the host down, whatever its shape."""
 from sandbox import Job, SandboxConfig, run_batch
 from sandbox.protocol import MAX_RECORD_DEPTH, parse_records
 
-FORGES_A_DEEP_RECORD = '''
+FORGES_A_DEEP_RECORD = """
 import sys
 def add(a, b):
     report = sys._getframe(1).f_locals["report"]  # the runner's Reporter, one frame up
@@ -13,7 +13,7 @@ def add(a, b):
     report.end += len(data)
     report.region[0:8] = report.end.to_bytes(8, "little")
     return a + b + 1
-'''
+"""
 
 
 def test_a_record_nested_past_the_limit_is_garbage_not_a_recursion_error():
@@ -38,9 +38,17 @@ def test_truthy_comparison_accepts_what_a_truth_only_assert_accepts():
     assert output_matches(1, True, truthy) and output_matches([], False, truthy) and output_matches(0, False, truthy)
     assert not output_matches("x", False, truthy) and not output_matches(None, True, truthy)
     assert not output_matches(1, True, {"kind": "call"})
-    check = {"kind": "check", "test_code": "def check(candidate):\n    assert candidate(1)\n    assert not candidate(2)\n"}
+    check = {
+        "kind": "check",
+        "test_code": "def check(candidate):\n    assert candidate(1)\n    assert not candidate(2)\n",
+    }
     assert truth_only_asserts(check, "f")
-    mixed = {"kind": "check", "test_code": "def check(candidate):\n    assert candidate(1)\n    assert candidate(2) == False\n"}
+    mixed = {
+        "kind": "check",
+        "test_code": "def check(candidate):\n    assert candidate(1)\n    assert candidate(2) == False\n",
+    }
     assert not truth_only_asserts(mixed, "f")
     asserts = {"kind": "assert", "asserts": ["assert not is_odd(2)", "assert is_odd(3)"]}
-    assert truth_only_asserts(asserts, "is_odd") and not truth_only_asserts({"kind": "check", "test_code": "x = 1"}, "f")
+    assert truth_only_asserts(asserts, "is_odd") and not truth_only_asserts(
+        {"kind": "check", "test_code": "x = 1"}, "f"
+    )

@@ -1,7 +1,6 @@
 """Rejection sampling for problems without a reference: pass rates, the kept solution, infra errors,
 and sampling through the annotators (the openai one against a real local server)."""
 
-
 import pytest
 from conftest import FIXTURES
 
@@ -15,8 +14,10 @@ SANDBOX = SandboxConfig(workers=2, timeout_s=5)
 
 ADD_RIGHT = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 ADD_WRONG = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
-ADD_THINKING = ("<think>read, add</think>\n```python\na, b = map(int, input().split())\n"
-                "print(<thinkanywhere>the sum, not the difference</thinkanywhere>a + b)\n```")
+ADD_THINKING = (
+    "<think>read, add</think>\n```python\na, b = map(int, input().split())\n"
+    "print(<thinkanywhere>the sum, not the difference</thinkanywhere>a + b)\n```"
+)
 DIGITS_WRONG = "```python\nclass Solution:\n    def addDigits(self, num: int) -> int:\n        return num % 10\n```"
 NO_CODE = "I am not sure how to do this."
 
@@ -31,16 +32,23 @@ def skywork():
 def scripted(replies_by_prompt):
     """A sampler that answers from a table (what a policy might have written) keyed by the problem
     statement the user message carries, k per conversation."""
+
     def sampler(conversations, k):
-        return [next(replies for prompt, replies in replies_by_prompt.items() if prompt in c[-1]["content"])[:k]
-                for c in conversations]
+        return [
+            next(replies for prompt, replies in replies_by_prompt.items() if prompt in c[-1]["content"])[:k]
+            for c in conversations
+        ]
+
     return sampler
 
 
 def test_pass_rates_and_the_first_passing_sample_is_kept(skywork):
     add, digits = skywork
     cfg = SolutionsConfig(samples=3)
-    table = {add["prompt"]: [ADD_WRONG, ADD_THINKING, ADD_RIGHT], digits["prompt"]: [DIGITS_WRONG, NO_CODE, DIGITS_WRONG]}
+    table = {
+        add["prompt"]: [ADD_WRONG, ADD_THINKING, ADD_RIGHT],
+        digits["prompt"]: [DIGITS_WRONG, NO_CODE, DIGITS_WRONG],
+    }
     results = rejection_sample(skywork, scripted(table), cfg, SANDBOX, "")
     assert [r["problem_id"] for r in results] == [add["id"], digits["id"]]
     assert [s["status"] for s in results[0]["samples"]] == ["failed", "passed", "passed"]
@@ -53,19 +61,31 @@ def test_pass_rates_and_the_first_passing_sample_is_kept(skywork):
     assert updated[0]["reference"] == results[0]["solution"] and updated[0]["reference_origin"] == "rejection_sampled"
     assert updated[1]["reference"] is None and "reference_origin" not in updated[1]
     assert [p["meta"]["sampled_pass_rate"] for p in updated] == [pytest.approx(2 / 3), 0]
-    assert metrics == {"problems": 2, "sampled_problems": 2, "samples": 6, "solved": 1,
-                       "pass_rate_mean": pytest.approx(1 / 3), "with_reference": 1, "with_policy_solution": 1}
-    assert updated[0]["meta"]["policy_solution"] == results[0]["solution"] and "policy_solution" not in updated[1]["meta"]
+    assert metrics == {
+        "problems": 2,
+        "sampled_problems": 2,
+        "samples": 6,
+        "solved": 1,
+        "pass_rate_mean": pytest.approx(1 / 3),
+        "with_reference": 1,
+        "with_policy_solution": 1,
+    }
+    assert (
+        updated[0]["meta"]["policy_solution"] == results[0]["solution"] and "policy_solution" not in updated[1]["meta"]
+    )
 
 
 def test_a_given_reference_is_never_replaced(skywork):
     given = [{**skywork[0], "reference": "print(sum(map(int, input().split())))\n"}]
-    results = rejection_sample(given, scripted({given[0]["prompt"]: [ADD_RIGHT]}), SolutionsConfig(samples=1, problems="all"),
-                               SANDBOX, "")
+    results = rejection_sample(
+        given, scripted({given[0]["prompt"]: [ADD_RIGHT]}), SolutionsConfig(samples=1, problems="all"), SANDBOX, ""
+    )
     updated, metrics = attach_solutions(given, results)
     assert updated[0]["reference"] == given[0]["reference"] and metrics["solved"] == 0
     assert updated[0]["meta"]["sampled_pass_rate"] == 1
-    assert updated[0]["meta"]["policy_solution"] == "a, b = map(int, input().split())\nprint(a + b)\n"  # the cold start's target
+    assert (
+        updated[0]["meta"]["policy_solution"] == "a, b = map(int, input().split())\nprint(a + b)\n"
+    )  # the cold start's target
 
 
 def test_a_sandbox_infra_error_stops_the_stage_naming_the_problem(skywork):

@@ -37,10 +37,19 @@ def test_epoch_is_stable_and_changes_when_the_store_is_wiped(tmp_path):
 
 def record(lineage, stage, inputs, outputs, status="completed"):
     return lineage.record_run(
-        stage=stage, flow_run_id=None, params={"stage": stage}, code_version="v", inputs=inputs,
-        outputs={role: {"artifact_id": a.artifact_id, "kind": a.kind, "name": a.name, "uri": a.uri} for role, a in outputs.items()},
+        stage=stage,
+        flow_run_id=None,
+        params={"stage": stage},
+        code_version="v",
+        inputs=inputs,
+        outputs={
+            role: {"artifact_id": a.artifact_id, "kind": a.kind, "name": a.name, "uri": a.uri}
+            for role, a in outputs.items()
+        },
         metrics=[(a.artifact_id, "rows", 3.0, None) for a in outputs.values()] + [(None, "loss", 1.5, 1)],
-        status=status, started_at=now(), ended_at=now(),
+        status=status,
+        started_at=now(),
+        ended_at=now(),
     )
 
 
@@ -54,7 +63,8 @@ def test_upstream_and_downstream_walk_the_chain(tmp_path):
     record(lineage, "sft", {"dataset": data.artifact_id, "model": model.artifact_id}, {"checkpoint": ckpt})
     up = {(l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(ckpt.artifact_id)}
     assert up == {
-        (ckpt.artifact_id, "sft", data.artifact_id), (ckpt.artifact_id, "sft", model.artifact_id),
+        (ckpt.artifact_id, "sft", data.artifact_id),
+        (ckpt.artifact_id, "sft", model.artifact_id),
         (data.artifact_id, "coldstart", problems.artifact_id),
     }
     down = {(l.artifact_id, l.parent_id) for l in lineage.downstream(problems.artifact_id)}
@@ -66,7 +76,17 @@ def test_upstream_and_downstream_walk_the_chain(tmp_path):
 
 def test_a_failed_run_is_recorded_without_outputs(tmp_path):
     lineage = LineageStore(tmp_path / "l.duckdb")
-    lineage.record_run(stage="sft", flow_run_id=None, params={}, code_version="v", inputs={}, outputs={}, metrics=[],
-                       status="failed", started_at=now(), ended_at=now())
+    lineage.record_run(
+        stage="sft",
+        flow_run_id=None,
+        params={},
+        code_version="v",
+        inputs={},
+        outputs={},
+        metrics=[],
+        status="failed",
+        started_at=now(),
+        ended_at=now(),
+    )
     assert [r["status"] for r in lineage.runs_of_stage("sft")] == ["failed"]
     assert lineage.counts()["artifacts"] == 0

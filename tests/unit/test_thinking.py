@@ -83,7 +83,10 @@ def test_upfront_think_must_open_and_be_non_empty():
 def test_insert_then_strip_gives_back_the_code():
     code = "total = a + b\nprint(total)\n"
     annotated = insert_inline_thoughts(code, {8: "add both", 13: "b may be 0"})
-    assert annotated == "total = <thinkanywhere>add both</thinkanywhere>a + b<thinkanywhere>b may be 0</thinkanywhere>\nprint(total)\n"
+    assert (
+        annotated
+        == "total = <thinkanywhere>add both</thinkanywhere>a + b<thinkanywhere>b may be 0</thinkanywhere>\nprint(total)\n"
+    )
     assert strip_inline_thoughts(annotated) == code
     with pytest.raises(ValueError):
         insert_inline_thoughts(code, {999: "x"})
