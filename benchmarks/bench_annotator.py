@@ -19,8 +19,8 @@ from rich.table import Table
 
 from tasks.annotator_server import AnnotatorServer
 from tasks.annotators import OpenAIAnnotator
-from tasks.recipe import AnnotatorConfig
 from tasks.models import build_model
+from tasks.recipe import AnnotatorConfig
 
 
 def requests_for(count: int) -> list[list[dict[str, str]]]:

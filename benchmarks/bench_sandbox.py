@@ -27,8 +27,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sandbox import Job, SandboxConfig, pool_for, run_batch
-from sandbox.verdicts import ChildRun, child_payload, count_tests, judge
+from sandbox.config import SandboxConfig
+from sandbox.pool import pool_for, run_batch
+from sandbox.verdicts import ChildRun, Job, child_payload, count_tests, judge
 from tasks.problems.bundled import load_humaneval, load_leetcode
 from tasks.problems.catalog import record_reference_tests
 
@@ -164,7 +165,7 @@ def docker_pool_or_reason(cfg: SandboxConfig):
     """(a started Docker-backend pool, None) or (None, why there is no Docker row)."""
     from dataclasses import replace
 
-    from sandbox import SandboxUnavailable
+    from sandbox.config import SandboxUnavailable
     from sandbox.docker_backend import engine_client, image_is_current
 
     docker_cfg = replace(cfg, backend="docker")

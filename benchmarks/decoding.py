@@ -7,10 +7,11 @@
    confounded by which replies each happened to draw. Both draw from the same distribution
    (tests/unit/test_decoding.py), not the same tokens.
 2. Rounds: the evaluation's workload (``eval_prompts`` family prompts, greedy, batches of 16, 192 new
-   tokens at most, rows stopping at their closing fence) in one round and in rounds of 96 tokens (rows
-   still open go on in batches of their own), and in rounds at batch 32. Prints seconds, the ratios and
-   how many replies came out identical at batch 16 (a row continued from a fresh prefill can flip a
-   bf16 near-tie).
+   tokens at most, rows stopping at their closing fence) in one round; in rounds of 96 tokens where
+   each batch's open rows go on alone (how rounds ran until 2026-12-06: the backend called once per
+   batch); in rounds of 96 where the open rows of all batches are pooled and batched again
+   (``decode_in_rounds``); and pooled at batch 32. Prints seconds, the ratios and how many replies
+   came out identical to one round (a row continued from a fresh prefill can flip a bf16 near-tie).
 
 The model runs as the stages run it (bf16 weights where the CPU has bf16 hardware, else float32).
 Nothing is asserted: the figures go in the note and the README.
@@ -29,9 +30,21 @@ from rich.console import Console
 from rich.table import Table
 
 
-def timed(backend, texts: list[str], sampling) -> tuple[list[str], float, int]:
+def timed(backend, texts: list[str], sampling, per_batch: bool = False) -> tuple[list[str], float, int]:
+    """Replies, seconds and reply tokens; ``per_batch``: the backend called once per batch of the
+    length-sorted prompts, so rows still open after a round go on within their own batch only."""
     started = time.perf_counter()
-    replies = [reply for replies in backend.complete(texts, sampling) for reply in replies]
+    if per_batch:
+        lengths = [len(backend.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        by_row: dict[int, str] = {}
+        for start in range(0, len(order), backend.batch_size):
+            rows = order[start : start + backend.batch_size]
+            for row, replies in zip(rows, backend.complete([texts[i] for i in rows], sampling)):
+                by_row[row] = replies[0]
+        replies = [by_row[i] for i in range(len(texts))]
+    else:
+        replies = [reply for replies in backend.complete(texts, sampling) for reply in replies]
     seconds = time.perf_counter() - started
     return replies, seconds, sum(len(backend.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies)
 
@@ -83,13 +96,14 @@ def main(
             greedy.tokenizer, [chat_prompt(p, system) for p in generate_tasks("eval", 1, eval_prompts, (1, 2))]
         )
         rounds = {}
-        for name, batch, size in (
-            ("one round", 16, None),
-            ("rounds of 96", 16, 96),
-            ("batch 32, rounds of 96", 32, 96),
+        for name, batch, size, per_batch in (
+            ("one round", 16, None, False),
+            ("rounds of 96, per batch", 16, 96, True),
+            ("rounds of 96, pooled", 16, 96, False),
+            ("batch 32, rounds of 96, pooled", 32, 96, False),
         ):
             greedy.batch_size = batch
-            rounds[name] = timed(greedy, texts, Sampling(max_new_tokens=192, round_tokens=size))
+            rounds[name] = timed(greedy, texts, Sampling(max_new_tokens=192, round_tokens=size), per_batch)
     result = {
         "model": model,
         "dtype": dtype,
@@ -101,12 +115,16 @@ def main(
         "sampling_tokens_per_s": speeds,
         "sampling_speedup": speeds["inverse CDF"] / speeds["multinomial"],
         "greedy_seconds": {name: seconds for name, (_, seconds, _) in rounds.items()},
-        "identical_greedy_replies": sum(a == b for a, b in zip(rounds["one round"][0], rounds["rounds of 96"][0])),
+        "identical_greedy_replies": {
+            name: sum(a == b for a, b in zip(rounds["one round"][0], replies))
+            for name, (replies, _, _) in rounds.items()
+            if name != "one round"
+        },
     }
-    result["rounds_speedup"] = result["greedy_seconds"]["one round"] / result["greedy_seconds"]["rounds of 96"]
-    result["batch_32_rounds_speedup"] = (
-        result["greedy_seconds"]["one round"] / result["greedy_seconds"]["batch 32, rounds of 96"]
-    )
+    seconds = result["greedy_seconds"]
+    result["rounds_speedup"] = seconds["one round"] / seconds["rounds of 96, per batch"]
+    result["pooled_rounds_speedup"] = seconds["rounds of 96, per batch"] / seconds["rounds of 96, pooled"]
+    result["batch_32_rounds_speedup"] = seconds["one round"] / seconds["batch 32, rounds of 96, pooled"]
     if as_json:
         print(json.dumps(result))
         return result
@@ -124,10 +142,13 @@ def main(
         table.add_row(f"{len(texts)} prompts, greedy, cap 192", name, f"{seconds:.1f}", f"{tokens / seconds:.1f}")
     console = Console(width=140)
     console.print(table)
+    identical = result["identical_greedy_replies"]
     console.print(
-        f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x; greedy rounds / one round (batch 16): "
-        f"{result['rounds_speedup']:.2f}x, identical replies {result['identical_greedy_replies']}/{len(texts)}; "
-        f"batch 32 in rounds / batch 16 in one round: {result['batch_32_rounds_speedup']:.2f}x"
+        f"sampling inverse CDF / multinomial: {result['sampling_speedup']:.2f}x; greedy rounds per batch / one round "
+        f"(batch 16): {result['rounds_speedup']:.2f}x; pooled rounds / rounds per batch: "
+        f"{result['pooled_rounds_speedup']:.2f}x; batch 32 pooled / batch 16 in one round: "
+        f"{result['batch_32_rounds_speedup']:.2f}x; replies identical to one round: "
+        + ", ".join(f"{name} {count}/{len(texts)}" for name, count in identical.items())
     )
     return result
 

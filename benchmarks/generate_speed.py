@@ -18,11 +18,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from tasks.problems.bundled import load_humaneval
 from tasks.generation import HFBackend, Sampling, chat_texts
 from tasks.models import build_model, load_for_inference
-from tasks.records import chat_prompt
+from tasks.problems.bundled import load_humaneval
 from tasks.recipe import PromptsConfig
+from tasks.records import chat_prompt
 
 DTYPES = {"tiny": "float32", "smollm2-135m-instruct": "bfloat16"}
 

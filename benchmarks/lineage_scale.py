@@ -27,7 +27,8 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from storage.lineage import LineageStore, now, recursive_walk, walk_lineage
+from storage.lineage import LineageStore, now
+from storage.lineage_walk import recursive_walk, walk_lineage
 
 
 def artifact_id(index: int) -> str:
@@ -49,7 +50,8 @@ def build_store(path: Path, edges: int, stages: int, shared: int) -> int:
     con = duckdb.connect(str(path))
     con.execute("BEGIN")
     con.execute(
-        f"INSERT INTO runs SELECT md5('r' || i), 'stage' || (i % {stages}), NULL, '{{}}', 'bench', 'completed', now(), now() FROM range({runs}) t(i)"
+        "INSERT INTO runs (run_id, stage, flow_run_id, params, code_version, status, started_at, ended_at) "
+        f"SELECT md5('r' || i), 'stage' || (i % {stages}), NULL, '{{}}', 'bench', 'completed', now(), now() FROM range({runs}) t(i)"
     )
     con.execute(
         f"INSERT INTO artifacts SELECT {a}, 'dataset', 'step' || (i % {stages}), i // {stages} + 1, 'file:///bench', '{{}}', md5('r' || i), now() FROM range({runs}) t(i)"
@@ -93,18 +95,20 @@ def main(edges: int = 1_000_000, stages: int = 14, shared: int = 200, repeats: i
         queries = {
             "upstream of a chain's last artifact": ("up", artifact_id(middle_chain * stages + stages - 1)),
             "downstream of a chain's first artifact": ("down", artifact_id(middle_chain * stages)),
-            "downstream of a shared artifact (wide)": ("down", shared_id(7)),
+            "downstream of a shared artifact (wide)": ("down", shared_id(7 % shared)),
         }
         through_store = {}  # first, while no other connection is open: DuckDB shares one open file within a process
         for label, (towards, start) in queries.items():
             query = store.upstream if towards == "up" else store.downstream
-            through_store[label] = median_ms(lambda: query(start), repeats)
+            through_store[label] = median_ms(lambda query=query, start=start: query(start), repeats)
         rows = []
         warm = duckdb.connect(str(path), read_only=True)
         for label, (towards, start) in queries.items():
             cold_ms, links = through_store[label]
-            warm_ms, _ = median_ms(lambda: walk_lineage(warm, start, 64, towards), repeats)
-            cte_ms, _ = median_ms(lambda: recursive_walk(warm, [start], 0, 64, towards), max(1, repeats // 3))
+            warm_ms, _ = median_ms(lambda start=start, towards=towards: walk_lineage(warm, start, 64, towards), repeats)
+            cte_ms, _ = median_ms(
+                lambda start=start, towards=towards: recursive_walk(warm, [start], 0, 64, towards), max(1, repeats // 3)
+            )
             rows.append(
                 {
                     "query": label,

@@ -66,7 +66,7 @@ def rl_step_seconds(model_dir: Path, problems: list[dict], steps: int, folder: P
     from tasks.recipe import PromptsConfig, RLSection
     from tasks.records import chat_prompt, write_jsonl
     from tasks.stage_run import StageRun
-    from tasks.training.stages import run_worker
+    from tasks.training.launch import run_worker
 
     rows = [
         {"problem_id": p["id"], "prompt": chat_prompt(p, PromptsConfig().system), "problem_json": json.dumps(p)}
@@ -95,7 +95,7 @@ def rl_step_seconds(model_dir: Path, problems: list[dict], steps: int, folder: P
                 "bench_precision",
                 inputs={"model": model_id},
                 params={"bf16": bf16, "n": time.monotonic_ns()},
-                code_module="tasks.training.stages",
+                code_module="tasks.training.rl",
             ) as run:
                 spec = {
                     "stage": "grpo",

@@ -37,7 +37,7 @@ if spec["kind"] == "sft":
     trainer = SFTTrainer(model=model, args=SFTConfig(**common), train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
 else:
     from trl import GRPOConfig, GRPOTrainer
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.training.rewards import reward_functions  # the same reward work as our stage
     tokenizer.padding_side = "left"
     terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig())
@@ -101,15 +101,14 @@ def our_run(run_stage) -> dict:
 
 def main(model: str = "tiny", steps: int = 20, as_json: bool = False) -> dict:
     from prefect.logging import disable_run_logger
+    from trl import GRPOConfig, SFTConfig
 
     from storage import ArtifactStore
     from tasks.models import build_model
-    from tasks.records import write_jsonl
     from tasks.recipe import RLSection, SFTSection
+    from tasks.records import write_jsonl
     from tasks.stage_run import StageRun
-    from trl import GRPOConfig, SFTConfig
-
-    from tasks.training.stages import run_worker
+    from tasks.training.launch import run_worker
     from tasks.training.worker import trainer_args
 
     results = {}

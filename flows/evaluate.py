@@ -22,7 +22,7 @@ from tasks.problems.load import load_problems
 @flow(name="evaluate")
 def evaluate(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = pipeline_recipe(config, evaluate_overrides(overrides))
-    stages = StageLog("evaluate")
+    stages = StageLog("evaluate", recipe.runner, recipe.tracking)
 
     store = ArtifactStore()
     checkpoints = [(checkpoint_label(store, c), c) for c in recipe.evaluate.checkpoints]

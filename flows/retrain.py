@@ -30,7 +30,7 @@ METRIC = "pass@1"
 
 
 def what_ran(summary: dict) -> str:
-    fresh = [s["stage"] for s in summary["stages"] if not s["cached"]]
+    fresh = [s["label"] for s in summary["stages"] if not s["cached"]]
     if not fresh:
         return (
             f"no new problem data and no recipe change: all {len(summary['stages'])} stages of {summary['pipeline']} "
@@ -62,7 +62,7 @@ def retrain(
 
     summary = pipeline_flow(pipeline)(config=config, overrides=overrides)  # a subflow: cached stages return at once
     outputs = evaluated_outputs(summary)
-    stages = StageLog("retrain")
+    stages = StageLog("retrain", recipe.runner, recipe.tracking)
     new_checkpoint, new_report = outputs["final_checkpoint"], outputs["final_report"]
     decision = None
     if best is None or best["checkpoint"] != new_checkpoint:
@@ -88,7 +88,7 @@ def retrain(
     result["stages"] = summary["stages"] + result["stages"]
     result["all_cached"] = all(s["cached"] for s in result["stages"])
     trained = [
-        s["stage"]
+        s["label"]
         for s in summary["stages"]
         if not s["cached"] and any(a.startswith("checkpoint-") for a in s["artifact_ids"])
     ]

@@ -20,13 +20,14 @@ from tasks.coldstart.build import assemble_coldstart_set, build_coldstart_shard,
 from tasks.models import build_base_model
 from tasks.problems.calibration import calibrate_rl_problems
 from tasks.problems.solutions import attach_sampled_solutions, sample_solutions_shard, solution_shards
-from tasks.training.stages import add_think_tokens_to_model, train_grpo, train_sft
+from tasks.training.rl import train_grpo
+from tasks.training.sft import add_think_tokens_to_model, train_sft
 
 
 @flow(name="think-anywhere")
 def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = pipeline_recipe(config, overrides)
-    stages = StageLog("think-anywhere", recipe.runner)
+    stages = StageLog("think-anywhere", recipe.runner, recipe.tracking)
 
     base_model = stages.run("base model", build_base_model, recipe.model)
     loaded, train = code_problems(stages, recipe, base_model)
@@ -45,8 +46,12 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
         recipe.solutions.parallel_shards,
         problems_id=train,
         solutions=recipe.solutions,
-        **writer,
-    )
+        **(
+            writer
+            if recipe.solutions.sampler == "annotator"
+            else {**writer, "annotator_model_id": None, "annotator": None}
+        ),
+    )  # the annotator samples solutions only when the recipe says so: otherwise it is no part of the stage
     train = stages.run("train split with solutions", attach_sampled_solutions, train, samples, recipe.solutions)
     shards = stages.run_shards(
         "cold-start",
@@ -71,7 +76,7 @@ def think_anywhere(config: str = "configs/default.yaml", overrides: list[str] | 
             sft_model,
             train,
             recipe.calibration,
-            recipe.rl,
+            recipe.rl.draw(),
             recipe.sandbox,
             recipe.prompts.system,
             recipe.model.torch_dtype,

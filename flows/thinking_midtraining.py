@@ -29,13 +29,14 @@ from tasks.models import build_base_model
 from tasks.problems.calibration import calibrate_rl_problems_for_arms
 from tasks.problems.math_problems import load_math_problems
 from tasks.recipe import ModelConfig
-from tasks.training.stages import train_grpo, train_math_rl, train_midtraining_rl, train_sft
+from tasks.training.rl import train_grpo, train_math_rl, train_midtraining_rl
+from tasks.training.sft import train_sft
 
 
 @flow(name="thinking-midtraining")
 def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[str] | None = None) -> dict:
     recipe = pipeline_recipe(config, overrides)
-    stages = StageLog("thinking-midtraining", recipe.runner)
+    stages = StageLog("thinking-midtraining", recipe.runner, recipe.tracking)
     corpus, annotator, mid = recipe.corpus, recipe.annotator, recipe.midtraining
 
     base_model = stages.run("base model", build_base_model, recipe.model)
@@ -54,9 +55,9 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
     )
     sft_half, rl_half, held_out = stages.run("corpus", assemble_corpus, chunks, shard_ids, corpus)
     sft_model = stages.run("mid-training sft", train_sft, base_model, sft_half, mid.sft, "text")
-    rlmt_model = stages.run(
-        "mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl, annotator_id, annotator
-    )
+    # the annotator judges RL mid-training's guesses only when the recipe asks for an LLM judge
+    rl_judge_id, rl_judge = (annotator_id, annotator) if mid.rl.reward.judge == "llm" else (None, None)
+    rlmt_model = stages.run("mid-training rl", train_midtraining_rl, sft_model, rl_half, mid.rl, rl_judge_id, rl_judge)
     starts = {"base": base_model, "sft_think": sft_model, "sft_think_rlmt": rlmt_model}
     for steps in mid.rlmt_sweep:  # the same RL mid-training from the same SFT model, for fewer or more steps
         starts[f"sft_think_rlmt_{steps}"] = stages.run(
@@ -65,8 +66,8 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
             sft_model,
             rl_half,
             mid.rl.model_copy(update={"max_steps": steps}),
-            annotator_id,
-            annotator,
+            rl_judge_id,
+            rl_judge,
         )
     if "sft_raw" in mid.arms:
         raw_half = stages.run("raw corpus", raw_corpus, sft_half)
@@ -80,9 +81,10 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
                 starts[model],
                 held_out,
                 mid.evaluate,
-                mid.rl,
-                annotator_id,
-                annotator,
+                mid.rl.reward,
+                mid.rl.max_prompt_length,
+                rl_judge_id,
+                rl_judge,
                 recipe.model.torch_dtype,
             )
             for model in MODELS
@@ -102,7 +104,7 @@ def thinking_midtraining(config: str = "configs/default.yaml", overrides: list[s
                 list(arms),
                 train,
                 recipe.calibration,
-                recipe.rl,
+                recipe.rl.draw(),
                 recipe.sandbox,
                 recipe.prompts.system,
                 recipe.model.torch_dtype,

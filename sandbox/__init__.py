@@ -43,24 +43,9 @@ memory and pids limits bound everything a solution starts together. Not covered 
 quotas beyond the tmpfs (``--storage-opt size`` needs xfs), blkio, AppArmor; the engine's socket
 must never be mounted into a sandbox container (it is not).
 
-This package is a leaf: it imports nothing from flows/, tasks/ or storage/.
+This package is a leaf: it imports nothing from flows/, tasks/ or storage/. Its ``__init__`` imports
+nothing either, so a stage that reads only the test records (``sandbox.verdicts``) or the settings
+(``sandbox.config``) does not reach the worker pool: import from the modules, ``sandbox.config``
+(SandboxConfig, SandboxUnavailable), ``sandbox.verdicts`` (Job, Verdict, TestSpecError, STATUSES,
+count_tests) and ``sandbox.pool`` (run_batch, run_job, pool_for, close_pools, WorkerPool).
 """
-
-from sandbox.config import SandboxConfig, SandboxUnavailable
-from sandbox.pool import WorkerPool, close_pools, pool_for, run_batch, run_job
-from sandbox.verdicts import STATUSES, Job, TestSpecError, Verdict, count_tests
-
-__all__ = [
-    "Job",
-    "Verdict",
-    "SandboxConfig",
-    "SandboxUnavailable",
-    "TestSpecError",
-    "STATUSES",
-    "WorkerPool",
-    "close_pools",
-    "pool_for",
-    "run_batch",
-    "run_job",
-    "count_tests",
-]

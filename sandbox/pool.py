@@ -16,9 +16,9 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Callable, Iterable
 
 from sandbox.config import SandboxConfig
 from sandbox.protocol import ProtocolError, encode, parse_records
@@ -26,6 +26,11 @@ from sandbox.verdicts import ChildRun, Job, TestSpecError, Verdict, child_payloa
 
 HUNG_GRACE_S = 10.0  # past the per-solution limit, a worker that has not answered is replaced
 PIPELINE_DEPTH = 2  # jobs handed to a worker ahead of its replies
+
+
+# imported only when a recipe picks ``backend: docker``; tasks/code_version.py leaves it out of the stages'
+# code versions and the recipe's sandbox section counts it in their cache keys when it is picked
+OPTIONAL_IMPORTS = ("sandbox.docker_backend",)
 
 
 def make_worker(slot: int, cfg: SandboxConfig):
@@ -67,7 +72,7 @@ class WorkerPool:
             self.started_workers += 1
         return self.workers[slot]
 
-    def start(self) -> "WorkerPool":
+    def start(self) -> WorkerPool:
         """Start every worker now, side by side."""
         with self.lock:
             for slot in range(len(self.workers)):

@@ -28,7 +28,7 @@ from sandbox.verdicts import ChildRun
 ASSERTED_CALL = re.compile(
     r"^\s*assert\s+(?:not\s+)?\(*\s*(?:set\(|sorted\(|abs\(|math\.isclose\()?\s*([A-Za-z_]\w*)\s*\("
 )
-_cache: dict[str, "Conversion"] = {}
+_cache: dict[str, Conversion] = {}
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ import importlib.util
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 STATUSES = ("passed", "failed", "timeout", "memory", "error", "infra_error")
 TEST_KINDS = ("call", "stdio", "assert", "check")

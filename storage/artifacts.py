@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class ArtifactStore:
             "parents": list(parents),
             "config": config or {},
             "metadata": metadata or {},
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
         }
         (staged / SIDECAR).write_text(json.dumps(sidecar, indent=2, default=str))
         final = self.root / artifact_id

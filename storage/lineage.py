@@ -27,16 +27,18 @@ import os
 import random
 import time
 import uuid
-from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 
-SCHEMA_VERSION = 2
+from storage.lineage_rows import insert_entries
+from storage.lineage_walk import LineageLink, walk_lineage
+
+SCHEMA_VERSION = 4
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, stage VARCHAR NOT NULL, flow_run_id VARCHAR, params JSON,
@@ -50,6 +52,8 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id VARCHAR NOT NULL, artifact_id VARCHAR, key VARCHAR NOT NULL, value DOUBLE, step INTEGER)""",
     "CREATE TABLE IF NOT EXISTS lineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tracker JSON",  # version 3: the experiment tracker's run (tasks/tracking.py)
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS label VARCHAR",  # version 4: the flow's label for this use of the stage
     "CREATE INDEX IF NOT EXISTS edges_by_artifact ON edges (artifact_id)",
     "CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id)",
     "CREATE INDEX IF NOT EXISTS runs_by_stage ON runs (stage)",
@@ -61,9 +65,8 @@ SCHEMA = [
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "database is locked", "with a different configuration")
 LINGER_POLL_S, LINGER_IDLE_S, LINGER_MAX_S = 0.002, 0.01, 0.2  # see LineageStore._linger
-STALE_TEMP_S = 3600.0
+STALE_TEMP_S = 3600.0  # a half-written journal file this old belongs to a process that died
 WRITER_LOCK = "writer.lock"
-INDEXED_FRONTIER_MAX = 64  # walk_lineage: index probes up to this many runs a step, one recursive query past it  # a half-written journal file this old belongs to a process that died
 log = logging.getLogger("thinkflow.lineage")
 
 
@@ -75,20 +78,12 @@ class LineageNotFound(LookupError):
     pass
 
 
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
 def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class LineageLink:
-    """One step of a lineage walk: ``artifact_id`` was produced by ``stage`` from ``parent_id``."""
-
-    depth: int
-    artifact_id: str
-    run_id: str
-    stage: str
-    parent_id: str
-    role: str
+    return datetime.now(UTC)
 
 
 def is_lock_conflict(exc: Exception) -> bool:
@@ -179,24 +174,31 @@ class LineageStore:
         status: str,
         started_at: datetime,
         ended_at: datetime,
+        run_id: str | None = None,
+        tracker: dict[str, Any] | None = None,
+        label: str | None = None,
     ) -> str:
         """One stage run with its input/output edges, new artifacts and metrics; atomic, and in the
         database when this returns.
 
         ``outputs`` maps role -> {artifact_id, kind, name, uri, metadata}; ``metrics`` holds
-        (artifact_id, key, value, step) rows.
+        (artifact_id, key, value, step) rows; ``run_id`` a fresh id the caller minted (else one is
+        made); ``tracker`` where the experiment tracker holds the same run (kind, uri, run id);
+        ``label`` the flow's name for this use of the stage ("rl", "sft stage 1"), when it has one.
         """
-        run_id = uuid.uuid4().hex
+        run_id = run_id or new_run_id()
         entry = {
             "run": {
                 "run_id": run_id,
                 "stage": stage,
+                "label": label,
                 "flow_run_id": flow_run_id,
                 "params": params,
                 "code_version": code_version,
                 "status": status,
                 "started_at": started_at.isoformat(),
                 "ended_at": ended_at.isoformat(),
+                "tracker": tracker,
             },
             "inputs": inputs,
             "outputs": outputs,
@@ -409,14 +411,17 @@ class LineageStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._reader() as con:
             rows = con.execute(
-                f"""SELECT r.run_id, r.stage, r.status, r.started_at, r.ended_at, r.flow_run_id,
+                f"""SELECT r.run_id, r.stage, r.label, r.status, r.started_at, r.ended_at, r.flow_run_id, r.tracker,
                            list(e.artifact_id ORDER BY e.artifact_id) FILTER (WHERE e.direction = 'output')
                     FROM runs r LEFT JOIN edges e ON e.run_id = r.run_id {where}
                     GROUP BY ALL ORDER BY r.started_at DESC LIMIT ?""",
                 args + [limit],
             ).fetchall()
-        names = ["run_id", "stage", "status", "started_at", "ended_at", "flow_run_id", "outputs"]
-        return [{**dict(zip(names, row)), "outputs": row[6] or []} for row in rows]
+        names = ["run_id", "stage", "label", "status", "started_at", "ended_at", "flow_run_id", "tracker", "outputs"]
+        return [
+            {**dict(zip(names, row)), "tracker": json.loads(row[7]) if row[7] else None, "outputs": row[8] or []}
+            for row in rows
+        ]
 
     def resolve_run(self, ref: str) -> str:
         """A run id, a unique prefix of one, or an artifact id (the run that produced it)."""
@@ -460,39 +465,10 @@ class LineageStore:
             }
 
 
-RUN_COLUMNS = [
-    ("run_id", "VARCHAR"),
-    ("stage", "VARCHAR"),
-    ("flow_run_id", "VARCHAR"),
-    ("params", "JSON"),
-    ("code_version", "VARCHAR"),
-    ("status", "VARCHAR"),
-    ("started_at", "TIMESTAMPTZ"),
-    ("ended_at", "TIMESTAMPTZ"),
-]
-ARTIFACT_COLUMNS = [
-    ("artifact_id", "VARCHAR"),
-    ("kind", "VARCHAR"),
-    ("name", "VARCHAR"),
-    ("version", "INTEGER"),
-    ("uri", "VARCHAR"),
-    ("metadata", "JSON"),
-    ("created_by_run", "VARCHAR"),
-    ("created_at", "TIMESTAMPTZ"),
-]
-EDGE_COLUMNS = [("run_id", "VARCHAR"), ("artifact_id", "VARCHAR"), ("direction", "VARCHAR"), ("role", "VARCHAR")]
-METRIC_COLUMNS = [
-    ("run_id", "VARCHAR"),
-    ("artifact_id", "VARCHAR"),
-    ("key", "VARCHAR"),
-    ("value", "DOUBLE"),
-    ("step", "INTEGER"),
-]
-
-
 def run_record(con: duckdb.DuckDBPyConnection, run_id: str, where: Path) -> dict[str, Any]:
     row = con.execute(
-        "SELECT run_id, stage, flow_run_id, params, code_version, status, started_at, ended_at FROM runs WHERE run_id = ?",
+        "SELECT run_id, stage, label, flow_run_id, params, code_version, status, started_at, ended_at, tracker"
+        " FROM runs WHERE run_id = ?",
         [run_id],
     ).fetchone()
     if row is None:
@@ -503,186 +479,23 @@ def run_record(con: duckdb.DuckDBPyConnection, run_id: str, where: Path) -> dict
     metric_rows = con.execute(
         "SELECT key, value, step FROM metrics WHERE run_id = ? ORDER BY key, step", [run_id]
     ).fetchall()
-    names = ["run_id", "stage", "flow_run_id", "params", "code_version", "status", "started_at", "ended_at"]
+    names = [
+        "run_id",
+        "stage",
+        "label",
+        "flow_run_id",
+        "params",
+        "code_version",
+        "status",
+        "started_at",
+        "ended_at",
+        "tracker",
+    ]
     record = dict(zip(names, row))
     record["params"] = json.loads(record["params"] or "{}")
+    record["tracker"] = json.loads(record["tracker"]) if record["tracker"] else None
     for direction in ("input", "output"):
         record[f"{direction}s"] = [{"role": role, "artifact_id": a} for d, role, a in edges if d == direction]
     record["metrics"] = {key: value for key, value, step in metric_rows if step is None}
     record["series"] = sorted({key for key, _, step in metric_rows if step is not None})
     return record
-
-
-def insert_rows(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]], rows: list[tuple], ignore: bool
-) -> None:
-    """Many rows in one statement: each column goes in as one list parameter and is unnested."""
-    if not rows:
-        return
-    values = ", ".join(
-        f"unnest(?::VARCHAR[])::{kind}" if kind in ("JSON", "TIMESTAMPTZ") else f"unnest(?::{kind}[])"
-        for _, kind in columns
-    )
-    as_text = {i for i, (_, kind) in enumerate(columns) if kind in ("JSON", "TIMESTAMPTZ")}
-    params = [
-        [None if row[i] is None else str(row[i]) if i in as_text else row[i] for row in rows]
-        for i in range(len(columns))
-    ]
-    con.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} SELECT {values}", params)
-
-
-def insert_entries(con: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]]) -> None:
-    """Journalled run records as rows, four statements for the whole batch (inside the caller's
-    transaction). An artifact already recorded keeps its first producer and version; a new one
-    gets the next version of its (name, kind)."""
-    outputs = [(entry["run"], art) for entry in entries for art in entry["outputs"].values()]
-    names = sorted({art["name"] for _, art in outputs})
-    versions = Counter()
-    for name, kind in con.execute(
-        "SELECT name, kind FROM artifacts WHERE name IN (SELECT unnest(?))", [names]
-    ).fetchall():
-        versions[(name, kind)] += 1  # one indexed column only: a second predicate would scan the table
-    ids = sorted({art["artifact_id"] for _, art in outputs})
-    known = {
-        r[0]
-        for r in con.execute(
-            "SELECT artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [ids]
-        ).fetchall()
-    }
-    artifacts = []
-    for run, art in outputs:
-        if art["artifact_id"] in known:
-            continue
-        known.add(art["artifact_id"])
-        versions[(art["name"], art["kind"])] += 1
-        artifacts.append(
-            (
-                art["artifact_id"],
-                art["kind"],
-                art["name"],
-                versions[(art["name"], art["kind"])],
-                art["uri"],
-                json.dumps(art.get("metadata", {}), default=str),
-                run["run_id"],
-                run["ended_at"],
-            )
-        )
-    runs = [
-        (
-            r["run_id"],
-            r["stage"],
-            r["flow_run_id"],
-            json.dumps(r["params"], default=str),
-            r["code_version"],
-            r["status"],
-            r["started_at"],
-            r["ended_at"],
-        )
-        for r in (entry["run"] for entry in entries)
-    ]
-    edges = [
-        (entry["run"]["run_id"], artifact_id, "input", role)
-        for entry in entries
-        for role, artifact_id in entry["inputs"].items()
-    ]
-    edges += [
-        (run["run_id"], art["artifact_id"], "output", role)
-        for entry in entries
-        for run, (role, art) in ((entry["run"], item) for item in entry["outputs"].items())
-    ]
-    metrics = [(entry["run"]["run_id"], *row) for entry in entries for row in entry["metrics"]]
-    insert_rows(con, "runs", RUN_COLUMNS, runs, ignore=False)
-    insert_rows(con, "artifacts", ARTIFACT_COLUMNS, artifacts, ignore=False)
-    insert_rows(con, "edges", EDGE_COLUMNS, edges, ignore=True)
-    insert_rows(con, "metrics", METRIC_COLUMNS, metrics, ignore=False)
-
-
-def producing_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> list[tuple[str, str]]:
-    """(run, artifact) for the run that made each artifact. An artifact id hashes its parents, so
-    every run that produced it read the same inputs: the first producer stands for all."""
-    rows = con.execute(
-        "SELECT created_by_run, artifact_id FROM artifacts WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids]
-    )
-    return [(run, artifact) for run, artifact in rows.fetchall() if run is not None]
-
-
-def consuming_runs(con: duckdb.DuckDBPyConnection, artifact_ids: list[str]) -> list[tuple[str, str]]:
-    """(run, artifact) for every run that read one of the artifacts. No direction predicate in SQL:
-    DuckDB answers a bare IN-list from the index but scans the table once a second predicate is
-    added, so the direction is checked here."""
-    rows = con.execute(
-        "SELECT run_id, artifact_id, direction FROM edges WHERE artifact_id IN (SELECT unnest(?))", [artifact_ids]
-    )
-    return [(run, artifact) for run, artifact, direction in rows.fetchall() if direction == "input"]
-
-
-def walk_lineage(con: duckdb.DuckDBPyConnection, artifact_id: str, max_depth: int, towards: str) -> list[LineageLink]:
-    """Breadth-first, one level per query: each level looks the frontier up through the edge
-    indices (artifact → run, then run → its other side), so the cost follows the size of the
-    answer, not of the store."""
-    near, far = ("output", "input") if towards == "up" else ("input", "output")
-    found: set[tuple[int, str, str, str, str]] = set()
-    seen, frontier, depth = {artifact_id}, [artifact_id], 0
-    while frontier and depth < max_depth:
-        run_rows = producing_runs(con, frontier) if towards == "up" else consuming_runs(con, frontier)
-        if not run_rows:
-            break
-        run_ids = sorted({run for run, _ in run_rows})
-        if len(run_ids) > INDEXED_FRONTIER_MAX:  # a wide answer: hash joins over the table beat many index probes
-            found |= recursive_walk(con, frontier, depth, max_depth, towards)
-            break
-        far_rows = [
-            (run, art, role)
-            for run, art, direction, role in con.execute(
-                "SELECT run_id, artifact_id, direction, role FROM edges WHERE run_id IN (SELECT unnest(?))", [run_ids]
-            ).fetchall()
-            if direction == far
-        ]
-        nears: dict[str, list[str]] = {}
-        for run, near_id in run_rows:
-            nears.setdefault(run, []).append(near_id)
-        next_frontier = []
-        for run, far_id, role in far_rows:
-            for near_id in nears[run]:
-                if towards == "up":  # near_id was produced from far_id
-                    found.add((depth, near_id, run, far_id, role))
-                else:  # far_id was produced from near_id (role: far_id's output role)
-                    found.add((depth, far_id, run, near_id, role))
-            if far_id not in seen:
-                seen.add(far_id)
-                next_frontier.append(far_id)
-        frontier, depth = next_frontier, depth + 1
-    nearest: dict[tuple[str, str, str, str], int] = {}
-    for depth, made, run, parent, role in found:
-        nearest[(made, run, parent, role)] = min(depth, nearest.get((made, run, parent, role), depth))
-    runs = sorted({run for _, run, _, _ in nearest})
-    stages = dict(con.execute("SELECT run_id, stage FROM runs WHERE run_id IN (SELECT unnest(?))", [runs]).fetchall())
-    links = [
-        LineageLink(depth, made, run, stages[run], parent, role) for (made, run, parent, role), depth in nearest.items()
-    ]
-    return sorted(links, key=lambda link: (link.depth, link.artifact_id, link.parent_id, link.run_id))
-
-
-def recursive_walk(
-    con: duckdb.DuckDBPyConnection, frontier: list[str], depth: int, max_depth: int, towards: str
-) -> set[tuple]:
-    """The rest of a walk from a wide frontier in one recursive query: (depth, made, run, parent, role)."""
-    near, far = ("output", "input") if towards == "up" else ("input", "output")
-    rows = con.execute(
-        f"""
-        WITH RECURSIVE walk(artifact_id, depth) AS (
-            SELECT unnest(?::VARCHAR[]), ?::INTEGER
-            UNION
-            SELECT e_far.artifact_id, walk.depth + 1 FROM walk
-            JOIN edges e_near ON e_near.artifact_id = walk.artifact_id AND e_near.direction = '{near}'
-            JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
-            WHERE walk.depth + 1 < ?)
-        SELECT min(w.depth), w.artifact_id, e_near.run_id, e_far.artifact_id, e_far.role FROM walk w
-        JOIN edges e_near ON e_near.artifact_id = w.artifact_id AND e_near.direction = '{near}'
-        JOIN edges e_far ON e_far.run_id = e_near.run_id AND e_far.direction = '{far}'
-        GROUP BY ALL""",
-        [frontier, depth, max_depth],
-    ).fetchall()
-    if towards == "up":
-        return {(d, near_id, run, far_id, role) for d, near_id, run, far_id, role in rows}
-    return {(d, far_id, run, near_id, role) for d, near_id, run, far_id, role in rows}

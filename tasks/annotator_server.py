@@ -211,7 +211,7 @@ class AnnotatorServer:
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
 
-    def __enter__(self) -> "AnnotatorServer":
+    def __enter__(self) -> AnnotatorServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True, name="annotator-http").start()
         return self
 

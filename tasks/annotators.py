@@ -24,10 +24,11 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig
@@ -42,11 +43,14 @@ class AnnotatorError(RuntimeError):
 
 @dataclass
 class CallCounter:
-    """How many completions an annotator was asked for, served from cache, and retried."""
+    """How many completions an annotator was asked for, served from cache, and retried; and why attempts failed
+    (``timeouts``: no reply in time or the connection broke; ``server_errors``: a retryable HTTP status)."""
 
     requested: int = 0
     cached: int = 0
     retries: int = 0
+    timeouts: int = 0
+    server_errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, n: int = 1) -> None:
@@ -210,8 +214,10 @@ class OpenAIAnnotator:
                 response = self.client.post("/chat/completions", json=body)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem, retry_after = f"{type(exc).__name__}: {exc}", None
+                self.calls.add("timeouts")
                 continue
             if response.status_code in RETRYABLE_STATUS:
+                self.calls.add("server_errors")
                 problem, retry_after = f"HTTP {response.status_code}", response.headers.get("retry-after")
                 continue
             if response.status_code != 200:

@@ -4,7 +4,10 @@ The version of a task module is the hash of its own source, of every project mod
 (transitively, imports inside functions included, package ``__init__`` files included), and of
 the files those modules declare in a module-level ``STAGE_FILES`` tuple: data they read (prompt
 templates) and programs they launch as processes (the training worker, the sandbox worker), whose
-own imports are followed as well.
+own imports are followed as well. A module's ``OPTIONAL_IMPORTS`` tuple names modules it imports only
+when a setting picks them (the sandbox pool's Docker backend): those are not followed here, and the
+setting's section puts their code version in its own cache key when it picks them
+(``SandboxSection.cache_key``), so editing the Docker backend re-runs nothing that runs on ``local``.
 
 The import graph is read from the source (``ast``), not from ``sys.modules``: what a module
 *can* reach counts, whether or not this process has imported it yet. Project code is whatever
@@ -71,6 +74,17 @@ def declared_files(tree: ast.Module, path: Path) -> list[Path]:
     return found
 
 
+def declared_names(tree: ast.Module, name: str) -> tuple[str, ...]:
+    """The strings of a module-level ``NAME = (...)`` tuple, or none."""
+    for node in tree.body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
 def direct_dependencies(path: Path) -> tuple[Path, ...]:
     """The project files ``path`` imports (anywhere in the module, lazily too) or declares."""
     stat = path.stat()
@@ -97,8 +111,12 @@ def parsed_dependencies(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...
                 stem = node.module or ""
             names.append(stem)
             names += [f"{stem}.{alias.name}" for alias in node.names]  # ``from pkg import module``
+    optional_names = set(declared_names(tree, "OPTIONAL_IMPORTS"))
+    optional = {f.resolve() for f in map(module_file, optional_names) if f}
     files: list[Path] = []
     for name in names:
+        if name in optional_names:
+            continue  # nor its packages: they are imported only with it
         file = module_file(name)
         if file is None and "." not in name and (path.parent / f"{name}.py").is_file():
             file = path.parent / f"{name}.py"  # a script importing its neighbours (sandbox/worker.py)
@@ -107,7 +125,9 @@ def parsed_dependencies(path: Path, mtime_ns: int, size: int) -> tuple[Path, ...
         files += [f for f in map(module_file, parent_packages(module_name(file))) if f]
         files.append(file)
     files += declared_files(tree, path)
-    return tuple(dict.fromkeys(f.resolve() for f in files if f.resolve() != path.resolve()))
+    return tuple(
+        dict.fromkeys(f.resolve() for f in files if f.resolve() != path.resolve() and f.resolve() not in optional)
+    )
 
 
 def reachable_files(module: str) -> list[Path]:

@@ -3,12 +3,11 @@ Part of the recipe (tasks/recipe.py re-exports them); here to keep each module s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from tasks.sections import Section
-
 
 VARIANTS = ("thinking", "plain_prompt", "no_thinking", "think_budget")
 NO_THINKING_PREFILL = "<think>\nOkay, I think I have finished thinking.\n</think>\n"  # NoThinking (Ma et al., 2025)
@@ -42,6 +41,10 @@ class EvaluateConfig(Section):
     round_tokens: int | None = Field(default=None, ge=1)
     backend: Literal["hf", "vllm"] = "hf"
     stop: list[str] = Field(default_factory=list)  # extra stop strings
+    # where a checkpoint is decoded and scored: "fresh", a new Python process per evaluation (the flow's own
+    # process decoded ~2.5x slower late in a long run: tasks/child_process.py); "flow", in the flow's process
+    # (no start-up: ~5 s saved per evaluation, for tiny models)
+    process: Literal["fresh", "flow"] = "fresh"
     variants: list[Literal[VARIANTS]] = Field(default_factory=lambda: ["thinking"])  # for every checkpoint
     baselines: list[Literal[VARIANTS]] = Field(default_factory=list)  # for the base model only
     think_budget_tokens: int = Field(default=64, ge=1)  # the think_budget variant's cap on the upfront thought
@@ -69,14 +72,14 @@ class EvaluateConfig(Section):
             raise ValueError(f"benchmark names repeat: {names}")
         return self
 
-    def generation(self) -> "EvalGeneration":
+    def generation(self) -> EvalGeneration:
         """What decides the samples: part of every evaluation's cache key."""
         return EvalGeneration(**self.model_dump(include=set(EvalGeneration.model_fields)))
 
-    def scoring(self) -> "EvalScoring":
+    def scoring(self) -> EvalScoring:
         return EvalScoring(**self.model_dump(include=set(EvalScoring.model_fields)))
 
-    def variant(self, name: str, thinking_prompt: str) -> "EvalVariant":
+    def variant(self, name: str, thinking_prompt: str) -> EvalVariant:
         """How a variant prompts: its system prompt, the assistant prefill, the thinking budget."""
         return EvalVariant(
             name=name,
@@ -87,7 +90,9 @@ class EvaluateConfig(Section):
 
 
 class EvalGeneration(Section):
-    """The part of ``evaluate`` that decides the samples."""
+    """The part of ``evaluate`` that decides the samples (and, outside the cache key, where they are made)."""
+
+    HOW: ClassVar[frozenset[str]] = frozenset({"process"})
 
     samples: int
     temperature: float
@@ -98,6 +103,7 @@ class EvalGeneration(Section):
     round_tokens: int | None
     backend: Literal["hf", "vllm"]
     stop: list[str]
+    process: Literal["fresh", "flow"]
 
 
 class EvalScoring(Section):

@@ -10,9 +10,9 @@ string. ``generate_with_budget`` caps the upfront thought for the thinking-budge
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from tasks.progress import ProgressReport
 from tasks.thinking import THINK_CLOSE, THINK_OPEN
@@ -178,58 +178,75 @@ def sample_by_inverse_cdf(model) -> None:
     model._samples_by_inverse_cdf = True
 
 
-def generate_in_rounds(
+def decode_in_rounds(
     generate,
-    input_ids,
-    attention_mask,
+    sequences: list[list[int]],
     *,
+    rows_per_batch: int,
     max_new_tokens: int,
     round_tokens: int,
     finished,
     pad_token_id: int,
-    num_return_sequences: int = 1,
+    stopping_for=None,
+    on_finished=None,
+    device=None,
     **kwargs,
-):
-    """``generate`` in rounds of ``round_tokens`` new tokens: after each round only the rows that
-    ``finished`` (given a row's new token ids) says are still open go on, regrouped into one batch
-    whose prompts are their sequences so far. A batch otherwise decodes every row until its longest
-    one ends: the base model's 200 family replies average 48 tokens, and one reply of 16 running to
-    the cap held its batch for 192 steps. Returns what ``generate`` returns: prompt and new tokens,
-    the new ones right-padded with ``pad_token_id``, ``num_return_sequences`` rows per prompt."""
+) -> list[list[int]]:
+    """Decode every row of ``sequences`` (prompt token ids, unpadded; a prompt sampled n times is
+    there n times) in rounds of ``round_tokens`` new tokens. A round runs the open rows in
+    left-padded batches of ``rows_per_batch``; after it, the rows ``finished`` says are still open
+    (given a row's new token ids) are pooled across all batches, sorted by length and batched again,
+    so a few long replies share a batch instead of each holding a batch of its own: one reply of 32
+    running to the cap held its whole batch for every step (8 of 200 family replies do, one in most
+    batches). Every open row has decoded the same number of tokens, so a batch's replies start at one
+    column: ``stopping_for(reply_start, label)`` gives the batch's stopping criteria.
+    ``on_finished(count)`` hears how many rows each batch ended. Returns each row's new token ids;
+    a row that ended early is padded with ``pad_token_id`` to the end of its batch."""
     import torch
 
-    prompt_width = input_ids.shape[1]
-    new_tokens: list = [None] * (input_ids.shape[0] * num_return_sequences)
-    rows = list(range(len(new_tokens)))
-    ids, mask, decoded, copies = input_ids, attention_mask, 0, num_return_sequences
-    while rows:
+    new_tokens: list[list[int]] = [[] for _ in sequences]
+    open_rows, decoded, round_number = list(range(len(sequences))), 0, 0
+    while open_rows:
         step = min(round_tokens, max_new_tokens - decoded)
-        out = generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=step,
-            num_return_sequences=copies,
-            pad_token_id=pad_token_id,
-            **kwargs,
-        )
-        mask = mask.repeat_interleave(copies, dim=0)
-        width, decoded, copies = out.shape[1] - ids.shape[1], decoded + step, 1
-        still_open = [
-            i
-            for i in range(out.shape[0])
-            if width == step and decoded < max_new_tokens and not finished(out[i, prompt_width:])
-        ]
-        for i, row in enumerate(rows):
-            if i not in still_open:
-                new_tokens[row] = out[i, prompt_width:]
-        rows = [rows[i] for i in still_open]
-        ids = out[still_open]
-        mask = torch.cat([mask[still_open], mask.new_ones(len(still_open), width)], dim=1)
-    longest = max(t.shape[0] for t in new_tokens)
-    padded = torch.full((len(new_tokens), longest), pad_token_id, dtype=input_ids.dtype, device=input_ids.device)
-    for row, tokens in enumerate(new_tokens):
-        padded[row, : tokens.shape[0]] = tokens
-    return torch.cat([input_ids.repeat_interleave(num_return_sequences, dim=0), padded], dim=1)
+        round_number += 1
+        if decoded:
+            open_rows.sort(key=lambda row: len(sequences[row]))
+        batches = [open_rows[i : i + rows_per_batch] for i in range(0, len(open_rows), rows_per_batch)]
+        still_open = []
+        for number, rows in enumerate(batches, start=1):
+            texts = [sequences[row] + new_tokens[row] for row in rows]
+            width = max(len(t) for t in texts)
+            ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, tokens in enumerate(texts):
+                ids[i, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
+                mask[i, width - len(tokens) :] = 1
+            label = f"{number}/{len(batches)}" + (f" (round {round_number})" if decoded else "")
+            extra = {"stopping_criteria": stopping_for(width - decoded, label)} if stopping_for else {}
+            out = generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=step,
+                pad_token_id=pad_token_id,
+                **extra,
+                **kwargs,
+            )
+            grown = out[:, width:]
+            ended = 0
+            for i, row in enumerate(rows):
+                new_tokens[row].extend(grown[i].tolist())
+                if (
+                    grown.shape[1] == step
+                    and decoded + step < max_new_tokens
+                    and not finished(torch.tensor(new_tokens[row]))
+                ):
+                    still_open.append(row)
+                else:
+                    ended += 1
+            if on_finished:
+                on_finished(ended)
+        open_rows, decoded = still_open, decoded + step
+    return new_tokens
 
 
 def make_decoding_heartbeat(prompt_length: int, max_new_tokens: int, batch: str, progress):
@@ -264,7 +281,6 @@ class HFBackend:
         self, texts: list[str], sampling: Sampling, progress: Callable[[int], None] | None = None
     ) -> list[list[str]]:
         import torch
-        from transformers import StoppingCriteriaList
 
         tokenizer = self.tokenizer
         if sampling.temperature > 0:
@@ -281,49 +297,62 @@ class HFBackend:
         if sampling.stop:
             decoding.update(stop_strings=list(sampling.stop), tokenizer=tokenizer)
         progress = progress or ProgressReport("generating", len(texts) * sampling.n, "replies")
-        lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         replies: list[list[str]] = [[] for _ in texts]
+        if sampling.round_tokens and sampling.round_tokens < sampling.max_new_tokens:
+            decoding.pop("num_return_sequences", None)
+            rows = [i for i in order for _ in range(sampling.n)]  # HF's own expansion for n samples
+
+            def stopping_for(reply_start: int, batch: str):
+                return self._stopping(sampling, reply_start, batch, progress)
+
+            with torch.no_grad():
+                new_tokens = decode_in_rounds(
+                    self.model.generate,
+                    [encoded[i] for i in rows],
+                    rows_per_batch=self.batch_size * sampling.n,
+                    max_new_tokens=sampling.max_new_tokens,
+                    round_tokens=sampling.round_tokens,
+                    finished=self._reply_finished(sampling),
+                    pad_token_id=tokenizer.pad_token_id,
+                    stopping_for=stopping_for,
+                    on_finished=progress,
+                    device=self.model.device,
+                    **decoding,
+                )
+            for row, tokens in zip(rows, new_tokens):
+                replies[row].append(tokenizer.decode(tokens, skip_special_tokens=True))
+            return replies
+        batches = -(-len(order) // self.batch_size)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             batch = tokenizer([texts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             prompt_length = batch["input_ids"].shape[1]
-            stopping = StoppingCriteriaList(
-                [make_stop_on_closing_fence(tokenizer, prompt_length)] if sampling.stop_on_code_end else []
-            )
-            if hasattr(progress, "tick"):
-                batches = -(-len(order) // self.batch_size)
-                stopping.append(
-                    make_decoding_heartbeat(
-                        prompt_length, sampling.max_new_tokens, f"{start // self.batch_size + 1}/{batches}", progress
-                    )
-                )
+            stopping = self._stopping(sampling, prompt_length, f"{start // self.batch_size + 1}/{batches}", progress)
             batch = batch.to(self.model.device)
             with torch.no_grad():
-                if sampling.round_tokens and sampling.round_tokens < sampling.max_new_tokens:
-                    out = generate_in_rounds(
-                        self.model.generate,
-                        batch["input_ids"],
-                        batch["attention_mask"],
-                        max_new_tokens=sampling.max_new_tokens,
-                        round_tokens=sampling.round_tokens,
-                        finished=self._reply_finished(sampling),
-                        pad_token_id=tokenizer.pad_token_id,
-                        stopping_criteria=stopping,
-                        **decoding,
-                    )
-                else:
-                    out = self.model.generate(
-                        **batch,
-                        max_new_tokens=sampling.max_new_tokens,
-                        pad_token_id=tokenizer.pad_token_id,
-                        stopping_criteria=stopping,
-                        **decoding,
-                    )
+                out = self.model.generate(
+                    **batch,
+                    max_new_tokens=sampling.max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    stopping_criteria=stopping,
+                    **decoding,
+                )
             for position, sequence in enumerate(out[:, prompt_length:]):
                 replies[rows[position // sampling.n]].append(tokenizer.decode(sequence, skip_special_tokens=True))
             progress(len(rows) * sampling.n)
         return replies
+
+    def _stopping(self, sampling: Sampling, reply_start: int, batch: str, progress):
+        from transformers import StoppingCriteriaList
+
+        stopping = StoppingCriteriaList(
+            [make_stop_on_closing_fence(self.tokenizer, reply_start)] if sampling.stop_on_code_end else []
+        )
+        if hasattr(progress, "tick"):
+            stopping.append(make_decoding_heartbeat(reply_start, sampling.max_new_tokens, batch, progress))
+        return stopping
 
     def _reply_finished(self, sampling: Sampling):
         """Whether a row's new tokens end its reply: an end token (the padding of a row already

@@ -20,11 +20,9 @@ import sysconfig
 import threading
 from pathlib import Path
 
-from prefect import task
-
 from tasks.recipe import ModelConfig
 from tasks.records import package_folder
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 from tasks.thinking import THINK_TAGS
 
 TINY_VOCAB = 4096
@@ -226,7 +224,10 @@ MODEL_LOAD_LOCK = threading.Lock()
 def load_for_inference(model_dir: Path, dtype: str = "float32"):
     """Tokenizer (left padding for generation) and model in eval mode."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with MODEL_LOAD_LOCK:  # transformers' lazy top-level names are not thread-safe on first use: two shards
+        # importing them at once raised "cannot import name 'AutoModelForCausalLM'" (test_a_changed_helper…)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.padding_side = "left"
@@ -252,17 +253,10 @@ def parameter_count(model_dir: Path) -> int:
 # -- Prefect task --------------------------------------------------------------------------------
 
 
-@task(
-    name="build-base-model",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    retry_delay_seconds=5,
-    cache_policy=stage_cache(),
-    persist_result=True,
-)
+@stage("build_model", retries=1, retry_delay_seconds=5)
 def build_base_model(model: ModelConfig) -> str:
     """The named base model as a checkpoint artifact (built or converted once, then cached)."""
-    with StageRun("build_model", inputs={}, params=model.to_json()) as run:
+    with StageRun() as run:
         staged = run.staging("model")
         how = {
             "smollm2-135m-instruct": "its GGUF file is dequantised and saved as safetensors once: 33 s on 2 cores",

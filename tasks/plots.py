@@ -1,5 +1,5 @@
-"""Training curves as PNG files: drawn with matplotlib (Agg, no display), registered as an artifact
-in lineage, and linked from a Prefect markdown artifact."""
+"""Training curves as PNG files: drawn with matplotlib (Agg, no display) and registered as an artifact
+in lineage (the flow's stage artifact shows them in the Prefect UI, flows/runtime/prefect_artifacts.py)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,23 @@ from pathlib import Path
 
 Series = dict[str, list[tuple[int, float]]]
 
-CURVES = {  # file: (title, y label, series drawn)
-    "reward.png": (
-        "Reward per step",
-        "mean reward",
-        (
-            "reward",
-            "reward_correct",
-            "reward_tests_passed",
-            "reward_upfront_think",
-            "reward_inline_think",
-            "reward_judge",
-        ),
-    ),
-    "probe.png": (
-        "Reward on the fixed probe set",
-        "mean over the probe completions",
-        ("probe_reward", "probe_correct", "probe_upfront_think", "probe_inline_think"),
-    ),
-    "think_share.png": (
-        "Completions with thoughts",
-        "share of completions",
-        ("reward_upfront_think", "inline_think_rate"),
-    ),
+Curves = dict[str, tuple[str, str, tuple[str, ...]]]  # file: (title, y label, series drawn)
+
+CURVES: Curves = {  # the reward terms' series join these where their registration says (tasks/training/rl.py)
+    "reward.png": ("Reward per step", "mean reward", ("reward", "reward_judge")),
+    "probe.png": ("Reward on the fixed probe set", "mean over the probe completions", ("probe_reward",)),
+    "think_share.png": ("Completions with thoughts", "share of completions", ()),
     "signal.png": ("GRPO signal", "share", ("no_signal_groups", "reward_correct_varies", "truncated")),
     "loss.png": ("Loss and KL", "value", ("loss", "kl")),
 }
+
+
+def with_series(curves: Curves, extra: dict[str, list[str]]) -> Curves:
+    """``curves`` with more series drawn in the files ``extra`` names (each file's own series first)."""
+    return {
+        file: (title, ylabel, tuple(dict.fromkeys((*names, *extra.get(file, ())))))
+        for file, (title, ylabel, names) in curves.items()
+    }
 
 
 LINE_STYLES = ("-", "--", "-.", ":")
@@ -87,40 +78,34 @@ def draw_curve(series: Series, names: tuple[str, ...], title: str, ylabel: str, 
     return True
 
 
-def draw_curves(series: Series, folder: Path) -> list[Path]:
-    drawn = []
-    for filename, (title, ylabel, names) in CURVES.items():
+def draw_curves(series: Series, folder: Path, curves: Curves = CURVES) -> list[Path]:
+    """Each curve file with data, and ``curves.json``: the series each file draws."""
+    import json
+
+    drawn, drawn_series = [], {}
+    for filename, (title, ylabel, names) in curves.items():
         if draw_curve(series, names, title, ylabel, folder / filename):
             drawn.append(folder / filename)
+            drawn_series[filename] = [name for name in names if series.get(name)]
+    if drawn:
+        (folder / "curves.json").write_text(json.dumps(drawn_series, indent=1))
     return drawn
 
 
-def publish_curves(run, checkpoint_id: str, series: Series, files: tuple[Path, ...] = ()) -> str | None:
+def save_curves(
+    run, checkpoint_id: str, series: Series, files: tuple[Path, ...] = (), curves: Curves = CURVES
+) -> str | None:
     """Draw the run's curves, commit them (and ``files``, e.g. the probe set's scored completions) as a
-    ``report`` artifact, link them from Prefect."""
+    ``report`` artifact; its id (None when no curve had data)."""
     import shutil
 
     staged = run.staging("curves")
-    drawn = draw_curves(series, staged)
+    drawn = draw_curves(series, staged, curves)
     if not drawn:
         return None
     for path in files:
         if path.exists():
             shutil.copy2(path, staged / path.name)
-    curves_id = run.output(
+    return run.output(
         "curves", staged, kind="report", name=f"{run.stage}-curves", metadata={"checkpoint": checkpoint_id}
     )
-    folder = run.store.path(curves_id)
-    lines = [f"# {run.stage}: training curves", "", f"checkpoint `{checkpoint_id}`, curves artifact `{curves_id}`", ""]
-    lines += [f"- [{path.name}]({(folder / path.name).as_uri()})" for path in drawn]
-    last = {name: points[-1][1] for name, points in series.items() if points}
-    lines += ["", "| metric | last |", "|---|---|"] + [f"| {k} | {v:.4g} |" for k, v in sorted(last.items())]
-    try:
-        from prefect.artifacts import create_markdown_artifact
-
-        create_markdown_artifact(
-            key=f"{run.stage.replace('_', '-')}-curves", markdown="\n".join(lines), description="training curves"
-        )
-    except Exception:  # noqa: BLE001 - the PNGs are in lineage either way; never fail training over a link
-        run.log.warning("could not publish the curves' Prefect artifact")
-    return curves_id

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sandbox.verdicts import TestSpecError, count_tests
 

@@ -92,14 +92,14 @@ def extract_code(text: str) -> str | None:
 
 
 def upfront_thought(text: str) -> str | None:
-    """The thought of a leading ``<think>…</think>`` block (whitespace before it allowed)."""
-    stripped = text.lstrip()
-    if not stripped.startswith(THINK_OPEN):
+    """The thought of the ``<think>…</think>`` block that opens the text at its first character (the
+    reference's ``^<think>``: nothing, not even whitespace, before it); None when there is none."""
+    if not text.startswith(THINK_OPEN):
         return None
-    end = stripped.find(THINK_CLOSE)
+    end = text.find(THINK_CLOSE)
     if end < 0:
         return None
-    inner = stripped[len(THINK_OPEN) : end]
+    inner = text[len(THINK_OPEN) : end]
     if THINK_OPEN in inner:
         return None
     return inner
@@ -129,11 +129,10 @@ def find_inline_thoughts(code_with_thoughts: str) -> list[InlineThought]:
 def format_problems(text: str) -> list[str]:
     """Malformed tags, described; an empty list for a well-formed response."""
     problems = []
-    stripped = text.lstrip()
     n_open, n_close = text.count(THINK_OPEN), text.count(THINK_CLOSE)
     if n_open != n_close:
         problems.append(f"unbalanced <think>: {n_open} open, {n_close} close")
-    if n_open and not stripped.startswith(THINK_OPEN):
+    if n_open and not text.startswith(THINK_OPEN):  # at the first character, as upfront_thought reads it
         problems.append("<think> block does not open the response")
     if n_open > 1:
         problems.append(f"{n_open} <think> blocks; at most one upfront block is allowed")
@@ -180,7 +179,9 @@ def parses_as_python(code: str) -> bool:
 
 
 def has_upfront_think(text: str) -> bool:
-    """The response opens with a non-empty ``<think>…</think>`` block."""
+    """The response opens with a non-empty ``<think>…</think>`` block: the one definition of "opens with a
+    thought" (the reward's upfront term adds that a closed python block follows; the evaluation's
+    ``upfront_think_rate`` counts this)."""
     thought = upfront_thought(text)
     return thought is not None and bool(thought.strip())
 
@@ -207,7 +208,6 @@ def has_inline_thought_in_statement(text: str) -> bool:
 # purpose: the upfront thought must hold a non-space character (the reference's ``.+?`` accepts
 # ``<think> </think>``, a free 0.02 that a policy learns to emit without thinking).
 
-_UPFRONT_AT_START = re.compile(r"^<think>\s*(.+?)\s*</think>", re.DOTALL)
 _FIRST_CLOSED_PYTHON = re.compile(r"```python\s*(.*?)\s*```", re.DOTALL)
 _WHOLE_REPLY_INLINE = re.compile(r"^\s*<thinkanywhere>.*?</thinkanywhere>\s*$", re.DOTALL)
 _COMMENT_THOUGHT = re.compile(r"<thinkanywhere>\s*#.*?</thinkanywhere>")
@@ -241,9 +241,8 @@ def format_credit(text: str) -> FormatCredit:
     code = first_closed_python_block(text)
     if code is None:
         return FormatCredit(upfront_think=False, inline_think=False)
-    upfront = _UPFRONT_AT_START.match(text)
     return FormatCredit(
-        upfront_think=bool(upfront and upfront.group(1).strip()),
+        upfront_think=has_upfront_think(text),
         inline_think=any(inline_block_between_code(line) for line in code.splitlines()),
     )
 

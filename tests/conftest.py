@@ -71,6 +71,29 @@ def prefect_harness():
         logging.raiseExceptions = False
 
 
+@pytest.fixture(scope="session")
+def tiny_runs(prefect_harness, tmp_path_factory):
+    """The tiny think-anywhere pipeline run twice in one fresh THINKFLOW_HOME: the first run tracked in
+    MLflow (a sqlite store in that home), the second not (tracking is in no cache key: all cached).
+    Both summaries and the store's artifact ids after each. THINKFLOW_HOME is set only while they run."""
+    from flows.think_anywhere import think_anywhere
+    from storage import ArtifactStore
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THINKFLOW_HOME", str(home))
+        first = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"), overrides=["tracking.kind=mlflow"])
+        artifacts_after_first = ArtifactStore().all_ids()
+        second = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
+        artifacts_after_second = ArtifactStore().all_ids()
+    return {
+        "home": home,
+        "first": first,
+        "second": second,
+        "artifacts": (artifacts_after_first, artifacts_after_second),
+    }
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A private THINKFLOW_HOME for one test."""

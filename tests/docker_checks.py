@@ -3,7 +3,7 @@ is missing; what runs inside the sandbox's containers."""
 
 import pytest
 
-from sandbox import SandboxConfig, SandboxUnavailable
+from sandbox.config import SandboxConfig, SandboxUnavailable
 from sandbox.docker_backend import engine_client
 
 

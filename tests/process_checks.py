@@ -3,7 +3,9 @@ memory and zombies; and the batches the soak tests run."""
 
 from pathlib import Path
 
-from sandbox import Job, SandboxConfig, WorkerPool
+from sandbox.config import SandboxConfig
+from sandbox.pool import WorkerPool
+from sandbox.verdicts import Job
 
 
 def sandbox_processes(cfg: SandboxConfig | None = None) -> list[str]:

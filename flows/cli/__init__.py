@@ -1,19 +1,18 @@
 """The ``thinkflow`` command line: one module per command group (run, problems, verify, lineage,
-serve, bench, sandbox); this module puts them together and turns known user errors into one line."""
+export, serve, bench, sandbox); this module puts them together and turns known user errors into one line."""
 
 from __future__ import annotations
-
-import flows  # noqa: F401, I001  (first: sets the Prefect defaults before anything imports Prefect)
 
 import os
 import sys
 
 import typer
 
-from flows.cli import bench, problems, run, serve, verify
-from flows.cli.sandbox import sandbox_app
+import flows  # noqa: F401, I001  (first: sets the Prefect defaults before anything imports Prefect)
+from flows.cli import bench, export, problems, run, serve, verify
 from flows.cli.lineage import lineage_app
 from flows.cli.output import report_user_error
+from flows.cli.sandbox import sandbox_app
 
 app = typer.Typer(
     add_completion=False,
@@ -36,6 +35,7 @@ app.command()(run.run)
 app.command()(verify.verify)
 app.command()(serve.serve)
 app.command("serve-annotator")(serve.serve_annotator)
+app.command()(export.export)
 app.add_typer(problems.problems_app, name="problems")
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(bench.bench_app, name="bench")

@@ -71,7 +71,7 @@ def bench_decoding(
     eval_prompts: int = typer.Option(96, help="family prompts decoded greedily"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sampling by inverse CDF vs torch.multinomial, and greedy decoding in rounds vs one round."""
+    """Sampling by inverse CDF vs torch.multinomial; greedy decoding in one round, in rounds per batch, pooled."""
     load_benchmark("decoding").main(
         model=model, prompts=prompts, new_tokens=new_tokens, eval_prompts=eval_prompts, as_json=as_json
     )

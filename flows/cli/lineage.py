@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -145,8 +144,8 @@ def lineage_downstream(artifact_id: str, depth: int = typer.Option(64), as_json:
 
 @lineage_app.command("runs")
 def lineage_runs(
-    stage: Optional[str] = typer.Option(None, help="only this stage (e.g. sft, train_grpo)"),
-    flow_run: Optional[str] = typer.Option(None, "--flow-run", help="only runs of this Prefect flow run id"),
+    stage: str | None = typer.Option(None, help="only this stage (e.g. sft, train_grpo)"),
+    flow_run: str | None = typer.Option(None, "--flow-run", help="only runs of this Prefect flow run id"),
     limit: int = typer.Option(20, min=1),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -157,10 +156,17 @@ def lineage_runs(
         print_json(runs)
         return
     table = Table(title=Text(f"newest {len(runs)} runs"))
-    for column in ("run", "stage", "status", "ended", "outputs"):
+    for column in ("run", "stage", "label", "status", "ended", "outputs"):
         table.add_column(column, overflow="fold")
     for run in runs:
-        table.add_row(run["run_id"], run["stage"], run["status"], str(run["ended_at"])[:19], ", ".join(run["outputs"]))
+        table.add_row(
+            run["run_id"],
+            run["stage"],
+            run["label"] or "",
+            run["status"],
+            str(run["ended_at"])[:19],
+            ", ".join(run["outputs"]),
+        )
     console.print(table)
 
 
@@ -221,18 +227,17 @@ def lineage_graph(
 @lineage_app.command("export")
 def lineage_export(
     output: Path = typer.Option(..., "-o", "--output", help="JSON lines file, one RunEvent per line"),
-    since: Optional[datetime] = typer.Option(None, help="only runs that ended at or after this time (ISO 8601)"),
+    since: datetime | None = typer.Option(None, help="only runs that ended at or after this time (ISO 8601)"),
     namespace: str = typer.Option("thinkflow", help="OpenLineage namespace for jobs and datasets"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every run as OpenLineage-style START/COMPLETE|FAIL events, for an existing lineage service."""
-    from datetime import timezone
 
     from storage.openlineage import lineage_events
 
     _, lineage = open_lineage()
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC)
     events = lineage_events(lineage, since, namespace)
     output.parent.mkdir(parents=True, exist_ok=True)
     temp = output.with_name(output.name + ".partial")

@@ -13,11 +13,12 @@ console = Console(width=160)
 # Errors that mean "fix your input or start a service", by (module, class); looked up only in the
 # modules already imported, so this list imports nothing (``thinkflow verify`` stays Prefect-free).
 USER_ERRORS = (
-    ("tasks.recipe", "RecipeError"),
+    ("tasks.sections", "RecipeError"),  # defined there, re-exported by tasks.recipe
     ("tasks.records", "ProblemFormatError"),
-    ("sandbox", "SandboxUnavailable"),
+    ("sandbox.config", "SandboxUnavailable"),
     ("storage.lineage", "LineageBusy"),
     ("storage.lineage", "LineageNotFound"),
+    ("storage.artifacts", "ArtifactNotFound"),
     ("flows.runtime.prefect_api", "PrefectUnavailable"),
     ("flows.runtime.local_server", "ServeError"),
     ("flows.runtime.pipelines", "UnknownPipeline"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,7 @@ def problems_load(
     ),
     output: Path = typer.Option(..., "-o", "--output"),
     difficulty: list[str] = typer.Option([], "--difficulty", help="LeetCode only: Easy, Medium, Hard"),
-    limit: Optional[int] = typer.Option(None, "--limit"),
+    limit: int | None = typer.Option(None, "--limit"),
 ) -> None:
     """Write a source's problems as Problem JSONL; quarantined rows go to OUTPUT.quarantine.jsonl."""
     from tasks.problems.catalog import load_source

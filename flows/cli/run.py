@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from contextlib import contextmanager
 
 import typer
 
@@ -31,11 +33,48 @@ def run_pipeline(pipeline: str, config: str, overrides: list[str], as_json: bool
         fail(str(exc))
     flow = pipeline_flow(pipeline)
     ensure_prefect_api(say=print_note)
-    summary = flow(config=config, overrides=overrides)
+    with stopped_by_sigterm():
+        try:
+            summary = flow(config=config, overrides=overrides)
+        except KeyboardInterrupt:
+            stop_now()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         print_summary(summary)
+
+
+@contextmanager
+def stopped_by_sigterm():
+    """SIGTERM stops a run the way Ctrl-C does: as KeyboardInterrupt in the main thread, so the training
+    worker's process group is killed (tasks/training/launch.py), the sandbox pools close and Prefect's
+    ephemeral server stops (both at exit), instead of the process vanishing and leaving them behind."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_now() -> None:
+    """Exit at once: the exit handlers (sandbox pools, Prefect's ephemeral server) run, then the process
+    ends without waiting for stage threads still generating (a shard mid-batch would hold it for minutes).
+    What finished is committed (artifacts and lineage are written whole or not at all); the same command resumes."""
+    import atexit
+    import os
+
+    print_note(
+        "stopped: the training worker, sandbox workers and Prefect's server are shut down; finished stages are "
+        "stored, and the same command resumes from them"
+    )
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def demo(as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the table")) -> None:

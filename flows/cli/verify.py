@@ -26,9 +26,11 @@ def verify(
     ),
 ) -> None:
     """Run solutions against their problems' tests in the sandbox; with ``--reward think_anywhere``
-    each verdict row also carries ``reward`` and ``reward_terms`` (correct, upfront_think,
-    inline_think), computed by the function RL uses."""
-    from sandbox import Job, SandboxConfig, SandboxUnavailable, pool_for, run_batch
+    each verdict row also carries ``reward`` and ``reward_terms`` (each term the reward weights, from the
+    registry in tasks/training/reward_terms.py), computed by the function RL uses."""
+    from sandbox.config import SandboxConfig, SandboxUnavailable
+    from sandbox.pool import pool_for, run_batch
+    from sandbox.verdicts import Job
     from tasks.problems.catalog import record_reference_tests
     from tasks.problems.sources import RowError, load_jsonl, read_rows
     from tasks.progress import ProgressReport
@@ -39,7 +41,7 @@ def verify(
         cfg = SandboxConfig(backend=backend, workers=workers, isolation=isolation, timeout_s=timeout_s)
     except ValueError as exc:
         fail(str(exc))
-    weights = reward_weights(reward, config)
+    section = reward_section(reward, config)
     try:
         loaded = load_jsonl(problems_path)
         if loaded.quarantined:
@@ -68,18 +70,28 @@ def verify(
     except SandboxUnavailable as exc:
         fail(str(exc))
     rows = [v.to_dict() for v in verdicts]
-    scored = score_rows(rows, texts, weights, output) if weights is not None else None
+    scored = score_rows(rows, texts, section, output) if section is not None else None
     write_jsonl(output, rows)
     counts = Counter(v.status for v in verdicts)
     console.print(f"{len(verdicts)} verdicts → {output}: " + ", ".join(f"{s}={n}" for s, n in sorted(counts.items())))
     if scored:
+        from tasks.training.reward_terms import TERMS
+
         console.print(
             f"{reward} reward: mean {sum(r['reward'] for r in rows) / len(rows):.4f} over {len(rows)} solutions"
         )
+        console.print(
+            "terms (weight × mean): "
+            + ", ".join(
+                f"{TERMS[name].label or name} ({name}) {weight:g} × {sum(r['reward_terms'][name] for r in rows) / len(rows):.3f}"
+                for name, weight in section.weights.items()
+            )
+        )
 
 
-def reward_weights(reward: str | None, config: Path | None) -> dict[str, float] | None:
-    """The reward's term weights: the recipe's ``rl.reward.weights`` with --config, else the defaults."""
+def reward_section(reward: str | None, config: Path | None):
+    """The reward's settings: the recipe's ``rl.reward`` with --config (its weights and term
+    modules), else the registered defaults."""
     from tasks.recipe import RecipeError, RewardSection, load_recipe
 
     if reward is None:
@@ -91,24 +103,24 @@ def reward_weights(reward: str | None, config: Path | None) -> dict[str, float] 
             f"--reward {reward!r}: verify scores code solutions with think_anywhere only (the other rewards judge text or math)"
         )
     if config is None:
-        return dict(RewardSection().weights)
+        return RewardSection()
     try:
         section = load_recipe(config).rl.reward
     except RecipeError as exc:
         fail(str(exc))
     if section.name != "think_anywhere":
         fail(f"{config}: rl.reward is {section.name!r}, not think_anywhere")
-    return dict(section.weights)
+    return section
 
 
-def score_rows(rows: list[dict], texts: list[str], weights: dict[str, float], output: Path) -> bool:
+def score_rows(rows: list[dict], texts: list[str], section, output: Path) -> bool:
     """Add ``reward`` and ``reward_terms`` to each verdict row. An infrastructure error is never
     scored: the verdicts are written without rewards and the command fails, naming the solution."""
     from tasks.records import write_jsonl
     from tasks.training.rewards import UnscorableVerdict, think_anywhere_scores
 
     try:
-        scores = think_anywhere_scores(texts, rows, weights)
+        scores = think_anywhere_scores(texts, rows, section.weights, section.modules)
     except UnscorableVerdict as exc:
         write_jsonl(output, rows)
         fail(f"{exc}; verdicts written to {output} without rewards: run it again")

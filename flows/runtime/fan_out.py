@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 
 from tasks.recipe import RecipeError, RunnerConfig
+from tasks.stage_run import task_run_name
 
 
 def build_task_runner(cfg: RunnerConfig):
@@ -59,12 +60,17 @@ def task_at(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def submit_shards(task, shards: int, parallel: int, arguments: dict[str, Any]) -> list[tuple[str, bool]]:
+def submit_shards(task, shards: int, parallel: int, arguments: dict[str, Any], label: str) -> list[tuple[str, bool]]:
     """``task`` once per shard, ``parallel`` at a time on the current flow's task runner:
-    (artifact id, came from cache) per shard, in order."""
+    (artifact id, came from cache) per shard, in order. Shard i's task run is "stage: label i/n"."""
     outcomes = []
     for start in range(0, shards, parallel):
-        futures = [task.submit(shard=index, **arguments) for index in range(start, min(start + parallel, shards))]
+        futures = [
+            task.with_options(task_run_name=task_run_name(task.name, f"{label} {index + 1}/{shards}")).submit(
+                shard=index, **arguments
+            )
+            for index in range(start, min(start + parallel, shards))
+        ]
         for future in futures:
             future.wait()
             outcomes.append((future.state.result(raise_on_failure=True), future.state.name == "Cached"))
@@ -72,15 +78,15 @@ def submit_shards(task, shards: int, parallel: int, arguments: dict[str, Any]) -
 
 
 @flow(name="fan-out")
-def fan_out(task: str, shards: int, parallel: int, arguments: dict[str, Any]) -> list[tuple[str, bool]]:
+def fan_out(task: str, shards: int, parallel: int, arguments: dict[str, Any], label: str) -> list[tuple[str, bool]]:
     """The shards of one stage on this subflow's task runner (see ``run_fan_out``)."""
-    return submit_shards(task_at(task), shards, parallel, arguments)
+    return submit_shards(task_at(task), shards, parallel, arguments, label)
 
 
 def run_fan_out(
-    cfg: RunnerConfig, stage: str, task, shards: int, parallel: int, arguments: dict[str, Any]
+    cfg: RunnerConfig, label: str, task, shards: int, parallel: int, arguments: dict[str, Any]
 ) -> list[tuple[str, bool]]:
     if cfg.kind == "thread":
-        return submit_shards(task, shards, parallel, arguments)
-    subflow = fan_out.with_options(name=f"fan-out: {stage}", task_runner=build_task_runner(cfg))
-    return [tuple(outcome) for outcome in subflow(task_path(task), shards, parallel, arguments)]
+        return submit_shards(task, shards, parallel, arguments, label)
+    subflow = fan_out.with_options(name=f"fan-out: {label}", task_runner=build_task_runner(cfg))
+    return [tuple(outcome) for outcome in subflow(task_path(task), shards, parallel, arguments, label)]

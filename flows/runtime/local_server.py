@@ -95,7 +95,7 @@ class LocalPrefect:
     worker: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
 
-    def start(self, timeout_s: float = 90.0) -> "LocalPrefect":
+    def start(self, timeout_s: float = 90.0) -> LocalPrefect:
         self.env = {
             **os.environ,
             "PREFECT_API_URL": api_url(self.port),
@@ -149,7 +149,7 @@ class LocalPrefect:
         stop(self.worker, "the worker", grace_s=60.0)
         stop(self.server, "the Prefect server")
 
-    def __enter__(self) -> "LocalPrefect":
+    def __enter__(self) -> LocalPrefect:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,4 +1,9 @@
-"""Run a flow's stages and keep, for the summary, what each produced and whether it was cached."""
+"""Run a flow's stages and keep, for the summary, what each produced and whether it was cached.
+
+A stage has one name, declared on its task (``tasks.stage_run.stage``): the Prefect task's, the
+lineage record's and the summary's ``stage``. The flow gives each use of a stage a label ("rl",
+"rlvr (code) from base"): the task run is named ``stage: label``, and the lineage record and the
+summary carry the label beside the name."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect.artifacts import create_markdown_artifact
-from prefect.logging import get_logger, get_run_logger
+from prefect.logging import get_run_logger
 
 from flows.runtime.fan_out import run_fan_out
+from flows.runtime.prefect_artifacts import artifact_key, png_markdown, publish_markdown, publish_stage
 from storage import ArtifactStore, LineageStore
-from tasks.recipe import RunnerConfig
+from tasks.recipe import RunnerConfig, TrackingConfig
+from tasks.stage_run import task_run_name
+from tasks.tracking import require_tracker, tracking_stage
 
 KEY_METRICS = (
     "pass@1",
@@ -44,37 +51,57 @@ KEY_METRICS = (
 
 @dataclass
 class StageResult:
-    stage: str
+    stage: str  # the stage's declared name
+    label: str  # the flow's name for this use of it
     artifact_ids: list[str]
     cached: bool
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # artifact id -> metrics
 
+    @property
+    def run_name(self) -> str:
+        return task_run_name(self.stage, self.label)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "artifact_ids": self.artifact_ids, "cached": self.cached, "metrics": self.metrics}
+        return {
+            "stage": self.stage,
+            "label": self.label,
+            "artifact_ids": self.artifact_ids,
+            "cached": self.cached,
+            "metrics": self.metrics,
+        }
 
 
 class StageLog:
-    def __init__(self, pipeline: str, runner: RunnerConfig | None = None):
+    def __init__(self, pipeline: str, runner: RunnerConfig | None = None, tracking: TrackingConfig | None = None):
         self.pipeline = pipeline
         self.runner = runner or RunnerConfig()
+        self.tracking = tracking or TrackingConfig()
+        require_tracker(self.tracking)
         self.results: list[StageResult] = []
 
-    def run(self, stage: str, task, *args: Any) -> Any:
-        """Call the task; a failed stage raises its own error, a finished one is logged."""
-        state = task(*args, return_state=True)
+    def tracked(self, stage: str):
+        """The stage's runs report to the recipe's tracker while it runs (tasks/tracking.py)."""
+        return tracking_stage(self.tracking, ArtifactStore().home, self.pipeline, stage)
+
+    def run(self, label: str, task, *args: Any) -> Any:
+        """Call the stage's task under ``label``; a failed stage raises its own error, a finished one is logged."""
+        with self.tracked(label):  # the task run is "stage: label" ("grpo: rl"), in the UI and in its log lines
+            state = task.with_options(task_run_name=task_run_name(task.name, label))(*args, return_state=True)
         value = state.result(raise_on_failure=True)
         ids = list(value) if isinstance(value, (tuple, list)) else [value]
-        self.results.append(StageResult(stage=stage, artifact_ids=ids, cached=state.name == "Cached"))
+        self.results.append(StageResult(task.name, label, ids, cached=state.name == "Cached"))
+        publish_stage(self.pipeline, label, ids, state.name == "Cached")
         return value
 
-    def run_shards(self, stage: str, task, shards: int, parallel: int, **arguments: Any) -> list[str]:
+    def run_shards(self, label: str, task, shards: int, parallel: int, **arguments: Any) -> list[str]:
         """One run of ``task`` per shard (passed as ``shard=``), ``parallel`` at a time on the
         recipe's task runner; each shard is cached on its own. Returns the shards' artifact ids in order."""
-        outcomes = run_fan_out(self.runner, stage, task, shards, parallel, arguments)
+        with self.tracked(label):
+            outcomes = run_fan_out(self.runner, label, task, shards, parallel, arguments)
         ids = [artifact_id for artifact_id, _ in outcomes]
-        self.results.append(
-            StageResult(stage=f"{stage} ({shards} shards)", artifact_ids=ids, cached=all(c for _, c in outcomes))
-        )
+        cached = all(c for _, c in outcomes)
+        self.results.append(StageResult(task.name, f"{label} ({shards} shards)", ids, cached=cached))
+        publish_stage(self.pipeline, label, ids, cached)
         return ids
 
     def finish(self, comparison: str | None = None, outputs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -109,22 +136,17 @@ class StageLog:
             get_run_logger().info("%s summary\n%s", self.pipeline, summary_markdown(summary))
         except Exception:  # noqa: BLE001 - outside a flow run there is no run logger
             pass
-        try:
-            create_markdown_artifact(
-                key=f"{self.pipeline}-summary", markdown=summary_markdown(summary), description="stage summary"
-            )
-        except Exception:  # noqa: BLE001 - the table also goes to the log and stdout; never fail a run over it
-            pass
+        publish_markdown(artifact_key(self.pipeline, "summary"), summary_markdown(summary), "stage summary")
         return summary
 
 
 def stage_warnings(results: list[StageResult]) -> list[str]:
     """What the summary must point out: RL stages whose groups mostly carried no signal, or whose
     completions were mostly cut at the length cap."""
-    from tasks.training.stages import rl_warnings
+    from tasks.training.rl import rl_warnings
 
     return [
-        f"{result.stage} ({artifact_id}): {warning}"
+        f"{result.run_name} ({artifact_id}): {warning}"
         for result in results
         for artifact_id in result.artifact_ids
         for warning in rl_warnings(result.metrics.get(artifact_id, {}))
@@ -132,22 +154,17 @@ def stage_warnings(results: list[StageResult]) -> list[str]:
 
 
 def publish_lineage_graph(pipeline: str, store: ArtifactStore, lineage: LineageStore, artifact_id: str) -> Path:
-    """Draw the final artifact's lineage graph under THINKFLOW_HOME/lineage-graphs and link it
-    from a Prefect link artifact. A view of lineage, redrawn per run: not itself an artifact."""
-    from prefect.artifacts import create_link_artifact
-
+    """Draw the final artifact's lineage graph under THINKFLOW_HOME/lineage-graphs and show it in a
+    Prefect markdown artifact (the PNG inline). A view of lineage, redrawn per run: not itself an artifact."""
     from tasks.lineage_graph import draw_lineage_graph
 
     path = draw_lineage_graph(lineage, artifact_id, store.home / "lineage-graphs" / f"{artifact_id}.png")
-    try:
-        create_link_artifact(
-            key=f"{pipeline}-lineage",
-            link=path.as_uri(),
-            link_text=f"lineage graph of {artifact_id}",
-            description=f"what {artifact_id} was made from and what was made from it",
-        )
-    except Exception as exc:  # noqa: BLE001 - outside a flow run there is nothing to attach it to
-        get_logger("thinkflow").info("lineage graph at %s (no Prefect artifact: %s)", path, exc)
+    publish_markdown(
+        artifact_key(pipeline, "lineage"),
+        f"## Lineage of `{artifact_id}`\n\nwhat it was made from and what was made "
+        f"from it (`thinkflow lineage show {artifact_id}`); the file: `{path}`\n\n{png_markdown(path)}",
+        f"lineage graph of {artifact_id}",
+    )
     return path
 
 
@@ -160,8 +177,13 @@ def format_metric(value: float) -> str:
 
 
 def key_metrics(metrics: dict[str, float]) -> str:
-    shown = [f"{k}={format_metric(metrics[k])}" for k in KEY_METRICS if k in metrics]
-    return ", ".join(shown[:5])
+    """Up to five of the stage's headline metrics and the reward terms registered to be summarised
+    (tasks/training/reward_terms.py); a stage with none of them (a corpus, a judge) shows its first four."""
+    from tasks.training.reward_terms import TERMS
+
+    terms = [f"{t.series}_last" for t in TERMS.values() if t.summarised and f"{t.series}_last" in metrics]
+    keys = [k for k in KEY_METRICS if k in metrics][:5] + terms or sorted(metrics)[:4]
+    return ", ".join(f"{k}={format_metric(metrics[k])}" for k in keys)
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -170,7 +192,7 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for artifact_id in stage["artifact_ids"]:
             rows.append(
                 (
-                    stage["stage"],
+                    task_run_name(stage["stage"], stage["label"]),
                     artifact_id,
                     "yes" if stage["cached"] else "no",
                     key_metrics(stage["metrics"][artifact_id]),
@@ -184,8 +206,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += [f"| {s} | `{a}` | {c} | {m} |" for s, a, c, m in summary_rows(summary)]
     lines += [f"\n**warning:** {warning}" for warning in summary.get("warnings", [])]
     if "lineage_graph" in summary:
-        graph = Path(summary["lineage_graph"]["png"])
-        lines += ["", f"Lineage graph of `{summary['lineage_graph']['artifact_id']}`: [{graph.name}]({graph.as_uri()})"]
+        lines += [
+            "",
+            f"Lineage graph of `{summary['lineage_graph']['artifact_id']}`: the `{artifact_key(summary['pipeline'], 'lineage')}` "
+            f"artifact, and `{summary['lineage_graph']['png']}`",
+        ]
     return "\n".join(lines)
 
 

@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from prefect import task
-
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.coldstart.insertion_sites import choose_insertion_offsets, code_tokens, token_entropies, without_docstrings
 from tasks.coldstart.thought_text import plan_from, prose_part
 from tasks.problems.function_tasks import hint_for_line, plan_of
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig, ColdStartConfig, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import PROJECT_ROOT, StageRun, retry_transient, shards_for, stage_cache
+from tasks.stage_run import PROJECT_ROOT, StageRun, shards_for, stage
 from tasks.thinking import (
     clean_thought,
     extract_code,
@@ -403,13 +404,11 @@ def merged_report(reports: list[dict[str, Any]]) -> ColdStartReport:
     return total
 
 
-@task(
-    name="coldstart-shard",
-    retry_condition_fn=retry_transient,
+@stage(
+    "coldstart_shard",
+    inputs={"problems": "problems_id", "policy": "policy_id", "annotator": "annotator_model_id"},
     retries=2,
     retry_delay_seconds=[5, 30],
-    cache_policy=stage_cache(),
-    persist_result=True,
 )
 def build_coldstart_shard(
     problems_id: str,
@@ -426,21 +425,8 @@ def build_coldstart_shard(
     an interrupted run redoes only the shards that had not finished."""
     from tasks.annotators import make_annotator
 
-    inputs = {
-        "problems": problems_id,
-        "policy": policy_id,
-        **({"annotator": annotator_model_id} if annotator_model_id else {}),
-    }
     annotator_cfg, coldstart_cfg = annotator, coldstart
-    params = {
-        "shard": shard,
-        "coldstart": coldstart.to_json(),
-        "annotator": annotator.to_json(),
-        "sandbox": sandbox.to_json(),
-        "system_prompt": system_prompt,
-        "dtype": dtype,
-    }
-    with StageRun("coldstart_shard", inputs=inputs, params=params) as run:
+    with StageRun() as run:
         size = coldstart_cfg.shard_size
         problems = coldstart_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), coldstart_cfg)
         problems = problems[shard * size : (shard + 1) * size]
@@ -491,11 +477,10 @@ def build_coldstart_shard(
         return run.output("records", staged, kind="dataset", name=f"coldstart-shard-{shard}", metrics=report.metrics())
 
 
-@task(name="assemble-coldstart-set", cache_policy=stage_cache(), persist_result=True)
+@stage("coldstart", inputs={"problems": "problems_id", "shard": "shard_ids"})
 def assemble_coldstart_set(problems_id: str, shard_ids: list[str], coldstart: ColdStartConfig) -> str:
     """The cold-start SFT set (train.jsonl) from its shards, with the summed report as metrics."""
-    inputs = {"problems": problems_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
-    with StageRun("coldstart", inputs=inputs, params={"coldstart": coldstart.to_json()}) as run:
+    with StageRun() as run:
         records = [
             row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "records.jsonl")
         ]

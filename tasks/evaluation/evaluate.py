@@ -11,13 +11,15 @@ empty thought pre-filled (NoThinking), or a cap on the upfront thought's tokens.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
+from tasks.child_process import CHILD_LOGGER, call_in_fresh_process
 from tasks.evaluation.scoring import per_benchmark, per_problem
 from tasks.evaluation.think_stats import (
     entropy_at_think_sites_batched,
@@ -30,7 +32,7 @@ from tasks.problems.catalog import split_of
 from tasks.progress import ProgressReport
 from tasks.recipe import BenchmarkConfig, EvalGeneration, EvalScoring, EvalVariant, SandboxSection, SplitRule
 from tasks.records import ProblemFormatError, chat_prompt, hashed_fraction, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 from tasks.thinking import extract_code
 
 
@@ -66,17 +68,12 @@ def benchmark_pool(problems: list[dict[str, Any]], origins: dict[str, str], benc
     return pool
 
 
-@task(name="eval-set", cache_policy=stage_cache(), persist_result=True)
+@stage("eval_set", inputs={"training_problems": "training_problems_id", "benchmark_problems": "extra_problems_id"})
 def build_eval_set(
     training_problems_id: str, extra_problems_id: str | None, benchmarks: list[BenchmarkConfig], split: SplitRule
 ) -> str:
     """One dataset of every benchmark's problems (field ``benchmark``) and ``ids.json`` per benchmark."""
-    inputs = {"training_problems": training_problems_id}
-    if extra_problems_id:
-        inputs["benchmark_problems"] = extra_problems_id
-    with StageRun(
-        "eval_set", inputs=inputs, params={"benchmarks": [b.to_json() for b in benchmarks], "split": split.to_json()}
-    ) as run:
+    with StageRun() as run:
         chosen, ids, metrics = [], {}, {}
         for bench in benchmarks:
             label = "training_problems" if bench.held_out else "benchmark_problems"
@@ -219,7 +216,8 @@ def evaluate_checkpoint(
     dtype: str,
     log=None,
 ):
-    """Per-sample rows, per-problem rows, the summary, and the raw entropy values."""
+    """Per-sample rows, per-problem rows, the summary, and the raw entropy values (the evaluation stage
+    calls it in a fresh process unless ``generation.process`` is "flow")."""
     from tasks.models import load_for_inference
 
     backend = open_backend(generation.backend, model_dir, dtype, generation.batch_size)
@@ -233,10 +231,9 @@ def evaluate_checkpoint(
         round_tokens=generation.round_tokens,
     )
     prompts, responses = generate_samples(backend, problems, variant, sampling)
-    if log:
-        log.info(
-            "generated %d samples for %d problems; running them in the sandbox", sum(map(len, responses)), len(problems)
-        )
+    (log or logging.getLogger(CHILD_LOGGER)).info(
+        "generated %d samples for %d problems; running them in the sandbox", sum(map(len, responses)), len(problems)
+    )
     rows = score_samples(problems, responses, sandbox_cfg)
 
     def count_tokens(text: str) -> int:
@@ -263,14 +260,7 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-@task(
-    name="evaluate",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    retry_delay_seconds=10,
-    cache_policy=stage_cache(),
-    persist_result=True,
-)
+@stage("evaluate", inputs={"model": "model_id", "eval_set": "eval_set_id"}, retries=1)
 def evaluate_model(
     model_id: str,
     eval_set_id: str,
@@ -282,15 +272,7 @@ def evaluate_model(
 ) -> str:
     """A report artifact: report.json (pass@k with intervals per benchmark, thinking statistics,
     entropy), samples.parquet (one row per sample), problems.parquet, entropy.json (raw values)."""
-    inputs = {"model": model_id, "eval_set": eval_set_id}
-    params = {
-        "variant": variant.to_json(),
-        "generation": generation.to_json(),
-        "scoring": scoring.to_json(),
-        "sandbox": sandbox.to_json(),
-        "dtype": dtype,
-    }
-    with StageRun("evaluate", inputs=inputs, params=params) as run:
+    with StageRun() as run:
         problems = read_jsonl(run.input_path("eval_set") / "problems.jsonl")
         run.log.info(
             "evaluating %s (%s) on %d problems, %d samples each",
@@ -299,9 +281,13 @@ def evaluate_model(
             len(problems),
             generation.samples,
         )
-        rows, problem_rows, summary, entropy = evaluate_checkpoint(
-            run.input_path("model"), problems, variant, generation, scoring, sandbox.sandbox_config(), dtype, run.log
-        )
+        arguments = (run.input_path("model"), problems, variant, generation, scoring, sandbox.sandbox_config(), dtype)
+        if generation.process == "fresh":
+            rows, problem_rows, summary, entropy = call_in_fresh_process(
+                evaluate_checkpoint, *arguments, tag=f"evaluate {variant.name}"
+            )
+        else:
+            rows, problem_rows, summary, entropy = evaluate_checkpoint(*arguments, run.log)
         metrics = report_metrics(summary, scoring.k)
         run.log.info("evaluated %s (%s): %s", model_id, variant.name, json.dumps(metrics))
         staged = run.staging("report")

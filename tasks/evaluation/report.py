@@ -8,10 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from tasks.plots import pyplot
-from tasks.stage_run import StageRun, stage_cache
+from tasks.stage_run import StageRun, stage
 
 
 def load_report(folder: Path) -> tuple[dict[str, Any], list[dict[str, list[float]]]]:
@@ -242,15 +240,14 @@ def draw_think_tokens(reports: list[dict[str, Any]], labels: list[str], path: Pa
     plt.close(figure)
 
 
-@task(name="compare-evaluations", cache_policy=stage_cache(), persist_result=True)
+@stage("compare_evaluations", inputs={"report_": "report_ids"})
 def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
     """comparison.json, comparison.md and PNG plots over the given evaluation reports."""
-    inputs = {f"report_{i}": report_id for i, report_id in enumerate(report_ids)}
-    with StageRun("compare_evaluations", inputs=inputs, params={"labels": labels}) as run:
-        loaded = [load_report(run.input_path(name)) for name in inputs]
+    with StageRun() as run:
+        loaded = [load_report(run.input_path(name)) for name in run.inputs]
         reports, entropies = [r for r, _ in loaded], [e for _, e in loaded]
         header, rows = comparison_rows(reports, labels)
-        pairs = paired_comparisons(reports, [load_problem_rows(run.input_path(name)) for name in inputs], labels)
+        pairs = paired_comparisons(reports, [load_problem_rows(run.input_path(name)) for name in run.inputs], labels)
         paired_header, paired = paired_rows(pairs)
         table = markdown_table(header, rows)
         if pairs:
@@ -261,7 +258,9 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
         draw_pass_at_1(reports, labels, staged / "pass_at_1.png")
         draw_think_tokens(reports, labels, staged / "think_tokens.png")
         titles = [f"{label} ({report['variant']['name']})" for label, report in zip(labels, reports)]
-        has_entropy = draw_entropy(entropies, titles, staged / "entropy.png")
+        draw_entropy(
+            entropies, titles, staged / "entropy.png"
+        )  # none when no response placed an inline thought in its code
         (staged / "comparison.md").write_text(table + "\n")
         (staged / "comparison.json").write_text(
             json.dumps(
@@ -284,22 +283,4 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
             metadata={"reports": report_ids, "labels": labels},
             metrics={"evaluations": len(report_ids), **paired_metrics(pairs)},
         )
-        publish_comparison(run, comparison_id, table, has_entropy)
         return comparison_id
-
-
-def publish_comparison(run, comparison_id: str, table: str, has_entropy: bool) -> None:
-    from prefect.artifacts import create_markdown_artifact
-
-    folder = run.store.path(comparison_id)
-    plots = ["pass_at_1.png", "think_tokens.png"] + (["entropy.png"] if has_entropy else [])
-    lines = ["# Evaluation comparison", "", f"artifact `{comparison_id}`", "", table, ""]
-    lines += [f"- [{name}]({(folder / name).as_uri()})" for name in plots]
-    if not has_entropy:
-        lines.append("- no evaluated response placed an inline thought inside its code: no entropy histogram")
-    try:
-        create_markdown_artifact(
-            key="evaluation-comparison", markdown="\n".join(lines), description="evaluation comparison"
-        )
-    except Exception as exc:  # noqa: BLE001 - the files are committed; a missing Prefect context must not fail the stage
-        run.log.warning("could not publish the Prefect markdown artifact: %s", exc)

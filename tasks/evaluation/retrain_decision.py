@@ -13,10 +13,8 @@ import json
 import logging
 from typing import Any
 
-from prefect import task
-
 from storage import ArtifactStore, LineageStore
-from tasks.stage_run import StageRun, stage_cache
+from tasks.stage_run import StageRun, stage
 
 DECISION = "retrain-decision"
 
@@ -57,16 +55,21 @@ def metric_value(lineage: LineageStore, report_id: str, metric: str) -> float:
     return metrics[metric]
 
 
-@task(name="retrain-decision", cache_policy=stage_cache(), persist_result=True)
+@stage(
+    "retrain_decision",
+    inputs={
+        "new_checkpoint": "new_checkpoint",
+        "new_report": "new_report",
+        "previous_best_checkpoint": "best_checkpoint",
+        "previous_best_report": "best_report",
+    },
+)
 def record_retrain_decision(
     new_checkpoint: str, new_report: str, best_checkpoint: str | None, best_report: str | None, metric: str
 ) -> str:
     """Compare the new checkpoint with the previous best on ``metric`` (both evaluated on the same
     eval set) and record which is best now."""
-    inputs = {"new_checkpoint": new_checkpoint, "new_report": new_report}
-    if best_checkpoint:
-        inputs |= {"previous_best_checkpoint": best_checkpoint, "previous_best_report": best_report}
-    with StageRun("retrain_decision", inputs=inputs, params={"metric": metric}) as run:
+    with StageRun() as run:
         new = {
             "checkpoint": new_checkpoint,
             "report": new_report,

@@ -9,9 +9,8 @@ the checks on n, c and k around it are ours.
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -26,21 +25,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def bootstrap_interval(values: list[float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of the mean, resampling problems with replacement."""
-    if not values:
-        raise ValueError("a bootstrap interval needs at least one value")
-    size = len(values)
-    return interval_of_draws(lambda rng: sum(rng.choices(values, k=size)) / size, resamples, confidence, seed)
+    """Percentile interval of the mean, resampling problems with replacement (tasks/intervals.py: scipy)."""
+    from tasks.intervals import mean_interval
 
-
-def interval_of_draws(
-    draw: Callable[[random.Random], float], resamples: int, confidence: float, seed: int
-) -> tuple[float, float]:
-    """Percentile interval of ``resamples`` bootstrap statistics, each ``draw(rng)`` from one seeded generator."""
-    rng = random.Random(seed)
-    draws = sorted(draw(rng) for _ in range(resamples))
-    tail = (1.0 - confidence) / 2.0
-    return draws[min(resamples - 1, int(tail * resamples))], draws[min(resamples - 1, int((1.0 - tail) * resamples))]
+    return mean_interval(values, resamples, confidence, seed)
 
 
 def per_problem(samples: list[dict[str, Any]], ks: list[int]) -> list[dict[str, Any]]:
@@ -119,22 +107,17 @@ def ratio_interval(
 ) -> tuple[float, float] | None:
     """Bootstrap interval of mean(first) / mean(second) pooled over groups, resampling whole groups
     (one group per response: its think-site values and its other positions). None without data."""
+    from tasks.intervals import unit_interval
+
     groups = [g for g in groups if g[0] and g[1]]
     if not groups:
         return None
-    rng = random.Random(seed)
-    ratios = []
-    for _ in range(resamples):
-        drawn = rng.choices(groups, k=len(groups))
-        first = [v for g in drawn for v in g[0]]
-        second = [v for g in drawn for v in g[1]]
+
+    def pooled_ratio(picks) -> float:
+        first = [v for i in picks for v in groups[i][0]]
+        second = [v for i in picks for v in groups[i][1]]
         mean_second = sum(second) / len(second)
-        if mean_second > 0:
-            ratios.append((sum(first) / len(first)) / mean_second)
-    if not ratios:
-        return None
-    ratios.sort()
-    tail = (1.0 - confidence) / 2.0
-    return ratios[min(len(ratios) - 1, int(tail * len(ratios)))], ratios[
-        min(len(ratios) - 1, int((1.0 - tail) * len(ratios)))
-    ]
+        return (sum(first) / len(first)) / mean_second if mean_second > 0 else float("nan")
+
+    low, high = unit_interval(len(groups), pooled_ratio, resamples, confidence, seed)
+    return None if low != low else (low, high)  # nan: no resample had a positive denominator

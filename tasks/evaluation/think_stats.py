@@ -15,7 +15,8 @@ import keyword
 import statistics
 import tokenize
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tasks.thinking import (
     FENCE_OPEN,
@@ -24,6 +25,7 @@ from tasks.thinking import (
     InlineThought,
     format_credit,
     has_inline_thought_in_statement,
+    has_upfront_think,
     parse_response,
 )
 
@@ -79,7 +81,9 @@ def site_features(thought: InlineThought, code_lines: int, count_tokens: Callabl
 def response_features(response: str, count_tokens: Callable[[str], int]) -> dict[str, Any]:
     """Per-response thinking features; ``sites`` lists every non-empty inline block in the code."""
     parsed = parse_response(response)
-    upfront = parsed.upfront_thought if parsed.upfront_thought and parsed.upfront_thought.strip() else None
+    upfront = (
+        parsed.upfront_thought if has_upfront_think(response) else None
+    )  # the reward's definition (tasks/thinking.py)
     lines = (parsed.code_with_thoughts or "").rstrip("\n").count("\n") + 1
     sites = [site_features(t, lines, count_tokens) for t in parsed.inline_thoughts if t.text.strip()]
     upfront_tokens = count_tokens(upfront) if upfront else 0

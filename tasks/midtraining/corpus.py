@@ -23,11 +23,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from tasks.recipe import AnnotatorConfig, CorpusConfig
 from tasks.records import hashed_fraction, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
+from tasks.stage_run import StageRun, shards_for, stage
 from tasks.thinking import THINK_CLOSE, THINK_OPEN, clean_thought, render_interleaved, strip_thoughts
 
 # -- pure functions --------------------------------------------------------------------------------
@@ -199,13 +197,13 @@ def annotate_chunks(chunks: list[dict[str, Any]], annotator, cfg: CorpusConfig) 
 # -- Prefect tasks ---------------------------------------------------------------------------------
 
 
-@task(name="chunk-corpus", cache_policy=stage_cache(), persist_result=True)
+@stage("chunk_corpus", inputs={"policy": "policy_id"})
 def chunk_corpus(policy_id: str, corpus: CorpusConfig) -> str:
     """Documents → chunks.jsonl (id, document, text)."""
     from transformers import AutoTokenizer
 
     cfg = corpus
-    with StageRun("chunk_corpus", inputs={"policy": policy_id}, params=cfg.to_json()) as run:
+    with StageRun() as run:
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("policy"))
         chunks = []
         for name, text in corpus_documents(cfg.source, cfg.max_documents, cfg.seed):
@@ -235,13 +233,11 @@ def shard_count(chunks_id: str, corpus: CorpusConfig) -> int:
     return shards_for(chunks, corpus.shard_size)
 
 
-@task(
-    name="annotate-corpus-shard",
-    retry_condition_fn=retry_transient,
+@stage(
+    "annotate_corpus_shard",
+    inputs={"chunks": "chunks_id", "annotator": "annotator_model_id"},
     retries=2,
     retry_delay_seconds=[5, 30],
-    cache_policy=stage_cache(),
-    persist_result=True,
 )
 def annotate_corpus_shard(
     chunks_id: str,
@@ -257,9 +253,7 @@ def annotate_corpus_shard(
     from tasks.annotators import make_annotator
 
     cfg, annotator_cfg = corpus, annotator
-    inputs = {"chunks": chunks_id, **({"annotator": annotator_model_id} if annotator_model_id else {})}
-    params = {"shard": shard, "annotator": annotator.to_json(), "corpus": cfg.to_json(), "dtype": dtype}
-    with StageRun("annotate_corpus_shard", inputs=inputs, params=params) as run:
+    with StageRun() as run:
         chunks = read_jsonl(run.input_path("chunks") / "chunks.jsonl")[
             shard * cfg.shard_size : (shard + 1) * cfg.shard_size
         ]
@@ -278,13 +272,12 @@ def annotate_corpus_shard(
         )
 
 
-@task(name="assemble-corpus", cache_policy=stage_cache(), persist_result=True)
+@stage("assemble_corpus", inputs={"chunks": "chunks_id", "shard": "shard_ids"})
 def assemble_corpus(chunks_id: str, shard_ids: list[str], corpus: CorpusConfig) -> tuple[str, str, str]:
     """Verify every annotated chunk and split the accepted ones: (SFT half id, RL half id, held-out
     id; the held-out set is empty unless ``eval_fraction`` > 0)."""
     cfg = corpus
-    inputs = {"chunks": chunks_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
-    with StageRun("assemble_corpus", inputs=inputs, params=cfg.to_json()) as run:
+    with StageRun() as run:
         chunks = {c["id"]: c for c in read_jsonl(run.input_path("chunks") / "chunks.jsonl")}
         annotated = [
             row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "annotations.jsonl")
@@ -344,10 +337,10 @@ def raw_rows(sft_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"chunk_id": row["chunk_id"], "text": row["chunk"]} for row in sft_rows]
 
 
-@task(name="raw-corpus", cache_policy=stage_cache(), persist_result=True)
+@stage("raw_corpus", inputs={"sft_half": "sft_half_id"})
 def raw_corpus(sft_half_id: str) -> str:
     """The same chunks as the SFT half, no thoughts: SFT on it is the paper's raw-SFT baseline."""
-    with StageRun("raw_corpus", inputs={"sft_half": sft_half_id}, params={}) as run:
+    with StageRun() as run:
         rows = raw_rows(read_jsonl(run.input_path("sft_half") / "train.jsonl"))
         tagged = sum(THINK_OPEN in row["text"] for row in rows)  # a chunk that itself contains the tag, as text
         staged = run.staging("raw")

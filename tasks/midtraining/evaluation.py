@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from typing import Any
 
-from prefect import task
-
 from tasks.evaluation.scoring import bootstrap_interval
-from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, MidtrainingRLSection
+from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, RewardSection
 from tasks.records import read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 from tasks.thinking import THINK_CLOSE, THINK_OPEN, strip_thoughts
 from tasks.training.rewards import judge_guesses, midtrain_judge_reward, split_thought
 
@@ -51,14 +48,15 @@ def perplexity_interval(
     nll_sums: list[float], token_counts: list[int], resamples: int, confidence: float, seed: int
 ) -> tuple[float, float]:
     """Percentile interval of the pooled perplexity, resampling examples with replacement."""
-    rng, size = random.Random(seed), len(nll_sums)
-    values = []
-    for _ in range(resamples):
-        picks = [rng.randrange(size) for _ in range(size)]
-        values.append(pooled_perplexity([nll_sums[i] for i in picks], [token_counts[i] for i in picks]))
-    values.sort()
-    tail = (1 - confidence) / 2
-    return values[int(tail * resamples)], values[min(resamples - 1, int((1 - tail) * resamples))]
+    from tasks.intervals import unit_interval
+
+    return unit_interval(
+        len(nll_sums),
+        lambda picks: pooled_perplexity([nll_sums[i] for i in picks], [token_counts[i] for i in picks]),
+        resamples,
+        confidence,
+        seed,
+    )
 
 
 def mean_with_interval(name: str, values: list[float], cfg: MidtrainingEvalSection) -> dict[str, float]:
@@ -172,66 +170,56 @@ def held_out_examples(
     rows: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None
 ) -> list[dict[str, Any]]:
     """The held-out (prefix, suffix) pairs with the prompt each model sees (the prefix's last tokens)."""
-    from tasks.training.stages import midtraining_rl_rows
+    from tasks.training.rl import midtraining_rl_rows
 
     prompts, _ = midtraining_rl_rows(rows, tokenizer, max_prompt_length, limit)
     return [{**row, "prompt": prompt["prompt"]} for row, prompt in zip(rows[:limit] if limit else rows, prompts)]
 
 
-@task(
-    name="midtraining-eval",
-    retry_condition_fn=retry_transient,
+@stage(
+    "midtraining_eval",
+    inputs={"model": "model_id", "held_out": "held_out_id", "judge": "judge_model_id"},
     retries=1,
-    retry_delay_seconds=10,
-    cache_policy=stage_cache(),
-    persist_result=True,
 )
 def evaluate_midtraining(
     model_id: str,
     held_out_id: str,
     cfg: MidtrainingEvalSection,
-    rl: MidtrainingRLSection,
+    reward: RewardSection,
+    max_prompt_length: int,
     judge_model_id: str | None,
-    annotator: AnnotatorConfig,
+    annotator: AnnotatorConfig | None,
     dtype: str,
 ) -> str:
     """A report: report.json (judge reward with and without thinking, suffix perplexity, each with
-    an interval) and rows.jsonl (every example's two replies and scores)."""
+    an interval) and rows.jsonl (every example's two replies and scores). ``reward`` and
+    ``max_prompt_length`` are RL mid-training's (the same judge, the same prefixes); ``annotator``
+    and ``judge_model_id`` only when that judge is an LLM."""
     from transformers import AutoTokenizer
 
     from tasks.annotators import make_annotator
 
-    judged_by_llm = rl.reward.judge == "llm"
-    inputs = {
-        "model": model_id,
-        "held_out": held_out_id,
-        **({"judge": judge_model_id} if judged_by_llm and judge_model_id else {}),
-    }
-    params = {
-        "evaluate": cfg.to_json(),
-        "judge": rl.reward.to_json(),
-        "max_prompt_length": rl.max_prompt_length,
-        "dtype": dtype,
-        **({"judge_model": annotator.cache_key()} if judged_by_llm else {}),
-    }
-    with StageRun("midtraining_eval", inputs=inputs, params=params) as run:
+    judged_by_llm = reward.judge == "llm"
+    if judged_by_llm and annotator is None:
+        raise ValueError("midtraining.rl.reward.judge is llm: the stage needs the annotator that judges")
+    with StageRun() as run:
         rows = read_jsonl(run.input_path("held_out") / "train.jsonl")
         if not rows:
             raise ValueError(f"the held-out set {held_out_id} is empty: set corpus.eval_fraction > 0")
         tokenizer = AutoTokenizer.from_pretrained(run.input_path("model"))
-        examples = held_out_examples(rows, tokenizer, rl.max_prompt_length, cfg.limit)
+        examples = held_out_examples(rows, tokenizer, max_prompt_length, cfg.limit)
         judge_client = None
         if judged_by_llm:
-            judge_dir = run.input_path("judge") if "judge" in inputs else None
+            judge_dir = run.input_path("judge") if "judge" in run.inputs else None
             judge_client = make_annotator(annotator, judge_dir, run.store.home / "cache" / "annotator", dtype)
         scored, metrics = evaluate_continuations(
-            run.input_path("model"), examples, cfg, rl.reward.judge, rl.reward.threshold, judge_client, dtype
+            run.input_path("model"), examples, cfg, reward.judge, reward.threshold, judge_client, dtype
         )
         run.log.info("mid-training eval of %s on %d held-out examples: %s", model_id, len(scored), json.dumps(metrics))
         staged = run.staging("report")
         write_jsonl(staged / "rows.jsonl", scored)
         (staged / "report.json").write_text(
-            json.dumps({"model": model_id, "held_out": held_out_id, "judge": rl.reward.judge, **metrics}, indent=1)
+            json.dumps({"model": model_id, "held_out": held_out_id, "judge": reward.judge, **metrics}, indent=1)
         )
         return run.output(
             "report",

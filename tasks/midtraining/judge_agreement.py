@@ -16,14 +16,11 @@ truth is measured as unable to judge, rather than read as disagreeing with the o
 from __future__ import annotations
 
 import json
-import random
 from typing import Any
-
-from prefect import task
 
 from tasks.recipe import AnnotatorConfig
 from tasks.records import read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 from tasks.training.rewards import llm_judge, overlap_judge, split_thought
 
 
@@ -54,21 +51,17 @@ def agreement_stats(first: list[float], second: list[float]) -> dict[str, float]
 def bootstrap_agreement(
     first: list[float], second: list[float], resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of the agreement and of Cohen's kappa, resampling pairs with replacement."""
-    rng, size = random.Random(seed), len(first)
-    agreements, kappas = [], []
-    for _ in range(resamples):
-        picks = [rng.randrange(size) for _ in range(size)]
-        stats = agreement_stats([first[i] for i in picks], [second[i] for i in picks])
-        agreements.append(stats["agreement"])
-        kappas.append(stats["cohen_kappa"])
-    tail = (1 - confidence) / 2
+    """Percentile intervals of the agreement and of Cohen's kappa, resampling pairs with replacement
+    (the same resamples for both: one seed)."""
+    from tasks.intervals import unit_interval
 
-    def percentile(values: list[float]) -> tuple[float, float]:
-        values.sort()
-        return values[int(tail * resamples)], values[min(resamples - 1, int((1 - tail) * resamples))]
+    def stat(name: str):
+        return lambda picks: agreement_stats([first[i] for i in picks], [second[i] for i in picks])[name]
 
-    return {"agreement": percentile(agreements), "cohen_kappa": percentile(kappas)}
+    return {
+        name: unit_interval(len(first), stat(name), resamples, confidence, seed)
+        for name in ("agreement", "cohen_kappa")
+    }
 
 
 def control_pairs(held_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,13 +123,10 @@ def judged_pairs(
     return pairs
 
 
-@task(
-    name="judge-agreement",
-    retry_condition_fn=retry_transient,
+@stage(
+    "judge_agreement",
+    inputs={"report_": "report_ids", "held_out": "held_out_id", "judge": "judge_model_id"},
     retries=1,
-    retry_delay_seconds=10,
-    cache_policy=stage_cache(),
-    persist_result=True,
 )
 def measure_judge_agreement(
     report_ids: list[str],
@@ -151,13 +141,7 @@ def measure_judge_agreement(
     controls.jsonl (the LLM judge's verdicts on pairs whose answer is known)."""
     from tasks.annotators import make_annotator
 
-    inputs = {
-        "held_out": held_out_id,
-        **{f"report_{i}": r for i, r in enumerate(report_ids)},
-        **({"judge": judge_model_id} if judge_model_id else {}),
-    }
-    params = {"labels": labels, "judge": judge.cache_key(), "threshold": threshold, "dtype": dtype}
-    with StageRun("judge_agreement", inputs=inputs, params=params) as run:
+    with StageRun() as run:
         rows = [read_jsonl(run.input_path(f"report_{i}") / "rows.jsonl") for i in range(len(report_ids))]
         pairs = judged_pairs(rows, labels, read_jsonl(run.input_path("held_out") / "train.jsonl"))
         controls = control_pairs(read_jsonl(run.input_path("held_out") / "train.jsonl"))

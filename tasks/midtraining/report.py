@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from tasks.evaluation.report import markdown_table
 from tasks.plots import integer_steps, pyplot
 from tasks.records import read_jsonl
-from tasks.stage_run import StageRun, stage_cache
+from tasks.stage_run import StageRun, stage
 
 
 def interval(metrics: dict[str, float], name: str, digits: int = 3) -> str:
@@ -315,7 +313,19 @@ def draw_post_training(
     return True
 
 
-@task(name="compare-midtraining", cache_policy=stage_cache(), persist_result=True)
+@stage(
+    "compare_midtraining",
+    inputs={
+        "report_": "report_ids",
+        "rlmt": "rlmt_id",
+        "rlvr_": "rlvr_ids",
+        "rlvr_report_": "rlvr_report_ids",
+        "agreement": "agreement_id",
+        "start_report_": "start_report_ids",
+        "calibration": "calibration_id",
+        "evaluation": "evaluation_comparison_id",
+    },
+)
 def compare_midtraining(
     report_ids: list[str],
     labels: list[str],
@@ -333,18 +343,7 @@ def compare_midtraining(
     ``rlvr_report_ids`` maps an arm to the evaluation report of its RLVR checkpoint, ``start_report_ids``
     to that of its starting point on the same problems."""
     rlvr_report_ids, start_report_ids = rlvr_report_ids or {}, start_report_ids or {}
-    inputs = {
-        **{f"report_{i}": r for i, r in enumerate(report_ids)},
-        "rlmt": rlmt_id,
-        **{f"rlvr_{arm}": checkpoint for arm, checkpoint in rlvr_ids.items()},
-        **{f"rlvr_report_{arm}": report for arm, report in rlvr_report_ids.items()},
-        **{f"start_report_{arm}": report for arm, report in start_report_ids.items()},
-        **({"agreement": agreement_id} if agreement_id else {}),
-        **({"calibration": calibration_id} if calibration_id else {}),
-        **({"evaluation": evaluation_comparison_id} if evaluation_comparison_id else {}),
-    }
-    params = {"labels": labels, "arms": list(rlvr_ids), "completions_per_step": completions_per_step}
-    with StageRun("compare_midtraining", inputs=inputs, params=params) as run:
+    with StageRun() as run:
         reports = [
             json.loads((run.input_path(f"report_{i}") / "report.json").read_text()) for i in range(len(report_ids))
         ]

@@ -20,8 +20,9 @@ import math
 import re
 import symtable
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sandbox.verdicts import HELPER_FIELDS, HELPER_PRELUDE
 from tasks.problems.sources import LEETCODE_PRELUDE, LoadResult, Quarantined, RowError, load_rows, take

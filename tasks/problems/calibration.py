@@ -18,16 +18,15 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from prefect import task
-
-from sandbox import Job, run_batch
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.progress import ProgressReport
-from tasks.recipe import CalibrationConfig, RLSection, SandboxSection
+from tasks.recipe import CalibrationConfig, RLDraw, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 
 
-def rl_candidates(problems: list[dict[str, Any]], rl: RLSection, limit: int | None) -> list[dict[str, Any]]:
+def rl_candidates(problems: list[dict[str, Any]], rl: RLDraw, limit: int | None) -> list[dict[str, Any]]:
     """The train problems RL may draw (``rl.sources``), in RL's seeded order, the first ``limit``."""
     import random
 
@@ -122,7 +121,7 @@ def sampled_pass_rates(
     policy_dir,
     problems: list[dict[str, Any]],
     cfg: CalibrationConfig,
-    rl: RLSection,
+    rl: RLDraw,
     sandbox: SandboxSection,
     system_prompt: str,
     dtype: str,
@@ -141,21 +140,6 @@ def sampled_pass_rates(
         dtype=dtype,
     )
     return pass_rates(problems, replies, sandbox.sandbox_config())
-
-
-def calibration_params(
-    cfg: CalibrationConfig, rl: RLSection, sandbox: SandboxSection, system_prompt: str, dtype: str
-) -> dict[str, Any]:
-    return {
-        "calibration": cfg.to_json(),
-        "temperature": rl.temperature,
-        "max_new_tokens": rl.max_completion_length,
-        "sources": rl.sources,
-        "shuffle_seed": rl.shuffle_seed,
-        "sandbox": sandbox.to_json(),
-        "system_prompt": system_prompt,
-        "dtype": dtype,
-    }
 
 
 def table_metrics(table: list[dict[str, Any]], prefix: str = "") -> dict[str, float]:
@@ -190,30 +174,19 @@ def write_rl_set(
     return staged
 
 
-@task(
-    name="calibrate",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    retry_delay_seconds=[10],
-    cache_policy=stage_cache(),
-    persist_result=True,
-)
+@stage("calibrate", inputs={"policy": "policy_id", "problems": "problems_id"}, retries=1)
 def calibrate_rl_problems(
     policy_id: str,
     problems_id: str,
     calibration: CalibrationConfig,
-    rl: RLSection,
+    rl: RLDraw,
     sandbox: SandboxSection,
     system_prompt: str,
     dtype: str,
 ) -> str:
     """The RL set (problems.jsonl) and the calibration behind it (calibration.jsonl, calibration.md)."""
     cfg = calibration
-    with StageRun(
-        "calibrate",
-        inputs={"policy": policy_id, "problems": problems_id},
-        params=calibration_params(cfg, rl, sandbox, system_prompt, dtype),
-    ) as run:
+    with StageRun() as run:
         problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
         rows = sampled_pass_rates(run.input_path("policy"), problems, cfg, rl, sandbox, system_prompt, dtype)
         table = calibration_table(rows, cfg)
@@ -236,20 +209,13 @@ def pooled_rows(rows_by_policy: list[list[dict[str, Any]]]) -> list[dict[str, An
     return pooled
 
 
-@task(
-    name="calibrate-arms",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    retry_delay_seconds=[10],
-    cache_policy=stage_cache(),
-    persist_result=True,
-)
+@stage("calibrate_arms", inputs={"problems": "problems_id", "policy_": "policy_ids"}, retries=1)
 def calibrate_rl_problems_for_arms(
     policy_ids: list[str],
     labels: list[str],
     problems_id: str,
     calibration: CalibrationConfig,
-    rl: RLSection,
+    rl: RLDraw,
     sandbox: SandboxSection,
     system_prompt: str,
     dtype: str,
@@ -261,12 +227,7 @@ def calibrate_rl_problems_for_arms(
     if len(policy_ids) != len(labels) or not policy_ids:
         raise ValueError(f"calibrate-arms needs one label per policy: {len(policy_ids)} policies, labels {labels}")
     cfg = calibration
-    inputs = {"problems": problems_id, **{f"policy_{i}": policy for i, policy in enumerate(policy_ids)}}
-    with StageRun(
-        "calibrate_arms",
-        inputs=inputs,
-        params={**calibration_params(cfg, rl, sandbox, system_prompt, dtype), "labels": labels},
-    ) as run:
+    with StageRun() as run:
         problems = rl_candidates(read_jsonl(run.input_path("problems") / "problems.jsonl"), rl, cfg.limit)
         rows_by_policy = []
         for index, label in enumerate(labels):

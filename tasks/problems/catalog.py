@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 from sandbox.reference import convert_tests
 from tasks.problems.bundled import humaneval_file, leetcode_folder, load_humaneval, load_leetcode
 from tasks.problems.function_tasks import generate_tasks, parse_options

@@ -25,14 +25,15 @@ import json
 import re
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from prefect import task
-
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.progress import ProgressReport
 from tasks.recipe import (
     DifficultyBandFilter,
@@ -46,7 +47,7 @@ from tasks.recipe import (
     SolutionsConfig,
 )
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 
 Decision = str | None
 FILTERS: dict[str, Callable[..., list[Decision]]] = {}
@@ -279,26 +280,7 @@ def reconcile(ledger: dict[str, Any], kept: list[dict], dropped: list[dict]) -> 
     return table
 
 
-def publish_report(table: list[dict[str, Any]]) -> None:
-    """The report as a Prefect table artifact on the flow run (skipped outside a run)."""
-    from prefect.artifacts import create_table_artifact
-    from prefect.context import TaskRunContext
-
-    if TaskRunContext.get() is not None:
-        create_table_artifact(
-            key="problem-filter-report",
-            table=table,
-            description="rows in = kept + filtered + quarantined, per source and reason",
-        )
-
-
-@task(
-    name="filter-problems",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    cache_policy=stage_cache(),
-    persist_result=True,
-)
+@stage("filter_problems", inputs={"problems": "problems_id", "policy": "policy_id"}, retries=1)
 def filter_problems(
     problems_id: str,
     policy_id: str,
@@ -309,20 +291,13 @@ def filter_problems(
 ) -> str:
     """The recipe's filters over the loaded problems; kept problems, filtered.jsonl (every dropped
     problem with filter and detail), the loader's quarantine, and the reconciled report."""
-    params = {
-        "filters": [f.to_json() for f in filters],
-        "sandbox": sandbox.to_json(),
-        "system_prompt": system_prompt,
-        "dtype": dtype,
-    }
-    with StageRun("filter_problems", inputs={"problems": problems_id, "policy": policy_id}, params=params) as run:
+    with StageRun() as run:
         loaded = run.input_path("problems")
         problems = read_jsonl(loaded / "problems.jsonl")
         ledger = json.loads((loaded / "ledger.json").read_text())
         ctx = FilterContext(sandbox.sandbox_config(), run.input_path("policy"), system_prompt, dtype, say=run.log.info)
         kept, dropped = apply_filters(problems, filters, ctx)
         table = reconcile(ledger, kept, dropped)
-        publish_report(table)
         staged = run.staging("filtered")
         write_jsonl(staged / "problems.jsonl", kept)
         write_jsonl(staged / "filtered.jsonl", dropped)

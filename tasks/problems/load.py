@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from prefect import task
 from prefect.cache_policies import CachePolicy
 
 from tasks.problems.catalog import load_source, record_reference_tests, source_fingerprints, split_of
 from tasks.recipe import ProblemsConfig, SandboxSection, SplitRule
 from tasks.records import ProblemFormatError, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, stage_cache
+from tasks.stage_run import StageRun, stage
 
 
 class SourceData(CachePolicy):
@@ -29,24 +28,13 @@ class SourceData(CachePolicy):
 # -- Prefect tasks -------------------------------------------------------------------------------
 
 
-@task(
-    name="load-problems",
-    retry_condition_fn=retry_transient,
-    retries=1,
-    persist_result=True,
-    cache_policy=stage_cache() + SourceData(),
-)
+@stage("load_problems", retries=1, cache_policy=SourceData())
 def load_problems(problems: ProblemsConfig, sandbox: SandboxSection) -> str:
     """Every configured source into one Problem dataset; bad rows quarantined (quarantine.jsonl) and
     every row accounted for per source (ledger.json); check and assert tests recorded from the
     reference into call tests."""
-    params = {
-        "problems": problems.to_json(),
-        "sandbox": sandbox.to_json(),
-        "source_data": source_fingerprints([s.name for s in problems.sources]),
-    }
     sources = problems.sources
-    with StageRun("load_problems", inputs={}, params=params) as run:
+    with StageRun(derived={"source_data": source_fingerprints([s.name for s in sources])}) as run:
         problems, quarantined, metrics, ledger, origins = [], [], {}, {}, {}
         for source in sources:
             result = load_source(source.name, source.difficulties, source.limit)
@@ -101,11 +89,11 @@ def load_problems(problems: ProblemsConfig, sandbox: SandboxSection) -> str:
         )
 
 
-@task(name="split-problems", cache_policy=stage_cache(), persist_result=True)
+@stage("split_problems", inputs={"problems": "problems_id"})
 def split_problems(problems_id: str, split: SplitRule) -> tuple[str, str]:
     """Deterministic train / eval split by hashed id; returns (train id, eval id)."""
     rule = split
-    with StageRun("split_problems", inputs={"problems": problems_id}, params=rule.to_json()) as run:
+    with StageRun() as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
         ids = {}
         for split in ("train", "eval"):

@@ -11,11 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from tasks.problems.sources import Quarantined, RowError, read_rows
 from tasks.records import write_jsonl
-from tasks.stage_run import StageRun, stage_cache
+from tasks.stage_run import StageRun, stage
 
 
 def gsm8k_answer(text: Any) -> str:
@@ -61,10 +59,10 @@ def load_math_source(source: str) -> tuple[list[dict[str, Any]], list[Quarantine
     return problems, quarantined, rows
 
 
-@task(name="load-math-problems", cache_policy=stage_cache(), persist_result=True)
+@stage("load_math_problems")
 def load_math_problems(source: str) -> str:
     """Math problems (problems.jsonl: id, question, answer) with bad rows in quarantine.jsonl."""
-    with StageRun("load_math_problems", inputs={}, params={"source": source}) as run:
+    with StageRun() as run:
         problems, quarantined, rows = load_math_source(source)
         for row in quarantined[:5]:
             run.log.warning("quarantined: %s", row.message)

@@ -16,15 +16,16 @@ interrupted run redoes only the shards that had not finished.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from prefect import task
-
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.progress import ProgressReport
 from tasks.recipe import AnnotatorConfig, SandboxSection, SolutionsConfig
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
-from tasks.stage_run import StageRun, retry_transient, shards_for, stage_cache
+from tasks.stage_run import StageRun, shards_for, stage
 
 Sampler = Callable[[list[list[dict[str, str]]], int], list[list[str]]]  # (conversations, k) -> k replies each
 
@@ -155,20 +156,18 @@ def make_sampler(cfg: SolutionsConfig, policy_dir, annotator, dtype: str) -> Sam
 # -- Prefect tasks ---------------------------------------------------------------------------------
 
 
-@task(
-    name="sample-solutions-shard",
-    retry_condition_fn=retry_transient,
+@stage(
+    "sample_solutions_shard",
+    inputs={"problems": "problems_id", "policy": "policy_id", "annotator": "annotator_model_id"},
     retries=2,
     retry_delay_seconds=[5, 30],
-    cache_policy=stage_cache(),
-    persist_result=True,
 )
 def sample_solutions_shard(
     problems_id: str,
     shard: int,
     policy_id: str,
     annotator_model_id: str | None,
-    annotator: AnnotatorConfig,
+    annotator: AnnotatorConfig | None,
     solutions: SolutionsConfig,
     sandbox: SandboxSection,
     system_prompt: str,
@@ -178,24 +177,13 @@ def sample_solutions_shard(
     from tasks.annotators import make_annotator
 
     cfg, annotator_cfg = solutions, annotator
-    inputs = {
-        "problems": problems_id,
-        "policy": policy_id,
-        **({"annotator": annotator_model_id} if cfg.sampler == "annotator" and annotator_model_id else {}),
-    }
-    params = {
-        "shard": shard,
-        "solutions": cfg.to_json(),
-        "sandbox": sandbox.to_json(),
-        "system_prompt": system_prompt,
-        "dtype": dtype,
-        **({"annotator": annotator_cfg.to_json()} if cfg.sampler == "annotator" else {}),
-    }
-    with StageRun("sample_solutions_shard", inputs=inputs, params=params) as run:
+    if cfg.sampler == "annotator" and annotator_cfg is None:
+        raise ValueError("solutions.sampler is annotator: the stage needs the annotator's settings")
+    with StageRun() as run:
         problems = shard_of(read_jsonl(run.input_path("problems") / "problems.jsonl"), cfg, shard)
         annotator = None
         if cfg.sampler == "annotator":
-            model_dir = run.input_path("annotator") if "annotator" in inputs else None
+            model_dir = run.input_path("annotator") if "annotator" in run.inputs else None
             annotator = make_annotator(annotator_cfg, model_dir, run.store.home / "cache" / "annotator", dtype)
         sampler = make_sampler(cfg, run.input_path("policy"), annotator, dtype)
         results = rejection_sample(problems, sampler, cfg, sandbox.sandbox_config(), system_prompt)
@@ -214,12 +202,11 @@ def sample_solutions_shard(
         )
 
 
-@task(name="attach-solutions", cache_policy=stage_cache(), persist_result=True)
+@stage("attach_solutions", inputs={"problems": "problems_id", "shard": "shard_ids"})
 def attach_sampled_solutions(problems_id: str, shard_ids: list[str], solutions: SolutionsConfig) -> str:
     """The split with rejection-sampled references and pass rates attached (a new problems artifact)."""
     cfg = solutions
-    inputs = {"problems": problems_id, **{f"shard{i}": s for i, s in enumerate(shard_ids)}}
-    with StageRun("attach_solutions", inputs=inputs, params=cfg.to_json()) as run:
+    with StageRun() as run:
         problems = read_jsonl(run.input_path("problems") / "problems.jsonl")
         results = [
             row for i in range(len(shard_ids)) for row in read_jsonl(run.input_path(f"shard{i}") / "samples.jsonl")

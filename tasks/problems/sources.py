@@ -23,9 +23,10 @@ import pickle
 import re
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sandbox.reference import function_under_test
 from sandbox.verdicts import TestSpecError, count_tests
@@ -51,7 +52,7 @@ class Quarantined:
     message: str
 
     @classmethod
-    def from_error(cls, source: str, path: Path, row: int, error: "RowError") -> "Quarantined":
+    def from_error(cls, source: str, path: Path, row: int, error: RowError) -> Quarantined:
         return cls(
             source, str(path), row, error.field, error.reason, f"{path.name} row {row}: {error.field}: {error.detail}"
         )

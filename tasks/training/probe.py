@@ -14,11 +14,11 @@ prompt) and one for prompts like these (prompts resampled).
 from __future__ import annotations
 
 import json
-import random
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def probe_steps(max_steps: int, every: int) -> list[int]:
@@ -161,16 +161,10 @@ def probe_trend(
     prompts = [ends[p] for p in sorted(ends)]
     gains = [statistics.fmean(after) - statistics.fmean(before) for before, after in prompts]
 
-    def completions_resampled(rng: random.Random) -> float:
-        return statistics.fmean(
-            statistics.fmean(rng.choices(after, k=len(after))) - statistics.fmean(rng.choices(before, k=len(before)))
-            for before, after in prompts
-        )
+    from tasks.intervals import mean_interval, stratified_difference_interval  # over completions; over prompts
 
-    from tasks.evaluation.scoring import bootstrap_interval, interval_of_draws  # over prompts; over completions
-
-    fixed_low, fixed_high = interval_of_draws(completions_resampled, resamples, confidence, seed)
-    prompts_low, prompts_high = bootstrap_interval(gains, resamples, confidence, seed)
+    fixed_low, fixed_high = stratified_difference_interval(prompts, resamples, confidence, seed)
+    prompts_low, prompts_high = mean_interval(gains, resamples, confidence, seed)
     trend = {
         "first_quarter": statistics.fmean(r["reward"] for s in sorted(first) for r in by_step[s]),
         "last_quarter": statistics.fmean(r["reward"] for s in sorted(last) for r in by_step[s]),

@@ -1,16 +1,11 @@
-"""Rewards: pure functions registered by name, and the TRL reward functions built from them.
+"""Rewards: the recipe's ``rl.reward.name`` -> the TRL reward functions (``reward_functions``).
 
-``think_anywhere`` is ``0.9·correct + 0.02·upfront_think + 0.08·inline_think``:
-* ``correct``: 1 when the sandbox verdict is ``passed`` (all tests), else 0;
-* ``tests_passed`` (not in the default, weight 0 unless a recipe names it): the share of the
-  problem's test cases passed, a denser verifiable reward for a model that rarely passes them all;
-* ``upfront_think``: 1 when the response opens with a non-empty ``<think>…</think>`` block and
-  has a closed ```python block;
-* ``inline_think``: 1 when, on a line of the first closed ```python block, a ``<thinkanywhere>``
-  block has code both before and after it (the line read up to ``#``; blocks wrapping a comment
-  do not count).
-The format terms follow the reference implementation; ``tasks.thinking.format_credit`` documents
-it and the one place we differ.
+``think_anywhere`` (code RL) is the weighted sum of its terms, ``0.9·correct + 0.02·upfront_think +
+0.08·inline_think`` by default; the terms, their weights and the sum are defined in
+``tasks.training.reward_terms`` (the registry, whose ``weighted_scores`` is the sum verify and the probe
+report). TRL gets each term as a function with its weight (the same sum, in TRL's float32; a first
+wiring with the sum as one function of weight 1 and the terms at weight 0 changed GRPO's trajectory in
+tests/integration/test_training.py), logged per step as ``rewards/<term>/mean``.
 
 ``midtrain_judge`` (Thinking Mid-training RL): the completion is ``<think>thought</think>`` and
 then the model's guess at the next segment; 1 when a judge says the guess matches the true
@@ -32,62 +27,35 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from tasks.thinking import THINK_OPEN, format_credit
+from tasks.thinking import THINK_OPEN
+from tasks.training.reward_terms import (
+    UnscorableVerdict,
+    completion_text,
+    correct_term,
+    inline_think_term,
+    resolved_weights,
+    tests_passed_term,
+    upfront_think_term,
+    weighted_scores,
+)
 
-DEFAULT_WEIGHTS = {"correct": 0.9, "upfront_think": 0.02, "inline_think": 0.08}
-
-
-class UnscorableVerdict(RuntimeError):
-    pass
-
-
-def completion_text(completion: Any) -> str:
-    """TRL passes a string, or for conversational data a list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    raise TypeError(f"unexpected completion type {type(completion).__name__}")
+__all__ = [
+    "UnscorableVerdict",
+    "completion_text",
+    "correct_term",
+    "inline_think_term",
+    "reward_functions",
+    "tests_passed_term",
+    "think_anywhere_reward",
+    "think_anywhere_scores",
+    "upfront_think_term",
+]
 
 
 # -- think_anywhere ------------------------------------------------------------------------------
-
-
-def correct_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], **_: Any) -> list[float]:
-    if len(verdicts) != len(completions):
-        raise ValueError(f"{len(completions)} completions but {len(verdicts)} verdicts")
-    scores = []
-    for verdict in verdicts:
-        if verdict["status"] == "infra_error":
-            raise UnscorableVerdict(
-                f"{verdict['problem_id']}: sandbox infrastructure error: {verdict.get('detail', '')}"
-            )
-        scores.append(1.0 if verdict["status"] == "passed" else 0.0)
-    return scores
-
-
-def tests_passed_term(completions: Sequence[Any], verdicts: Sequence[dict[str, Any]], **_: Any) -> list[float]:
-    """The share of each solution's test cases that passed (0 when none ran)."""
-    correct_term(completions, verdicts)  # the same checks: as many verdicts as completions, no infrastructure error
-    return [verdict["passed"] / verdict["total"] if verdict.get("total") else 0.0 for verdict in verdicts]
-
-
-def upfront_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
-    return [1.0 if format_credit(completion_text(c)).upfront_think else 0.0 for c in completions]
-
-
-def inline_think_term(completions: Sequence[Any], **_: Any) -> list[float]:
-    return [1.0 if format_credit(completion_text(c)).inline_think else 0.0 for c in completions]
-
-
-THINK_ANYWHERE_TERMS: dict[str, Callable[..., list[float]]] = {
-    "correct": correct_term,
-    "tests_passed": tests_passed_term,
-    "upfront_think": upfront_think_term,
-    "inline_think": inline_think_term,
-}
 
 
 def correct_varies_term(correct: Sequence[float], problem_json: Sequence[str]) -> list[float]:
@@ -108,37 +76,30 @@ def correct_varies_term(correct: Sequence[float], problem_json: Sequence[str]) -
 
 def think_anywhere_scores(
     completions: Sequence[Any],
-    verdicts: Sequence[dict[str, Any]],
+    verdicts: Sequence[dict[str, Any]] | None,
     weights: dict[str, float] | None = None,
-    **kwargs: Any,
+    modules: Sequence[str] = (),
 ) -> list[dict[str, float]]:
-    """Per completion: each term's score and ``reward``, their weighted sum (what RL optimises)."""
-    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-    terms = {name: THINK_ANYWHERE_TERMS[name](completions, verdicts=verdicts, **kwargs) for name in weights}
-    rows = []
-    for index in range(len(completions)):
-        row = {name: scores[index] for name, scores in terms.items()}
-        row["reward"] = sum(weights[name] * row[name] for name in weights)
-        rows.append(row)
-    return rows
+    """Per completion: each term's score and ``reward``, their weighted sum (what RL optimises):
+    ``weights`` over the registered defaults."""
+    return weighted_scores(completions, verdicts, resolved_weights(weights or {}, modules))
 
 
 def think_anywhere_reward(
     completions: Sequence[Any],
-    verdicts: Sequence[dict[str, Any]],
+    verdicts: Sequence[dict[str, Any]] | None,
     weights: dict[str, float] | None = None,
-    **kwargs: Any,
 ) -> list[float]:
-    """The weighted sum of the three terms, one score per completion."""
-    return [row["reward"] for row in think_anywhere_scores(completions, verdicts, weights, **kwargs)]
+    """The weighted sum of the terms, one score per completion."""
+    return [row["reward"] for row in think_anywhere_scores(completions, verdicts, weights)]
 
 
-def sandbox_verdicts(
-    completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg, attempts: int = 2
-) -> list[dict[str, Any]]:
-    """Run each completion's code against its problem's tests; a batch with an infrastructure
-    error is run again (once by default), never scored."""
-    from sandbox import Job, run_batch
+def sandbox_verdicts(completions: Sequence[Any], problem_json: Sequence[str], sandbox_cfg) -> list[dict[str, Any]]:
+    """Run each completion's code against its problem's tests. Infrastructure failures are retried
+    where they happen, in the sandbox pool (``infra_retries``); one still left is never scored
+    (``correct_term`` raises on it, naming the problem)."""
+    from sandbox.pool import run_batch
+    from sandbox.verdicts import Job
     from tasks.thinking import extract_code
 
     problems = [json.loads(p) for p in problem_json]
@@ -146,11 +107,7 @@ def sandbox_verdicts(
         Job(p["id"], f"rollout-{i}", extract_code(completion_text(c)), p["tests"])
         for i, (p, c) in enumerate(zip(problems, completions))
     ]
-    for attempt in range(attempts):
-        verdicts = [v.to_dict() for v in run_batch(jobs, sandbox_cfg)]
-        if not any(v["status"] == "infra_error" for v in verdicts):
-            return verdicts
-    return verdicts  # correct_term raises on the infra errors left, naming the problem
+    return [v.to_dict() for v in run_batch(jobs, sandbox_cfg)]
 
 
 # -- midtrain_judge ------------------------------------------------------------------------------
@@ -263,38 +220,32 @@ def math_reward(completions: Sequence[Any], answer: Sequence[str], **_: Any) -> 
 
 
 def think_anywhere_functions(settings: dict[str, Any], sandbox_cfg) -> dict[str, tuple[Callable, float]]:
-    weights = {**DEFAULT_WEIGHTS, **settings.get("weights", {})}
+    weights = resolved_weights(settings.get("weights", {}), settings.get("modules", ()))
     last: dict[str, Any] = {}
 
-    def verdicts_of(completions, problem_json):  # TRL calls each term on the same rollouts: run them once
+    def scored(completions, problem_json) -> dict[str, Any]:
+        """TRL calls every function on the same rollouts: score them once (one sandbox batch, which
+        ``correct_varies`` reads whether or not a weighted term does)."""
         key = json.dumps([[completion_text(c) for c in completions], list(problem_json)])
         if last.get("key") != key:
-            last.update(key=key, verdicts=sandbox_verdicts(completions, problem_json, sandbox_cfg))
-        return last["verdicts"]
+            verdicts = sandbox_verdicts(completions, problem_json, sandbox_cfg)
+            last.update(key=key, verdicts=verdicts, rows=weighted_scores(completions, verdicts, weights))
+        return last
 
-    def correct(completions, problem_json, **kwargs):
-        return correct_term(completions, verdicts_of(completions, problem_json))
+    def term_function(name: str) -> Callable:
+        def term(completions, problem_json, **kwargs):
+            return [row[name] for row in scored(completions, problem_json)["rows"]]
 
-    def tests_passed(completions, problem_json, **kwargs):
-        return tests_passed_term(completions, verdicts_of(completions, problem_json))
+        term.__name__ = name  # TRL logs each function under its name
+        return term
 
-    def upfront_think(completions, **kwargs):
-        return upfront_think_term(completions)
+    def correct_varies(completions, problem_json, **kwargs):  # logged, never rewarded
+        return correct_varies_term(
+            correct_term(completions, scored(completions, problem_json)["verdicts"]), problem_json
+        )
 
-    def inline_think(completions, **kwargs):
-        return inline_think_term(completions)
-
-    def correct_varies(completions, problem_json, **kwargs):  # weight 0: logged, never rewarded
-        return correct_varies_term(correct_term(completions, verdicts_of(completions, problem_json)), problem_json)
-
-    functions = {
-        "correct": correct,
-        "upfront_think": upfront_think,
-        "inline_think": inline_think,
-        **({"tests_passed": tests_passed} if "tests_passed" in weights else {}),
-    }
-    return {
-        **{name: (function, weights[name]) for name, function in functions.items()},
+    return {  # TRL sums the terms with these weights: weighted_scores' sum, in TRL's float32
+        **{name: (term_function(name), weight) for name, weight in weights.items()},
         "correct_varies": (correct_varies, 0.0),
     }
 

@@ -1,6 +1,6 @@
 """Training in its own process: ``accelerate launch -m tasks.training.worker SPEC.json``.
 
-The Prefect task (tasks/training/stages.py) writes a spec, launches this process, streams its output into
+The Prefect task (tasks/training/sft.py, tasks/training/rl.py; tasks/training/launch.py) writes a spec, launches this process, streams its output into
 the run log and enforces the wall-clock limit; killing it frees every byte the trainer held.
 
 The worker trains in ``spec.output_dir`` (a folder that outlives a failed attempt), saves a
@@ -48,7 +48,9 @@ def common_args(spec: dict[str, Any]) -> dict[str, Any]:
         "logging_steps": 1,
         "save_strategy": "steps",
         "save_total_limit": 2,
-        "report_to": "none",
+        "report_to": spec.get(
+            "report_to", "none"
+        ),  # mlflow: into the stage's tracker run (MLFLOW_RUN_ID, tasks/tracking.py)
         "disable_tqdm": True,
         **device_args(),
     }
@@ -80,144 +82,18 @@ def lora_config(settings: dict[str, Any]):
     )
 
 
-def sft_trainer(spec: dict[str, Any]):
-    """SFTTrainer for ``train``: ``full``, ``lora`` (plus the think-token rows when the model has
-    them) or ``new_rows`` (Think-Anywhere* stage 1: only the think-token rows move)."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    from tasks.training.checkpoints import mark_complete_callback
-    from tasks.training.think_tokens import freeze_all_but_rows, read_record, rows_callback, train_rows
-
-    tokenizer, model = load_model(spec["model_dir"])
-    rows = read_jsonl(spec["data_path"])
-    if spec.get("data_format", "chat") == "text":
-        rows = [{"text": r["text"]} for r in rows]
-    else:
-        rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]
-    new_rows = sorted(read_record(Path(spec["model_dir"])).values())
-    section = spec["section"]
-    mode = section["train"]
-    args = trainer_args(section, SFTConfig)
-    if mode == "new_rows":
-        freeze_all_but_rows(model, new_rows)
-    if new_rows:
-        args["weight_decay"] = 0.0  # a decayed row would move without a gradient
-    lora_rows = mode == "lora" and bool(new_rows)
-    callbacks = ([rows_callback(model, new_rows)] if lora_rows else []) + [mark_complete_callback()]
-    config = SFTConfig(**{**common_args(spec), **args})
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=lora_config(section["lora"]) if mode == "lora" else None,
-        callbacks=callbacks,
-    )
-    if lora_rows:  # stage 2 of Think-Anywhere*: LoRA plus the think-token rows
-        train_rows(model, new_rows)
-        trainer.thinkflow_rows = new_rows
-    return trainer, tokenizer
+TRAINERS = {
+    "sft": "tasks.training.sft_worker",
+    "grpo": "tasks.training.grpo_worker",
+}  # by spec kind; each has build_trainer(spec)
 
 
-def equal_reward_groups_dropped(trainer_class):
-    """GRPOTrainer that drops groups whose rewards are all equal (the reference's rejection
-    sampling): their completions are masked out of the loss, and ``groups_dropped`` is logged."""
+def trainer_for(spec: dict[str, Any]):
+    """The kind's trainer and tokenizer. Its module is imported by name, so this file reaches neither:
+    each stage declares the one it runs (``STAGE_FILES``), and an RL change leaves SFT's code version alone."""
+    import importlib
 
-    class DroppingGRPOTrainer(trainer_class):
-        def _generate_and_score_completions(self, inputs):
-            output = super()._generate_and_score_completions(inputs)
-            groups = output["advantages"].view(-1, self.num_generations)
-            equal = groups.abs().amax(dim=1) < 1e-6  # mean-centred advantages are all 0 when rewards tie
-            mode = "train" if self.model.training else "eval"
-            self._metrics[mode]["groups_dropped"].append(float(equal.sum()))
-            self._metrics[mode]["groups"].append(float(groups.shape[0]))
-            if equal.any():
-                keep = (~equal).repeat_interleave(self.num_generations).to(output["completion_mask"].dtype)
-                output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1)
-            return output
-
-    return DroppingGRPOTrainer
-
-
-def grpo_trainer(spec: dict[str, Any]):
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
-
-    from sandbox import SandboxConfig
-    from tasks.generation import end_generations_at_code_end, sample_by_inverse_cdf
-    from tasks.training.checkpoints import mark_complete_callback
-    from tasks.training.rewards import reward_functions
-
-    tokenizer, model = load_model(spec["model_dir"])
-    tokenizer.padding_side = "left"
-    section = spec["section"]
-    sample_by_inverse_cdf(model)  # rollouts and probe samples; innermost, so it samples after every other processor
-    if section.get("stop_at_code_end"):
-        end_generations_at_code_end(model, tokenizer)
-    rows = read_jsonl(spec["data_path"])
-    terms = reward_functions(spec["reward"]["name"], spec["reward"], SandboxConfig(**spec["sandbox"]))
-    args = trainer_args(section, GRPOConfig)
-    if args.get("loss_type") == "dr_grpo":
-        args.setdefault("scale_rewards", "none")
-    if args.get("use_vllm"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                "rl.use_vllm needs a GPU and vLLM (pip install 'thinkflow[gpu]'); set it to false on CPU"
-            )
-    else:
-        args.pop("vllm_mode", None)
-    if section.get("bf16"):
-        generate_under_bf16_autocast(model)
-    args.pop("probe", None)
-    config = GRPOConfig(
-        **{**common_args(spec), "top_k": 0, "reward_weights": [weight for _, weight in terms.values()], **args}
-    )
-    trainer_class = equal_reward_groups_dropped(GRPOTrainer) if section["drop_equal_groups"] else GRPOTrainer
-    peft_config = lora_config(section["lora"]) if section["train"] == "lora" else None
-    callbacks = [mark_complete_callback()]
-    if spec.get("probe_path"):
-        from tasks.training.probe import probe_callback
-
-        callbacks.append(
-            probe_callback(
-                read_jsonl(spec["probe_path"]),
-                terms,
-                tokenizer,
-                section,
-                Path(spec["output_dir"]) / "probe.jsonl",
-                bool(section.get("bf16")),
-            )
-        )
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=[function for function, _ in terms.values()],
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=callbacks,
-    )
-    return trainer, tokenizer
-
-
-def generate_under_bf16_autocast(model) -> None:
-    """Rollouts decoded under bf16 autocast like the training passes (float32 master weights stay)."""
-    import functools
-
-    import torch
-
-    inner = model.generate
-
-    @functools.wraps(inner)
-    def generate(*args, **kwargs):
-        device = next(model.parameters()).device.type
-        with torch.autocast(device, dtype=torch.bfloat16):
-            return inner(*args, **kwargs)
-
-    model.generate = generate
+    return importlib.import_module(TRAINERS[spec["kind"]]).build_trainer(spec)
 
 
 def resume_point(output_dir: Path) -> Path | None:
@@ -256,7 +132,7 @@ def main(spec_path: str) -> None:
 
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
     out = Path(spec["output_dir"])
-    trainer, tokenizer = {"sft": sft_trainer, "grpo": grpo_trainer}[spec["kind"]](spec)
+    trainer, tokenizer = trainer_for(spec)
     show_progress(trainer, spec["stage"])
     resume = resume_point(out)
     if resume is not None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import PROJECT_ROOT, free_port
 from docker_checks import docker_or_skip
 
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ SHARD_STAGES = {"solutions (2 shards)", "cold-start (3 shards)"}
 def assert_shards_ran_in_the_flow(summary, home):
     from storage import LineageStore
 
-    shards = {s["stage"]: s for s in summary["stages"] if "shards)" in s["stage"]}
+    shards = {s["label"]: s for s in summary["stages"] if "shards)" in s["label"]}
     assert set(shards) == SHARD_STAGES and not any(s["cached"] for s in shards.values())
     lineage = LineageStore(home / "lineage.duckdb")
     assert (
         len(lineage.runs_of_stage("sample_solutions_shard")) == 2 and len(lineage.runs_of_stage("coldstart_shard")) == 3
     )
-    assert summary["stages"][-1]["stage"] == "compare"
+    assert summary["stages"][-1]["label"] == "compare"
 
 
 def test_the_tiny_pipelines_fan_out_runs_on_a_local_dask_cluster(prefect_harness, home):

@@ -11,7 +11,7 @@ import time
 from conftest import PROJECT_ROOT
 from docker_checks import docker_or_skip
 
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 
 
 def test_the_tiny_pipeline_runs_with_its_verdicts_from_containers(tmp_path):
@@ -40,7 +40,7 @@ def test_the_tiny_pipeline_runs_with_its_verdicts_from_containers(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout)
-    assert summary["stages"][-1]["stage"] == "compare"
+    assert summary["stages"][-1]["label"] == "compare"
 
     from storage import LineageStore
 

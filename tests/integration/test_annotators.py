@@ -47,7 +47,11 @@ def test_injected_500s_and_timeouts_lose_and_duplicate_nothing(tiny_model_dir, c
         stats = server.stats.as_dict()
     assert replies == clean_replies  # every row, once, in order
     assert stats["failed"] >= len(CONVERSATIONS) // 3 and stats["stalled"] >= 3  # the faults really happened
-    assert annotator.calls.retries == stats["failed"] + stats["stalled"]  # each one was retried, nothing else was
+    calls = annotator.calls
+    assert calls.retries == calls.server_errors + calls.timeouts  # each failed attempt was retried, nothing else was
+    assert calls.server_errors == stats["failed"]  # every injected 500, seen as one
+    # every stalled request timed out (on a loaded machine a reply the server did not stall can be late too)
+    assert calls.timeouts >= stats["stalled"]
     assert annotator.calls.requested == stats["received"] == len(CONVERSATIONS) + annotator.calls.retries
 
 

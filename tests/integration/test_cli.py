@@ -5,7 +5,7 @@ from docker_checks import docker_or_skip
 from typer.testing import CliRunner
 
 from flows.cli import app
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 
 runner = CliRunner()
 
@@ -146,7 +146,7 @@ def test_run_rejects_a_bad_recipe_clearly(tmp_path):
 
 
 def test_verify_with_docker_backend_and_no_engine_says_so(tmp_path):
-    from sandbox import SandboxUnavailable
+    from sandbox.config import SandboxUnavailable
     from sandbox.docker_backend import engine_client
 
     try:

@@ -1,6 +1,6 @@
 """The evaluate flow on the tiny model, for real: three benchmarks (held-out HumanEval, the MBPP and
-LiveCodeBench fixtures), sampled pass@2, the three baselines, the comparison, and the CLI's
-``--set checkpoints=[...]``."""
+LiveCodeBench fixtures), sampled pass@2, the three baselines, the comparison, the CLI's
+``--set checkpoints=[...]``, and decoding in a fresh process giving what the flow's process gives."""
 
 import json
 
@@ -18,6 +18,7 @@ SETTINGS = [
     "evaluate.baselines=[plain_prompt,no_thinking,think_budget]",
     "evaluate.think_budget_tokens=4",
     "evaluate.bootstrap_resamples=200",
+    "evaluate.process=fresh",  # each evaluation decodes and scores in a new process (tiny.yaml: in the flow's)
 ]
 
 
@@ -33,7 +34,7 @@ def evaluated(prefect_harness, tmp_path_factory):
 
 
 def ids_of(summary, stage):
-    return next(s["artifact_ids"] for s in summary["stages"] if s["stage"] == stage)
+    return next(s["artifact_ids"] for s in summary["stages"] if s["label"] == stage)
 
 
 def test_every_benchmark_variant_and_sample_is_scored(evaluated):
@@ -43,7 +44,7 @@ def test_every_benchmark_variant_and_sample_is_scored(evaluated):
     from tasks.recipe import NO_THINKING_PREFILL
 
     summary, store = evaluated["summary"], ArtifactStore(evaluated["home"])
-    assert [s["stage"] for s in summary["stages"]] == [
+    assert [s["label"] for s in summary["stages"]] == [
         "base model",
         "problems",
         "benchmark problems",
@@ -127,7 +128,7 @@ def test_cli_compares_named_checkpoints_reusing_cached_evaluations(evaluated):
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
-    evaluation = next(s for s in summary["stages"] if s["stage"].startswith("evaluate base:tiny"))
+    evaluation = next(s for s in summary["stages"] if s["label"].startswith("evaluate base:tiny"))
     assert evaluation["cached"] and evaluation["artifact_ids"] == ids_of(evaluated["summary"], "evaluate base")
     table = CliRunner().invoke(app, ["run", "evaluate", "--config", config, *sets])  # all cached: prints both tables
     comparison = evaluated["summary"]["comparison"]["artifact_id"]
@@ -143,12 +144,44 @@ def test_a_changed_subset_is_a_new_eval_set_and_a_new_evaluation(evaluated):
     evaluated["patch"].setenv("THINKFLOW_HOME", str(evaluated["home"]))
     settings = [s.replace("{name: humaneval, limit: 2}", "{name: humaneval, limit: 1}") for s in SETTINGS]
     summary = evaluate(
-        config=str(PROJECT_ROOT / "configs" / "tiny.yaml"), overrides=settings + ["evaluate.baselines=[]"]
+        config=str(PROJECT_ROOT / "configs" / "tiny.yaml"),
+        overrides=settings + ["evaluate.baselines=[]", "evaluate.process=flow"],
     )
-    stages = {s["stage"]: s for s in summary["stages"]}
+    stages = {s["label"]: s for s in summary["stages"]}
     assert (
         stages["benchmark problems"]["cached"]
         and not stages["eval set"]["cached"]
         and not stages["evaluate base"]["cached"]
     )
     assert stages["eval set"]["artifact_ids"] != ids_of(evaluated["summary"], "eval set")
+
+
+def test_a_fresh_process_decodes_what_the_flows_process_decodes_under_the_same_cache_key(evaluated):
+    import pyarrow.parquet as pq
+
+    from flows.evaluate import evaluate
+    from flows.stage_sequences import pipeline_recipe
+    from storage import ArtifactStore
+    from tasks.evaluation.evaluate import evaluate_checkpoint
+    from tasks.records import read_jsonl
+
+    evaluated["patch"].setenv("THINKFLOW_HOME", str(evaluated["home"]))
+    config, store = str(PROJECT_ROOT / "configs" / "tiny.yaml"), ArtifactStore(evaluated["home"])
+    in_flow = SETTINGS + ["evaluate.process=flow"]
+    summary = evaluate(config=config, overrides=in_flow)
+    assert all(s["cached"] for s in summary["stages"])  # where it decodes is not part of what it decodes
+    recipe = pipeline_recipe(config, in_flow)
+    cfg, eval_set = recipe.evaluate, store.path(ids_of(summary, "eval set")[0])
+    rows, *_ = evaluate_checkpoint(
+        store.path(ids_of(summary, "base model")[0]),
+        read_jsonl(eval_set / "problems.jsonl"),
+        cfg.variant("thinking", recipe.prompts.system),
+        cfg.generation(),
+        cfg.scoring(),
+        recipe.sandbox.sandbox_config(),
+        recipe.model.torch_dtype,
+    )
+    fresh = pq.read_table(store.path(ids_of(summary, "evaluate base")[0]) / "samples.parquet").to_pylist()
+    assert [(r["problem_id"], r["response"], r["status"]) for r in rows] == [
+        (r["problem_id"], r["response"], r["status"]) for r in fresh
+    ]

@@ -1,7 +1,9 @@
 """The generated task family and recorded truth-only checks, judged by the real sandbox."""
 
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
 from sandbox.reference import convert_tests
+from sandbox.verdicts import Job
 from tasks.problems.bundled import load_humaneval
 from tasks.problems.function_tasks import generate_tasks
 

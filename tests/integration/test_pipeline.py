@@ -1,57 +1,27 @@
-"""The whole think-anywhere flow on configs/tiny.yaml, for real: Prefect, TRL, DuckDB, sandbox."""
+"""The whole think-anywhere flow on configs/tiny.yaml, for real: Prefect, TRL, DuckDB, sandbox
+(the ``tiny_runs`` fixture, tests/conftest.py)."""
 
 import json
 import math
 
-import pytest
-from conftest import PROJECT_ROOT
+from pipeline_copies import copy_of_the_project, rerun_from, shard_stage, stage_ids
 from typer.testing import CliRunner
-
-
-@pytest.fixture(scope="module")
-def tiny_runs(prefect_harness, tmp_path_factory):
-    """Run the tiny pipeline twice in one fresh THINKFLOW_HOME; keep both summaries."""
-    from flows.think_anywhere import think_anywhere
-    from storage import ArtifactStore
-
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("THINKFLOW_HOME", str(home))
-        first = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
-        artifacts_after_first = ArtifactStore().all_ids()
-        second = think_anywhere(config=str(PROJECT_ROOT / "configs" / "tiny.yaml"))
-        artifacts_after_second = ArtifactStore().all_ids()
-        yield {
-            "home": home,
-            "first": first,
-            "second": second,
-            "artifacts": (artifacts_after_first, artifacts_after_second),
-            "patch": patch,
-        }
-
-
-def stage_ids(summary, stage):
-    return next(s["artifact_ids"] for s in summary["stages"] if s["stage"] == stage)
-
-
-def shard_stage(summary, prefix):
-    return next(s for s in summary["stages"] if s["stage"].startswith(prefix + " ("))
 
 
 def test_every_stage_produced_an_artifact(tiny_runs):
     from storage import ArtifactStore
 
     first = tiny_runs["first"]
-    stages = [s["stage"] for s in first["stages"]]
+    stages = [s["label"] for s in first["stages"]]
     solutions, coldstart = shard_stage(first, "solutions"), shard_stage(first, "cold-start")
     assert stages == [
         "base model",
         "problems",
         "filter",
         "split",
-        solutions["stage"],
+        solutions["label"],
         "train split with solutions",
-        coldstart["stage"],
+        coldstart["label"],
         "cold-start set",
         "sft",
         "rl",
@@ -115,9 +85,10 @@ def test_filter_stage_report_reconciles_and_is_a_prefect_table(tiny_runs):
     for source in {r["source"] for r in table}:
         rows_in = sum(r["rows"] for r in table if r["source"] == source and r["outcome"] == "in")
         assert rows_in == sum(r["rows"] for r in table if r["source"] == source and r["outcome"] != "in")
-    published = Artifact.get("problem-filter-report")
-    assert published is not None and published.type == "table"
-    assert json.loads(published.data) == table
+    published = Artifact.get("think-anywhere-filter")  # the flow's artifact for its `filter` stage
+    assert published is not None and published.type == "markdown"
+    for row in table:
+        assert f"| {row['source']} | {row['outcome']} | {row['reason']} | {row['rows']} |" in published.data
 
 
 def test_second_run_is_fully_cached_and_adds_nothing(tiny_runs):
@@ -154,7 +125,7 @@ def test_lineage_chain_from_report_to_problems_and_base_model(tiny_runs):
         (filtered, "filter_problems", problems),
     ]:
         assert link in links, link
-    runs = sum(len(s["artifact_ids"]) if " shards)" in s["stage"] else 1 for s in first["stages"])
+    runs = sum(len(s["artifact_ids"]) if " shards)" in s["label"] else 1 for s in first["stages"])
     assert lineage.counts()["runs"] == runs  # one per executed stage or shard; the cached second run added none
 
 
@@ -177,7 +148,7 @@ def test_rl_records_its_signal_per_step(tiny_runs):
     for name in ("no_signal_groups", "truncated", "reward_correct", "reward_upfront_think", "reward_inline_think"):
         assert [step for step, _ in lineage.metric_series(rl, name)] == [1, 2], name
     assert 0 <= metrics["no_signal_groups_mean"] <= 1 and 0 <= metrics["truncated_mean"] <= 1
-    warned = [w for w in tiny_runs["first"]["warnings"] if w.startswith("rl ")]
+    warned = [w for w in tiny_runs["first"]["warnings"] if w.startswith("grpo: rl ")]
     assert bool(warned) == (metrics["no_signal_groups_mean"] > 0.5 or metrics["truncated_mean"] > 0.5)
 
 
@@ -231,12 +202,12 @@ def test_eval_reports_score_every_held_out_problem_and_the_comparison_has_plots(
     assert (folder / "pass_at_1.png").stat().st_size > 10_000 and (folder / "think_tokens.png").exists()
 
 
-def test_lineage_cli_shows_the_chain(tiny_runs):
+def test_lineage_cli_shows_the_chain(tiny_runs, monkeypatch):
     from flows.cli import app
 
     report = stage_ids(tiny_runs["first"], "evaluate rl")[0]
     rl = stage_ids(tiny_runs["first"], "rl")[0]
-    tiny_runs["patch"].setenv("THINKFLOW_HOME", str(tiny_runs["home"]))
+    monkeypatch.setenv("THINKFLOW_HOME", str(tiny_runs["home"]))
     result = CliRunner().invoke(app, ["lineage", "upstream", report])
     assert result.exit_code == 0, result.output
     for name in ("grpo", "sft", "coldstart", "problems-train", "base:tiny"):
@@ -251,6 +222,7 @@ def test_lineage_cli_shows_the_chain(tiny_runs):
 
 
 def test_the_run_links_a_png_of_the_final_artifacts_lineage_graph(tiny_runs):
+    import base64
     from pathlib import Path
 
     from prefect.artifacts import Artifact
@@ -260,71 +232,115 @@ def test_the_run_links_a_png_of_the_final_artifacts_lineage_graph(tiny_runs):
     assert Path(graph["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Path(graph["png"]).is_relative_to(
         tiny_runs["home"]
     )
-    linked = Artifact.get("think-anywhere-lineage")
+    shown = Artifact.get("think-anywhere-lineage")
+    assert shown is not None and graph["artifact_id"] in shown.data
     assert (
-        linked is not None and Path(graph["png"]).as_uri() in linked.data
-    )  # Prefect stores a link artifact as markdown
+        base64.b64encode(Path(graph["png"]).read_bytes()).decode() in shown.data
+    )  # the PNG inline, not a file:// link
 
 
-def copy_of_the_project(target):
-    """The project's code and recipes, as a checkout would have them (no venv, no store)."""
-    import shutil
+def test_the_prefect_ui_shows_each_stage_by_name_with_its_plots_inline_under_keys_of_its_own(tiny_runs):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    for folder in ("flows", "tasks", "sandbox", "storage", "configs"):
-        shutil.copytree(PROJECT_ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
+    from flows.runtime.prefect_artifacts import MAX_COLUMNS
+    from storage import LineageStore
 
-
-def test_a_changed_helper_reruns_the_stages_that_reach_it_and_only_those(tiny_runs, tmp_path):
-    """Change a helper the cold-start stage reaches only through another module (the stage's task
-    module is tasks/coldstart/build.py; the helper is in tasks/coldstart/insertion_sites.py) in a
-    copy of the project, and run the tiny pipeline from that copy on the same store and Prefect
-    results: the cold-start stage and everything after it re-run, every stage before it, and the
-    base model's evaluation, come from the cache. No module list names insertion_sites."""
-    import os
-    import subprocess
-    import sys
-
-    from prefect.settings import get_current_settings
-
-    copy = copy_of_the_project(tmp_path / "checkout")
-    helper = copy / "tasks" / "coldstart" / "insertion_sites.py"
-    source = helper.read_text()
-    highest_first = "    scored.sort(reverse=True)\n"
-    assert highest_first in source
-    helper.write_text(
-        source.replace(highest_first, "    scored.sort()  # the least certain positions last: a changed rule\n")
-    )
-    settings = get_current_settings()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(copy),
-        "THINKFLOW_HOME": str(tiny_runs["home"]),
-        "PREFECT_API_URL": str(settings.api.url),
-        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results.local_storage_path),
+    lineage = LineageStore(tiny_runs["home"] / "lineage.duckdb")
+    sft = stage_ids(tiny_runs["first"], "sft")[0]
+    flow_run_id = lineage.run(lineage.artifact(sft)["created_by_run"])["flow_run_id"]
+    with get_client(sync_client=True) as client:
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        names = {task_run.name for task_run in client.read_task_runs(flow_run_filter=runs)}
+        artifacts = {a.key: a for a in client.read_artifacts(flow_run_filter=runs) if a.key}
+        everywhere = client.read_artifacts()
+        flow_names = {
+            run.id: client.read_flow(run.flow_id).name
+            for run in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=sorted({a.flow_run_id for a in everywhere if a.flow_run_id}))
+                )
+            )
+        }
+    assert {
+        "evaluate base",
+        "evaluate sft",
+        "evaluate rl",
+        "sft",
+        "grpo: rl",
+        "compare_evaluations: compare",
+    } <= names  # the stage and which checkpoint, at a glance
+    assert all(key.startswith("think-anywhere-") for key in artifacts)
+    assert {
+        "think-anywhere-rl",
+        "think-anywhere-compare",
+        "think-anywhere-evaluate-rl",
+        "think-anywhere-summary",
+    } <= set(artifacts)
+    assert (
+        "![reward.png](data:image/png;base64," in artifacts["think-anywhere-rl"].data
+    )  # the RL curves, beside the checkpoint
+    assert "![pass_at_1.png](data:image/png;base64," in artifacts["think-anywhere-compare"].data
+    assert not any("file://" in (a.data or "") for a in artifacts.values())
+    table_lines = [line for line in artifacts["think-anywhere-compare"].data.splitlines() if line.startswith("|")]
+    assert (
+        table_lines and max(line.count("|") - 1 for line in table_lines) <= MAX_COLUMNS
+    )  # no table wider than the page
+    keys_by_flow = {}
+    for artifact in everywhere:
+        if artifact.key and artifact.flow_run_id in flow_names:
+            keys_by_flow.setdefault(artifact.key, set()).add(flow_names[artifact.flow_run_id])
+    assert all(len(flows) == 1 for flows in keys_by_flow.values()), {
+        k: f for k, f in keys_by_flow.items() if len(f) > 1
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+
+
+def test_each_stage_has_one_name_in_lineage_the_summary_and_the_task_runs(tiny_runs):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.cli import app
+    from tasks.stage_run import task_run_name
+
+    summary = tiny_runs["first"]
+    home = tiny_runs["home"]
+    shown = CliRunner().invoke(app, ["lineage", "runs", "--limit", "500", "--json"], env={"THINKFLOW_HOME": str(home)})
+    assert shown.exit_code == 0, shown.output
+    flow_run_id = next(
+        run["flow_run_id"] for run in json.loads(shown.output) if stage_ids(summary, "sft")[0] in run["outputs"]
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rerun = json.loads(done.stdout)
-    first = {s["stage"]: s for s in tiny_runs["first"]["stages"]}
-    cached = {s["stage"]: s["cached"] for s in rerun["stages"]}
+    recorded = [run for run in json.loads(shown.output) if run["flow_run_id"] == flow_run_id]
+    with get_client(sync_client=True) as client:
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        task_runs = {task_run.name for task_run in client.read_task_runs(flow_run_filter=runs)}
+    # one lineage run per artifact-producing task run, each under the stage's declared name and the flow's label
+    assert {task_run_name(run["stage"], run["label"]) for run in recorded} == task_runs
+    summary_names = {s["stage"] for s in summary["stages"]}
+    assert {run["stage"] for run in recorded} == summary_names
+    for stage in summary["stages"]:
+        labels = {run["label"] for run in recorded if set(run["outputs"]) & set(stage["artifact_ids"])}
+        if stage["label"].endswith(" shards)"):
+            base = stage["label"].rsplit(" (", 1)[0]
+            assert all(label.startswith(base + " ") for label in labels), (stage, labels)
+        else:
+            assert labels == {stage["label"]}, (stage, labels)
+
+
+def test_an_edit_re_runs_only_the_stages_that_execute_the_edited_code(tiny_runs, tmp_path):
+    """The Docker backend, edited, with `backend: local`: nothing re-runs (it is counted only where a recipe
+    picks it). A reward term, edited: RL re-runs, and no stage before it (SFT launches the same worker
+    process, but not the GRPO trainer that imports the rewards)."""
+    copy = copy_of_the_project(tmp_path / "checkout")
+    docker = copy / "sandbox" / "docker_backend.py"
+    docker.write_text(docker.read_text() + "\n# an edit to the Docker backend\n")
+    untouched = rerun_from(copy, tiny_runs)
+    assert untouched["all_cached"], [s["label"] for s in untouched["stages"] if not s["cached"]]
+    rewards = copy / "tasks" / "training" / "reward_terms.py"  # the registry a recipe validates its weights with
+    source = rewards.read_text()
+    term = "    return [1.0 if format_credit(completion_text(c)).upfront_think else 0.0 for c in completions]\n"
+    assert term in source
+    rewards.write_text(source.replace(term, term.replace("1.0 if", "0.5 if")))
+    edited = rerun_from(copy, tiny_runs)
+    cached = {s["label"]: s["cached"] for s in edited["stages"]}
     names = list(cached)
-    after_coldstart = names[names.index(shard_stage(rerun, "cold-start")["stage"]) :]
-    assert [n for n in names if cached[n]] == [
-        n for n in names if n not in after_coldstart or n in ("eval set", "evaluate base")
-    ]
-    assert not any(cached[n] for n in after_coldstart if n not in ("eval set", "evaluate base"))
-    assert (
-        stage_ids(rerun, "cold-start set") != first["cold-start set"]["artifact_ids"]
-    )  # the new rule chose other sites
-    assert (
-        stage_ids(rerun, "split") == first["split"]["artifact_ids"]
-        and stage_ids(rerun, "evaluate base") == first["evaluate base"]["artifact_ids"]
-    )
+    assert not cached["rl"] and all(cached[name] for name in names[: names.index("rl")]), cached

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
-from sandbox import Job, SandboxConfig, Verdict, WorkerPool, pool_for, run_batch, run_job
+from sandbox.config import SandboxConfig
+from sandbox.pool import WorkerPool, pool_for, run_batch, run_job
 from sandbox.reference import convert_tests, function_under_test
+from sandbox.verdicts import Job, Verdict
 from tasks.problems.bundled import load_humaneval
 
 ADD = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4], [-1, 1]], "outputs": [3, 7, 0]}

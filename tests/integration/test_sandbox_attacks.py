@@ -20,9 +20,9 @@ from conftest import PROJECT_ROOT
 from docker_checks import docker_or_skip
 from process_checks import sandbox_processes
 
-from sandbox import Job, SandboxConfig, close_pools, pool_for, run_job
-from sandbox.config import BACKENDS
-from sandbox.verdicts import child_payload
+from sandbox.config import BACKENDS, SandboxConfig
+from sandbox.pool import close_pools, pool_for, run_job
+from sandbox.verdicts import Job, child_payload
 
 LIMITS = {"timeout_s": 3.0, "memory_mb": 512, "workers": 2}
 ADD = {"kind": "call", "fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [3, 7]}
@@ -255,7 +255,7 @@ def test_no_tcp_connection_reaches_a_listener_on_localhost(cfg):
     port = listener.getsockname()[1]
     try:
         outcome = probe(
-            "import socket\n"
+            "import socket\n"  # noqa: UP031 (a script with its numbers filled in)
             "def probe():\n"
             "    out = []\n"
             "    for family, address in [(socket.AF_INET, ('127.0.0.1', %d)), (socket.AF_INET6, ('::1', %d))]:\n"
@@ -325,7 +325,7 @@ def test_a_solution_runs_with_no_new_privileges_under_the_seccomp_filter(cfg):
 
 def test_raising_an_rlimit_is_refused(cfg):
     outcome = probe(
-        "import resource\n"
+        "import resource\n"  # noqa: UP031 (a script with its numbers filled in)
         "def probe():\n"
         "    out = []\n"
         "    try:\n"
@@ -366,7 +366,7 @@ def test_the_strict_backend_refuses_to_run_without_namespaces(cfg):
     if not shutil.which("unshare"):
         pytest.skip("needs util-linux unshare to drop our own privileges")
     script = (
-        "from sandbox import Job, SandboxConfig, SandboxUnavailable, run_job\n"
+        "from sandbox.config import SandboxConfig, SandboxUnavailable\nfrom sandbox.pool import run_job\nfrom sandbox.verdicts import Job\n"
         "job = Job('p', 's', 'def add(a, b):\\n    return a + b', "
         "{'kind': 'call', 'fn_name': 'add', 'inputs': [[1, 2]], 'outputs': [3]})\n"
         "try:\n"

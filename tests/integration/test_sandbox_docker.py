@@ -6,9 +6,11 @@ import pytest
 from conftest import PROJECT_ROOT
 from docker_checks import docker_or_skip
 
-from sandbox import Job, SandboxConfig, SandboxUnavailable, run_batch
+from sandbox.config import SandboxConfig, SandboxUnavailable
 from sandbox.docker_backend import container_settings, engine_client
+from sandbox.pool import run_batch
 from sandbox.protocol import STDERR, STDOUT, DockerStreamDemux, LineDecoder, ProtocolError, docker_frame, encode
+from sandbox.verdicts import Job
 
 
 def test_multiplexed_frames_are_taken_apart_across_chunk_boundaries():
@@ -130,7 +132,7 @@ def test_container_limits_apply_to_everything_a_solution_starts():
     )
     assert memory.status == "failed", memory  # the container's OOM killer took at least one child
     assert pids.status == "failed" and after.status == "passed", (pids, after)
-    from sandbox import pool_for
+    from sandbox.pool import pool_for
 
     limits = client.containers.get(pool_for(cfg).workers[0].container.id).attrs["HostConfig"]
     assert limits["Memory"] == 600 * 1024 * 1024 and limits["PidsLimit"] == 40
@@ -142,7 +144,7 @@ def test_a_container_that_dies_is_replaced_and_its_job_retried():
 
     cfg = SandboxConfig(backend="docker", workers=1, timeout_s=10)
     client = docker_or_skip(cfg)
-    from sandbox import pool_for
+    from sandbox.pool import pool_for
 
     pool = pool_for(cfg).start()
     first = pool.workers[0].container

@@ -3,7 +3,8 @@ the 10,000-run memory check is slow/test_sandbox_soak_10k.py."""
 
 from process_checks import assert_nothing_left_behind, batch, worker_inner_pids
 
-from sandbox import SandboxConfig, WorkerPool, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import WorkerPool, run_batch
 
 
 def test_a_thousand_runs_with_forks_and_errors_leave_nothing_behind():

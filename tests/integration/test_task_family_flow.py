@@ -20,7 +20,7 @@ def family_run(prefect_harness, tmp_path_factory):
 
 
 def stage(run, name):
-    return next(s for s in run["summary"]["stages"] if s["stage"] == name)
+    return next(s for s in run["summary"]["stages"] if s["label"] == name)
 
 
 def read_jsonl(path):
@@ -28,7 +28,7 @@ def read_jsonl(path):
 
 
 def test_the_flow_runs_calibration_and_both_rl_arms(family_run):
-    names = [s["stage"] for s in family_run["summary"]["stages"]]
+    names = [s["label"] for s in family_run["summary"]["stages"]]
     assert names[names.index("sft") + 1 : names.index("sft") + 4] == ["calibrate", "rl", "rl (upfront-only arm)"]
     assert [row[0] for row in family_run["summary"]["comparison"]["rows"]] == ["base", "sft", "rl", "rl-upfront-only"]
 

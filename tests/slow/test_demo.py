@@ -27,7 +27,7 @@ def test_demo_reproduces_the_think_anywhere_effect(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    stages = {s["stage"]: s for s in summary["stages"]}
+    stages = {s["label"]: s for s in summary["stages"]}
     assert [row[0] for row in summary["comparison"]["rows"]] == ["base", "sft", "rl"]
     store, lineage = ArtifactStore(tmp_path / "home"), LineageStore(tmp_path / "home" / "lineage.duckdb")
 

@@ -69,13 +69,13 @@ def test_killed_annotation_redoes_only_unfinished_shards(tiny_model_dir, tmp_pat
         second_requests = server.stats.as_dict()["received"]
     rerun = [shard for shard, _ in shard_runs(home)][len(finished_before) :]
     assert rerun == [1, 2]  # shard 0 came from Prefect's cache, untouched
-    annotate = [s for s in summary["stages"] if s["stage"].startswith("annotate")][0]
-    assert annotate["stage"] == "annotate (3 shards)" and not annotate["cached"]
+    annotate = [s for s in summary["stages"] if s["label"].startswith("annotate")][0]
+    assert annotate["label"] == "annotate (3 shards)" and not annotate["cached"]
     lineage = LineageStore(home / "lineage.duckdb")
     requests = [lineage.metrics_of(a)["requests"] for a in annotate["artifact_ids"]]
     assert second_requests == requests[1] + requests[2]  # the annotator was asked only for the unfinished shards
     assert first_requests > requests[0]  # the killed run had got into shard 1
-    corpus = [s for s in summary["stages"] if s["stage"] == "corpus"][0]
+    corpus = [s for s in summary["stages"] if s["label"] == "corpus"][0]
     metrics = corpus["metrics"][corpus["artifact_ids"][0]]
     assert (
         metrics["chunks"] == 12

@@ -41,7 +41,7 @@ def test_retrain_notices_new_data_and_says_when_there_is_none(prefect_harness, h
 
     write_problems(extra, humaneval[40:47])  # new rows in the same file; the recipe is untouched
     third = retrain(config=str(config))
-    ran = {s["stage"] for s in third["stages"] if not s["cached"]}
+    ran = {s["label"] for s in third["stages"] if not s["cached"]}
     assert {"problems", "sft", "rl", "evaluate previous best", "retrain decision"} <= ran and "base model" not in ran
     decision = json.loads((ArtifactStore().path(third["retrain"]["decision"]) / "decision.json").read_text())
     assert decision["previous_best"]["checkpoint"] == first_best["checkpoint"]

@@ -3,7 +3,8 @@ is left behind."""
 
 from process_checks import assert_nothing_left_behind, batch, rss_kb, worker_inner_pids
 
-from sandbox import SandboxConfig, WorkerPool, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import WorkerPool, run_batch
 
 
 def test_ten_thousand_runs_leave_nothing_behind_and_memory_stays_flat():

@@ -10,7 +10,7 @@ def test_stage_one_moves_only_the_new_rows_and_stage_two_trains_lora_with_them(
     import torch
 
     from storage import ArtifactStore
-    from tasks.training.stages import add_think_tokens_to_model, train_sft
+    from tasks.training.sft import add_think_tokens_to_model, train_sft
     from tasks.training.think_tokens import read_record
 
     store = ArtifactStore()

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from sandbox import Job, SandboxConfig, count_tests, run_batch
-from sandbox import TestSpecError as SpecError  # (a Test* name pytest would try to collect)
-from sandbox.verdicts import child_payload
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job, child_payload, count_tests
+from sandbox.verdicts import TestSpecError as SpecError  # (a Test* name pytest would try to collect)
 from tasks.problems.bundled import leetcode_folder, load_leetcode
 
 FAST = SandboxConfig(timeout_s=10.0, workers=2)

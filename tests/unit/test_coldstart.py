@@ -56,7 +56,9 @@ PROBLEM = {
 
 
 def test_rewrite_is_checked_token_for_token_and_by_its_tests():
-    from sandbox import Job, SandboxConfig, run_batch
+    from sandbox.config import SandboxConfig
+    from sandbox.pool import run_batch
+    from sandbox.verdicts import Job
     from tasks.coldstart.build import assemble_rewrite
 
     good = REFERENCE.replace("s += x * 2", "s += <thinkanywhere>each value counts twice</thinkanywhere>x * 2")
@@ -82,7 +84,7 @@ def test_rewrite_is_checked_token_for_token_and_by_its_tests():
 
 
 def test_rewrite_strategy_accounts_for_every_solution(tiny_model_dir):
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.annotators import make_annotator
     from tasks.coldstart.build import build_coldstart_examples
     from tasks.recipe import AnnotatorConfig, ColdStartConfig

@@ -7,7 +7,7 @@ import random
 import pytest
 from conftest import FIXTURES
 
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 from tasks.problems.catalog import load_source, record_reference_tests
 from tasks.problems.filters import (
     FILTERS,

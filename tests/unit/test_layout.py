@@ -86,8 +86,34 @@ def test_a_stage_reaches_its_helpers_and_declared_files_and_nothing_it_does_not_
         "sandbox/confine.py",
     } <= coldstart
     assert not any(p.startswith(("flows/", "tasks/training/", "tasks/evaluation/")) for p in coldstart)
-    training = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.training.stages")}
-    assert {"tasks/training/worker.py", "tasks/training/checkpoints.py", "tasks/training/rewards.py"} <= training
+    rl = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.training.rl")}
+    assert {
+        "tasks/training/worker.py",
+        "tasks/training/grpo_worker.py",
+        "tasks/training/checkpoints.py",
+        "tasks/training/rewards.py",
+        "tasks/training/reward_terms.py",
+        "sandbox/pool.py",
+        "sandbox/local.py",
+    } <= rl
+    before_rl = ("tasks.training.sft", "tasks.problems.calibration", "tasks.coldstart.build", "tasks.problems.load")
+    assert not any(
+        PROJECT_ROOT / "tasks/training/reward_terms.py" in reachable_files(m) for m in before_rl
+    )  # the recipe validates weights against the registry without reaching it: a term edit re-runs RL on
+    sft = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.training.sft")}
+    assert {"tasks/training/worker.py", "tasks/training/sft_worker.py", "tasks/training/checkpoints.py"} <= sft
+    assert not sft & {
+        "tasks/training/rewards.py",
+        "tasks/training/grpo_worker.py",
+        "sandbox/pool.py",
+    }  # an RL edit re-runs no SFT
+    # the Docker backend counts only where a recipe picks it (in the sandbox section's cache key), never in a code version
+    assert not any(
+        PROJECT_ROOT / "sandbox/docker_backend.py" in reachable_files(m)
+        for m in ("tasks.training.rl", "tasks.problems.load")
+    )
+    base_model = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.models")}
+    assert not base_model & {"sandbox/pool.py", "sandbox/local.py", "sandbox/worker.py"}
     loading = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.problems.load")}
     assert "tasks/coldstart/insertion_sites.py" not in loading and "tasks/problems/sources.py" in loading
 
@@ -110,5 +136,5 @@ def test_a_stage_run_outside_the_project_names_the_module_whose_code_it_runs(tmp
     monkeypatch.setenv("THINKFLOW_HOME", str(tmp_path))
     with pytest.raises(ValueError, match="not a module of this project"):
         StageRun("bench", inputs={}, params={})
-    run = StageRun("bench", inputs={}, params={}, code_module="tasks.training.stages")
-    assert run.code_version == code_version("tasks.training.stages")
+    run = StageRun("bench", inputs={}, params={}, code_module="tasks.training.rl")
+    assert run.code_version == code_version("tasks.training.rl")

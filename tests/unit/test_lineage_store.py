@@ -105,6 +105,41 @@ def test_schema_has_its_indices_and_a_version_1_file_is_upgraded(tmp_path):
     assert int(version) == SCHEMA_VERSION
 
 
+def test_a_version_2_file_gains_the_tracker_column_and_keeps_its_runs(tmp_path):
+    db = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(db))  # version 2: indexed runs, no tracker column
+    con.execute(
+        "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, stage VARCHAR NOT NULL, flow_run_id VARCHAR, params JSON, "
+        "code_version VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ)"
+    )
+    con.execute("CREATE INDEX runs_by_stage ON runs (stage)")
+    con.execute("CREATE TABLE lineage_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO lineage_meta VALUES ('schema_version', '2')")
+    con.execute("INSERT INTO runs VALUES ('r-old', 'sft', NULL, '{}', 'v', 'completed', now(), now())")
+    con.close()
+    store = LineageStore(db)
+    t = now()
+    tracked = store.record_run(
+        stage="grpo",
+        flow_run_id=None,
+        params={},
+        code_version="v",
+        inputs={},
+        outputs={},
+        metrics=[],
+        status="completed",
+        started_at=t,
+        ended_at=t,
+        run_id="r-new",
+        tracker={"kind": "mlflow", "uri": "sqlite:///m.db", "run_id": "abc"},
+    )
+    assert tracked == "r-new"
+    assert store.run("r-old")["tracker"] is None and store.run("r-new")["tracker"]["run_id"] == "abc"
+    assert {run["run_id"]: run["tracker"] for run in store.recent_runs()}["r-new"][
+        "uri"
+    ] == "sqlite:///m.db"  # lineage runs --json
+
+
 def test_walks_diff_and_openlineage_events_answer_the_users_questions(tmp_path):
     store = LineageStore(tmp_path / "l.duckdb")
     ids = chain(store)

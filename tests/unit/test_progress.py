@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.progress import ProgressReport, duration_text, progress_line, training_progress_callback
 
 

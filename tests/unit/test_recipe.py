@@ -46,7 +46,7 @@ def test_missing_recipe_is_named(tmp_path):
 def test_paper_recipes_load_and_resolve(name):
     from trl import GRPOConfig, SFTConfig
 
-    from tasks.training.stages import accelerate_config
+    from tasks.training.launch import accelerate_config
     from tasks.training.worker import trainer_args
 
     recipe = load_recipe(PROJECT_ROOT / "configs" / f"{name}.yaml")

@@ -61,7 +61,7 @@ def test_format_terms_refuse_blocks_that_do_not_count():
 
 
 def test_the_registry_names_its_rewards_and_their_weights():
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.training.rewards import REWARDS, reward_functions
 
     assert sorted(REWARDS) == ["math", "midtrain_judge", "think_anywhere"]
@@ -71,7 +71,7 @@ def test_the_registry_names_its_rewards_and_their_weights():
         "upfront_think": 0.02,
         "inline_think": 0.5,
         "correct_varies": 0.0,
-    }  # logged, never rewarded
+    }  # the registry's defaults under the recipe's weights; correct_varies logged, never rewarded
     with pytest.raises(ValueError, match="unknown reward 'bleu'"):
         reward_functions("bleu", {}, SandboxConfig())
 
@@ -79,19 +79,21 @@ def test_the_registry_names_its_rewards_and_their_weights():
 def test_think_anywhere_correct_term_runs_the_sandbox():
     import json
 
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.training.rewards import reward_functions
 
     problem = {"id": "p/1", "tests": {"kind": "call", "fn_name": "f", "inputs": [[1], [5]], "outputs": [2, 6]}}
-    correct, _ = reward_functions("think_anywhere", {}, SandboxConfig(workers=2))["correct"]
+    terms = reward_functions("think_anywhere", {}, SandboxConfig(workers=2))
     wrong = PLAIN.replace("x + 1", "x + 2")
-    assert correct([BOTH, wrong, "no code"], problem_json=[json.dumps(problem)] * 3) == [1.0, 0.0, 0.0]
+    completions, problems = [BOTH, wrong, "no code"], [json.dumps(problem)] * 3
+    assert terms["correct"][0](completions, problem_json=problems) == [1.0, 0.0, 0.0]
+    assert terms["correct"][1] == 0.9
 
 
 def test_tests_passed_term_is_the_share_of_cases_and_runs_the_sandbox_once_for_both_terms():
     import json
 
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.training.rewards import reward_functions, tests_passed_term
 
     partial = {**verdict("failed"), "passed": 1, "total": 4}
@@ -114,7 +116,13 @@ def test_tests_passed_term_is_the_share_of_cases_and_runs_the_sandbox_once_for_b
     completions, problems = [BOTH, half_right, "no code"], [json.dumps(problem)] * 3
     assert terms["tests_passed"][0](completions, problem_json=problems) == [1.0, 0.5, 0.0]
     assert terms["correct"][0](completions, problem_json=problems) == [1.0, 0.0, 0.0]
-    assert terms["tests_passed"][1] == 0.5
+    # 0.5 correct + 0.5 tests_passed, and the format terms at their registered defaults (0.02, 0.08)
+    assert {name: weight for name, (_, weight) in terms.items() if name != "correct_varies"} == {
+        "correct": 0.5,
+        "tests_passed": 0.5,
+        "upfront_think": 0.02,
+        "inline_think": 0.08,
+    }
 
 
 def test_midtrain_judge_needs_a_thought_and_a_close_guess():
@@ -132,7 +140,7 @@ def test_midtrain_judge_needs_a_thought_and_a_close_guess():
 
 
 def test_the_graded_judge_and_a_prefilled_thought():
-    from sandbox import SandboxConfig
+    from sandbox.config import SandboxConfig
     from tasks.training.rewards import judge_guesses, midtrain_judge_reward, reward_functions, token_f1
 
     suffix = "the cache is flushed before the file is closed"
@@ -156,7 +164,7 @@ def test_the_graded_judge_and_a_prefilled_thought():
 def test_rl_mid_training_prompts_end_with_the_opening_tag_when_prefilled(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from tasks.training.stages import midtraining_rl_rows
+    from tasks.training.rl import midtraining_rl_rows
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     examples = [{"prefix": "import os\n" * 50, "suffix": "print(1)\n"}, {"prefix": "x = 1\n", "suffix": "y = 2\n"}]

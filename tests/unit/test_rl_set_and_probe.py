@@ -4,7 +4,7 @@ whose correctness varies, the upfront-only arm's weights, precision chosen by th
 import pytest
 
 from tasks.problems.calibration import calibration_markdown, calibration_table, in_band, pooled_rows, rl_candidates
-from tasks.recipe import CalibrationConfig, RLSection, Recipe, RecipeError
+from tasks.recipe import CalibrationConfig, Recipe, RecipeError, RLSection
 from tasks.training.probe import probe_steps, probe_trend, score_completions
 from tasks.training.rewards import correct_varies_term
 
@@ -159,7 +159,7 @@ def test_recipe_errors_name_the_new_keys():
 
 
 def test_an_rl_set_smaller_than_one_generation_batch_is_refused_by_name():
-    from tasks.training.stages import check_generation_batch
+    from tasks.training.rl import check_generation_batch
 
     rl = RLSection(
         num_generations=8, per_device_train_batch_size=32, steps_per_generation=2

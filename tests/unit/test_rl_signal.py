@@ -3,7 +3,7 @@ gain, the warnings of a run with no signal, the RL prompt order, rollouts that e
 
 import pytest
 
-from tasks.training.stages import build_rl_prompts, quarter_gain, rl_metrics, rl_warnings
+from tasks.training.rl import build_rl_prompts, quarter_gain, rl_metrics, rl_warnings
 
 
 def test_quarter_gain_and_its_interval():

@@ -1,8 +1,10 @@
 """What the child writes into its results region is parsed in the host: a forged record must not
 take the host down, whatever its shape."""
 
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
 from sandbox.protocol import MAX_RECORD_DEPTH, parse_records
+from sandbox.verdicts import Job
 
 FORGES_A_DEEP_RECORD = """
 import sys

@@ -4,7 +4,7 @@ and sampling through the annotators (the openai one against a real local server)
 import pytest
 from conftest import FIXTURES
 
-from sandbox import SandboxConfig
+from sandbox.config import SandboxConfig
 from tasks.annotator_server import AnnotatorServer
 from tasks.annotators import AnnotatorConfig, OpenAIAnnotator
 from tasks.problems.catalog import load_source

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from sandbox import Job, SandboxConfig, run_batch
+from sandbox.config import SandboxConfig
+from sandbox.pool import run_batch
+from sandbox.verdicts import Job
 from tasks.problems.catalog import load_source
 from tasks.problems.sources import LEETCODE_PRELUDE, RowError, decode_test_cases
 

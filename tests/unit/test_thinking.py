@@ -74,7 +74,9 @@ def test_inline_thought_that_breaks_the_code_earns_nothing():
 
 def test_upfront_think_must_open_and_be_non_empty():
     assert has_upfront_think(GOOD)
-    assert has_upfront_think("  \n<think>x</think>")
+    assert not has_upfront_think(
+        "  \n<think>x</think>"
+    )  # the reference's ^<think>: as the reward (test_format_reward.py)
     assert not has_upfront_think("<think>   </think>```python\nx=1\n```")
     assert not has_upfront_think("text <think>x</think>")
     assert not has_upfront_think("<think>never closed")

@@ -38,7 +38,7 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
         second = thinking_midtraining(
             config="configs/tiny.yaml", overrides=ALL_ARMS + CALIBRATED + PROBED + SWEPT + judge
         )
-    stages = {s["stage"]: s for s in first["stages"]}
+    stages = {s["label"]: s for s in first["stages"]}
     assert list(stages) == [
         "base model",
         "chunks",
@@ -87,8 +87,8 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     for link in [
         (ids["compare"], "compare_evaluations", ids["evaluate rlvr from sft_think_rlmt"]),
         (ids["evaluate rlvr from sft_think_rlmt"], "evaluate", ids["rlvr (code) from sft_think_rlmt"]),
-        (ids["mid-training rl"], "midtrain_grpo", ids["mid-training sft"]),
-        (ids["mid-training rl"], "midtrain_grpo", rl_id),
+        (ids["mid-training rl"], "midtraining_rl", ids["mid-training sft"]),
+        (ids["mid-training rl"], "midtraining_rl", rl_id),
         (ids["mid-training sft"], "sft", sft_id),
         (sft_id, "assemble_corpus", ids["chunks"]),
     ]:
@@ -103,8 +103,8 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     }
     # the swept run: 1 step of the same RL from the same SFT model. (The tiny model gets no reward, so no update is made
     # and both runs write the same weights: one content-addressed checkpoint, produced by two runs.)
-    assert sorted(r["params"]["rl"]["max_steps"] for r in lineage.runs_of_stage("midtrain_grpo")) == [1, 2]
-    assert (starts["sft_think_rlmt_1"], "midtrain_grpo", ids["mid-training sft"]) in {
+    assert sorted(r["params"]["rl"]["max_steps"] for r in lineage.runs_of_stage("midtraining_rl")) == [1, 2]
+    assert (starts["sft_think_rlmt_1"], "midtraining_rl", ids["mid-training sft"]) in {
         (l.artifact_id, l.stage, l.parent_id) for l in lineage.upstream(starts["sft_think_rlmt_1"])
     }
     rl_set = ids["calibrate rlvr"]
@@ -187,3 +187,12 @@ def test_thinking_midtraining_runs_end_to_end_on_the_tiny_config(prefect_harness
     assert second["all_cached"] and [s["artifact_ids"] for s in second["stages"]] == [
         s["artifact_ids"] for s in first["stages"]
     ]
+    # the flow's result in the Prefect UI: the comparison's tables and both figures inline, under the flow's own key
+    from prefect.artifacts import Artifact
+
+    shown = Artifact.get("thinking-midtraining-mid-training-comparison")
+    assert shown is not None and ids["mid-training comparison"] in shown.data and "| sft_think_rlmt |" in shown.data
+    assert (
+        "![rlmt.png](data:image/png;base64," in shown.data
+        and "![post_training.png](data:image/png;base64," in shown.data
+    )
