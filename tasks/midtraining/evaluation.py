@@ -29,12 +29,12 @@ import json
 import math
 from typing import Any
 
-from tasks.evaluation.scoring import bootstrap_interval
+from tasks.intervals import mean_interval
+from tasks.midtraining.next_segment import judge_guesses, midtrain_judge_reward, midtraining_rl_rows, split_thought
 from tasks.recipe import AnnotatorConfig, MidtrainingEvalSection, RewardSection
 from tasks.records import read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, stage
 from tasks.thinking import THINK_CLOSE, THINK_OPEN, strip_thoughts
-from tasks.training.rewards import judge_guesses, midtrain_judge_reward, split_thought
 
 EMPTY_THOUGHT = f"{THINK_OPEN}{THINK_CLOSE}"
 SUFFIX_TOKENS = 128  # perplexity over at most this many tokens of the true suffix
@@ -60,7 +60,7 @@ def perplexity_interval(
 
 
 def mean_with_interval(name: str, values: list[float], cfg: MidtrainingEvalSection) -> dict[str, float]:
-    low, high = bootstrap_interval(values, cfg.resamples, cfg.confidence, cfg.seed)
+    low, high = mean_interval(values, cfg.resamples, cfg.confidence, cfg.seed)
     return {name: sum(values) / len(values), f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
@@ -170,8 +170,6 @@ def held_out_examples(
     rows: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None
 ) -> list[dict[str, Any]]:
     """The held-out (prefix, suffix) pairs with the prompt each model sees (the prefix's last tokens)."""
-    from tasks.training.rl import midtraining_rl_rows
-
     prompts, _ = midtraining_rl_rows(rows, tokenizer, max_prompt_length, limit)
     return [{**row, "prompt": prompt["prompt"]} for row, prompt in zip(rows[:limit] if limit else rows, prompts)]
 

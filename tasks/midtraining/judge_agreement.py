@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tasks.midtraining.next_segment import llm_judge, overlap_judge, split_thought
 from tasks.recipe import AnnotatorConfig
 from tasks.records import read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, stage
-from tasks.training.rewards import llm_judge, overlap_judge, split_thought
 
 
 def agreement_stats(first: list[float], second: list[float]) -> dict[str, float]:

@@ -160,7 +160,7 @@ def paired_rows(
     """Every model against every one listed before it, on the same held-out examples: the mean
     per-example difference of the judge reward (thinking, empty thought, plain) and of the suffix's
     negative log-likelihood per token, each with a bootstrap interval over examples."""
-    from tasks.evaluation.scoring import bootstrap_interval
+    from tasks.intervals import mean_interval
 
     def keyed(model_rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
         return {(r["chunk_id"], r["boundary"]): r for r in model_rows}
@@ -192,7 +192,7 @@ def paired_rows(
                 per_token_nll,
             ):
                 differences = [value(ours[key]) - value(theirs[key]) for key in shared]
-                low, high = bootstrap_interval(differences, resamples, confidence, seed)
+                low, high = mean_interval(differences, resamples, confidence, seed)
                 cells.append(f"{sum(differences) / len(differences):+.3f} [{low:+.3f}, {high:+.3f}]")
             table.append(cells)
     return header, table

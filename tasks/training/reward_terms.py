@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.thinking import format_credit
+from tasks.thinking import completion_text, format_credit
 
 
 class UnscorableVerdict(RuntimeError):
@@ -89,15 +89,6 @@ def resolved_weights(weights: dict[str, float], modules: Sequence[str] = ()) -> 
     if unknown:
         raise ValueError(f"unknown reward terms {unknown}; registered: {', '.join(sorted(TERMS))}")
     return {**{name: term.weight for name, term in TERMS.items() if term.weight}, **weights}
-
-
-def completion_text(completion: Any) -> str:
-    """TRL passes a string, or for conversational data a list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    raise TypeError(f"unexpected completion type {type(completion).__name__}")
 
 
 def weighted_scores(

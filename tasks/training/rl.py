@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tasks.midtraining.next_segment import midtraining_rl_rows
 from tasks.recipe import AnnotatorConfig, MidtrainingRLSection, RewardSection, RLSection, SandboxSection
 from tasks.records import chat_prompt, read_jsonl, write_jsonl
 from tasks.stage_run import StageRun, stage
@@ -128,7 +129,8 @@ NO_SIGNAL_WARNING = 0.5  # the run summary warns when more than this share of gr
 
 def rl_metrics(series: dict[str, list[tuple[int, float]]], prompts: int, too_long: int) -> dict[str, float]:
     """The RL stage's headline numbers: rewards first/last and their quarter-on-quarter gain, the
-    share of groups with no signal and of truncated completions, the inline-think share."""
+    share of groups with no signal and of truncated completions, and the last value of each reward term
+    registered as summarised (the inline-think share among them)."""
     import statistics
 
     rewards = [v for _, v in series.get("reward", [])]
@@ -144,10 +146,7 @@ def rl_metrics(series: dict[str, list[tuple[int, float]]], prompts: int, too_lon
     for name in ("no_signal_groups", "truncated"):
         if series.get(name):
             metrics[f"{name}_mean"] = statistics.fmean(v for _, v in series[name])
-    metrics.update(summarised_terms(series))
-    if "reward_inline_think" in series:
-        series["inline_think_rate"] = list(series["reward_inline_think"])
-        metrics["inline_think_rate"] = series["inline_think_rate"][-1][1]
+    metrics.update(summarised_terms(series))  # e.g. reward_inline_think_last: the share with an inline block
     return metrics
 
 
@@ -256,27 +255,6 @@ def train_grpo(
 
 
 # -- Thinking Mid-training: RL on the corpus's RL half, RLVR on math ------------------------------
-
-
-def midtraining_rl_rows(
-    examples: list[dict[str, Any]], tokenizer, max_prompt_length: int, limit: int | None, opening: str = ""
-):
-    """RL rows from the corpus's RL half: the prompt is the prefix's last ``max_prompt_length``
-    tokens (raw text, no chat template) followed by ``opening`` (``<think>`` when the thought is
-    prefilled); ``prefix`` and ``suffix`` go to the judge. (rows, trimmed)."""
-    rows, trimmed = [], 0
-    for example in examples[:limit] if limit else examples:
-        ids = tokenizer(example["prefix"], add_special_tokens=False)["input_ids"]
-        if len(ids) > max_prompt_length:
-            trimmed += 1
-        rows.append(
-            {
-                "prompt": tokenizer.decode(ids[-max_prompt_length:]) + opening,
-                "prefix": example["prefix"],
-                "suffix": example["suffix"],
-            }
-        )
-    return rows, trimmed
 
 
 @stage(

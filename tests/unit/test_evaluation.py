@@ -6,7 +6,7 @@ from itertools import product
 
 import pytest
 
-from tasks.evaluation.scoring import bootstrap_interval, pass_at_k, per_benchmark, per_problem
+from tasks.evaluation.scoring import pass_at_k, per_benchmark, per_problem
 from tasks.evaluation.think_stats import (
     entropy_at_think_sites,
     entropy_at_think_sites_batched,
@@ -46,14 +46,6 @@ def test_pass_at_k_matches_the_closed_form_everywhere_and_rejects_bad_k():
         pass_at_k(5, 1, 6)
     with pytest.raises(ValueError, match="correct"):
         pass_at_k(3, 4, 1)
-
-
-def test_bootstrap_interval_brackets_the_mean_and_is_seeded():
-    values = [1.0] * 30 + [0.0] * 70
-    low, high = bootstrap_interval(values, 2000, 0.95, seed=3)
-    assert low < 0.3 < high and 0.18 < low and high < 0.42
-    assert bootstrap_interval(values, 2000, 0.95, seed=3) == (low, high)
-    assert bootstrap_interval([0.5] * 10, 100, 0.9, seed=0) == (0.5, 0.5)
 
 
 def test_per_benchmark_scores_from_samples():

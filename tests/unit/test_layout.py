@@ -116,6 +116,13 @@ def test_a_stage_reaches_its_helpers_and_declared_files_and_nothing_it_does_not_
     assert not base_model & {"sandbox/pool.py", "sandbox/local.py", "sandbox/worker.py"}
     loading = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.problems.load")}
     assert "tasks/coldstart/insertion_sites.py" not in loading and "tasks/problems/sources.py" in loading
+    midtraining_eval = {str(p.relative_to(PROJECT_ROOT)) for p in reachable_files("tasks.midtraining.evaluation")}
+    assert "tasks/midtraining/next_segment.py" in midtraining_eval
+    assert not midtraining_eval & {
+        "tasks/training/rewards.py",
+        "tasks/training/reward_terms.py",
+        "tasks/training/rl.py",
+    }  # a code-reward edit re-runs no mid-training evaluation: the judge has its own module
 
 
 def test_loading_a_recipe_starts_neither_prefect_nor_the_sandbox():

@@ -198,7 +198,7 @@ def test_models_are_paired_on_the_same_held_out_examples():
 
 def test_a_guess_after_a_thought_gets_the_same_token_budget_as_one_without(tiny_model_dir):
     from tasks.midtraining.evaluation import cut_guess
-    from tasks.training.rewards import split_thought
+    from tasks.midtraining.next_segment import split_thought
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     guess = "return sorted(values, key=len) if values else []"

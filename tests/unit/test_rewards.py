@@ -126,7 +126,7 @@ def test_tests_passed_term_is_the_share_of_cases_and_runs_the_sandbox_once_for_b
 
 
 def test_midtrain_judge_needs_a_thought_and_a_close_guess():
-    from tasks.training.rewards import midtrain_judge_reward, split_thought, token_f1
+    from tasks.midtraining.next_segment import midtrain_judge_reward, split_thought, token_f1
 
     suffix = "the cache is flushed before the file is closed"
     assert split_thought("<think>what comes next</think> the cache") == ("what comes next", " the cache")
@@ -141,7 +141,8 @@ def test_midtrain_judge_needs_a_thought_and_a_close_guess():
 
 def test_the_graded_judge_and_a_prefilled_thought():
     from sandbox.config import SandboxConfig
-    from tasks.training.rewards import judge_guesses, midtrain_judge_reward, reward_functions, token_f1
+    from tasks.midtraining.next_segment import judge_guesses, midtrain_judge_reward, token_f1
+    from tasks.training.rewards import reward_functions
 
     suffix = "the cache is flushed before the file is closed"
     guesses = ["the cache is flushed", "unrelated", suffix]
@@ -164,7 +165,7 @@ def test_the_graded_judge_and_a_prefilled_thought():
 def test_rl_mid_training_prompts_end_with_the_opening_tag_when_prefilled(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from tasks.training.rl import midtraining_rl_rows
+    from tasks.midtraining.next_segment import midtraining_rl_rows
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     examples = [{"prefix": "import os\n" * 50, "suffix": "print(1)\n"}, {"prefix": "x = 1\n", "suffix": "y = 2\n"}]

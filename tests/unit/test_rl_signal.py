@@ -25,7 +25,7 @@ def test_rl_metrics_and_the_warning_when_most_groups_carry_no_signal():
     }
     metrics = rl_metrics(series, prompts=16, too_long=0)
     assert metrics["no_signal_groups_mean"] == pytest.approx(0.75) and metrics["truncated_mean"] == pytest.approx(0.1)
-    assert metrics["reward_gain"] == pytest.approx(0.06) and metrics["inline_think_rate"] == 0.5
+    assert metrics["reward_gain"] == pytest.approx(0.06) and metrics["reward_inline_think_last"] == 0.5
     warnings = rl_warnings(metrics)
     assert len(warnings) == 1 and "75% of GRPO groups had all-equal rewards" in warnings[0]
     assert rl_warnings({**metrics, "no_signal_groups_mean": 0.2}) == []
