@@ -33,9 +33,11 @@ from typing import Any
 
 from tasks.stage_run import PROJECT_ROOT, run_logger
 
-# Python warnings (FutureWarning, UserWarning, ...) and accelerate's notice about defaults it chose
+# Python warnings (FutureWarning, UserWarning, ...), accelerate's notice about defaults it chose, and what the
+# Hugging Face libraries' own loggers print: their handler shows WARNING and above only, as "[transformers] ..."
 LIBRARY_WARNING = re.compile(
     r"\b\w*Warning\b|warnings\.warn|^The following values were not passed to `accelerate launch`"
+    r"|^\[(transformers|trl|peft|accelerate|datasets|huggingface_hub)\] "
 )
 CHILD_LOGGER = "thinkflow"  # what the child logs here reaches the run log through its output
 

@@ -135,6 +135,10 @@ def training_progress_callback(stage: str, every_s: float = EVERY_S, emit: Calla
         def on_step_begin(self, args, state, control, **kwargs):
             self.step_started = time.monotonic()
 
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:  # what follows the last step (a final probe, saving) is timed too
+                self.step_started = time.monotonic()
+
         def on_train_end(self, args, state, control, **kwargs):
             self.finished.set()
 
@@ -145,9 +149,14 @@ def training_progress_callback(stage: str, every_s: float = EVERY_S, emit: Calla
                     if self.step_started is None or now - self.last_line < every_s:
                         continue
                     self.last_line = now
-                emit(
-                    f"{stage}: step {state.global_step + 1}/{state.max_steps} running for {duration_text(now - self.step_started)}"
+                emit(self.running_line(state, now - self.step_started))
+
+        def running_line(self, state, running_s: float) -> str:
+            if state.global_step >= state.max_steps:
+                return (
+                    f"{stage}: {state.max_steps}/{state.max_steps} steps done, finishing for {duration_text(running_s)}"
                 )
+            return f"{stage}: step {state.global_step + 1}/{state.max_steps} running for {duration_text(running_s)}"
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             now = time.monotonic()

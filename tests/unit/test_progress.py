@@ -64,6 +64,10 @@ def test_training_progress_replaces_the_raw_log_dict_with_steps_rate_and_loss():
     assert lines[1].startswith("sft: 1/4 steps (25%)") and "loss=2," in lines[1] and "left" in lines[1]
     assert lines[-1].startswith("sft: 4/4 steps (100%)") and "loss=0.5," in lines[-1]
     assert len(lines) == 5
+    state.global_step = 2
+    assert callback.running_line(state, 40.0) == "sft: step 3/4 running for 40s"
+    state.global_step = 4  # after the last step (a final probe, saving): never "step 5/4"
+    assert callback.running_line(state, 75.0) == "sft: 4/4 steps done, finishing for 1m15s"
 
 
 def test_a_batch_that_decodes_for_long_reports_its_token_position(tiny_model_dir):
