@@ -5,6 +5,7 @@ slow/test_changed_helper.py share."""
 import json
 
 from conftest import PROJECT_ROOT
+from tiny_cli import run_tiny
 
 
 def stage_ids(summary, stage):
@@ -27,7 +28,6 @@ def copy_of_the_project(target):
 def rerun_from(copy, tiny_runs) -> dict:
     """The tiny pipeline run from a copy of the project on the same store and Prefect results; its summary."""
     import os
-    import subprocess
     import sys
 
     from prefect.settings import get_current_settings
@@ -40,13 +40,4 @@ def rerun_from(copy, tiny_runs) -> dict:
         "PREFECT_API_URL": str(settings.api.url),
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results.local_storage_path),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+    return json.loads(run_tiny(copy, env, timeout_s=600, program=[sys.executable, "-m", "flows.cli"]).stdout)

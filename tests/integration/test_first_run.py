@@ -2,37 +2,18 @@
 HOME, PREFECT_HOME and THINKFLOW_HOME; no database anywhere) works on the first try."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from conftest import PROJECT_ROOT
-
-THINKFLOW = str(Path(sys.executable).with_name("thinkflow"))
-
-
-def fresh_machine_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """This process's environment as a new user would have it: nothing of Prefect's or ours set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "THINKFLOW_"))}
-    home = tmp_path / "user"
-    home.mkdir()
-    return {**env, "HOME": str(home), "THINKFLOW_HOME": str(tmp_path / "thinkflow"), **extra}
+from tiny_cli import THINKFLOW, fresh_machine_env, run_tiny
 
 
 def test_the_first_run_on_a_fresh_machine_works_and_shows_progress(tmp_path):
     env = fresh_machine_env(tmp_path)
     database = Path(env["HOME"]) / ".prefect" / "prefect.db"
     assert not database.exists()
-    done = subprocess.run(
-        [THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_tiny(PROJECT_ROOT, env, timeout_s=900)
     assert "creates its database first" in done.stderr  # it was a cold start, and the user was told why it waits
     assert database.exists()
     summary = json.loads(done.stdout)  # stdout is the one JSON object, nothing else

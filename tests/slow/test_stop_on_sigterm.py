@@ -7,14 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
-
-THINKFLOW = str(Path(sys.executable).with_name("thinkflow"))
+from tiny_cli import THINKFLOW, TINY_RUN, fresh_machine_env, run_tiny
 
 
 def processes_of(marker: str) -> list[str]:
@@ -46,19 +44,12 @@ def wait_for_line(log_path: Path, needle: str, proc, timeout_s: float) -> None:
 
 @pytest.mark.parametrize("stage_line", ["Task run 'sample_solutions_shard", "[sft] sft: 0/"])
 def test_sigterm_stops_the_run_within_10_s_and_the_rerun_completes(stage_line, tmp_path):
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "THINKFLOW_HOME": str(home),
-        "HOME": str(tmp_path / "user"),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-    }
-    env.pop("PREFECT_API_URL", None)  # its own ephemeral server, the one a SIGTERM used to leave behind
-    (tmp_path / "user").mkdir()
+    env = fresh_machine_env(tmp_path)  # its own ephemeral server, the one a SIGTERM used to leave behind
+    home = env["THINKFLOW_HOME"]
     log = tmp_path / "run.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            [THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
+            [THINKFLOW, *TINY_RUN],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -73,16 +64,8 @@ def test_sigterm_stops_the_run_within_10_s_and_the_rerun_completes(stage_line, t
     assert took <= 10, f"exited {took:.1f} s after SIGTERM"
     assert proc.returncode == 130, log.read_text()[-2000:]
     time.sleep(1)
-    assert processes_of(str(home)) == [], "processes of the stopped run are still alive"
-    rerun = subprocess.run(
-        [THINKFLOW, "run", "think-anywhere", "--config", "configs/tiny.yaml", "--json"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert processes_of(home) == [], "processes of the stopped run are still alive"
+    rerun = run_tiny(PROJECT_ROOT, env, timeout_s=600)
     cached = {stage["label"]: stage["cached"] for stage in json.loads(rerun.stdout)["stages"]}
     assert cached["base model"] and cached["split"] and not cached["rl"]  # resumed from what had finished
-    assert processes_of(str(home)) == []
+    assert processes_of(home) == []
