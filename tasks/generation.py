@@ -119,18 +119,6 @@ def make_inverse_cdf_sampler(temperature: float):
     return InverseCdfSampler()
 
 
-_SAMPLING_SETTINGS = (
-    "do_sample",
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical_p",
-    "num_return_sequences",
-    "num_beams",
-)
-
-
 def sample_by_inverse_cdf(model) -> None:
     """Every later ``model.generate`` call that samples from the whole vocabulary (top_k 0 or None,
     top_p 1) draws its tokens with ``make_inverse_cdf_sampler`` under greedy decoding. On this CPU
@@ -148,7 +136,9 @@ def sample_by_inverse_cdf(model) -> None:
 
     def generate(*args, **kwargs):
         config = copy.deepcopy(kwargs.pop("generation_config", None) or model.generation_config)
-        config.update(**{key: kwargs.pop(key) for key in _SAMPLING_SETTINGS if key in kwargs})
+        # every generation setting goes into the config (transformers deprecates a config passed with settings
+        # beside it); what is left are the model's inputs and generate's own arguments (stopping criteria, ...)
+        kwargs = config.update(**kwargs)
         copies = config.num_return_sequences or 1
         whole_vocabulary = (
             config.do_sample

@@ -89,3 +89,28 @@ def test_sampling_through_the_patched_generate_is_seeded_expands_copies_and_foll
     assert torch.equal(cold, greedy.repeat_interleave(3, dim=0))  # near temperature 0 every copy is the greedy reply
     assert torch.equal(runs[0], runs[1]) and runs[0].shape[0] == 12
     assert not torch.equal(runs[0][0::3], runs[0][1::3])  # copies of a prompt are drawn apart
+
+
+def test_the_patched_generate_hands_transformers_one_generation_config_and_no_settings_beside_it(tiny_model_dir):
+    """transformers deprecates settings passed beside a generation config (its warning filled the demo's console)."""
+    from transformers import AutoModelForCausalLM
+
+    from tasks.generation import sample_by_inverse_cdf
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    seen = []
+    original = model.generate
+
+    def recording_generate(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    model.generate = recording_generate
+    sample_by_inverse_cdf(model)
+    ids = torch.tensor([[1, 2, 3]])
+    for settings in (GREEDY, {"do_sample": True, "temperature": 0.7, "top_k": None, "top_p": None}):
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, pad_token_id=0, **settings)
+    for kwargs in seen:
+        assert set(kwargs) <= {"input_ids", "attention_mask", "generation_config", "logits_processor"}, set(kwargs)
+        assert kwargs["generation_config"].max_new_tokens == 3 and kwargs["generation_config"].pad_token_id == 0
+    assert len(seen) == 2 and seen[0]["generation_config"].do_sample is False
