@@ -45,6 +45,8 @@ KEY_METRICS = (
     "new_pass@1",
     "previous_best_pass@1",
     "improved",
+    "evaluations",  # the comparison stages: their table is the result (their paired metrics' names are long)
+    "models",
 )
 
 
@@ -234,7 +236,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             comparison.add_row(*row)
         console.print(comparison)
         if summary["comparison"].get("paired_rows"):
-            paired = Table(title=Text("paired on the same problems: Δ pass@1 [bootstrap interval]"))
+            paired = Table(
+                title=Text(
+                    "paired on the same problems: Δ pass@1 [bootstrap interval] (solved only by it / by the other)"
+                )
+            )
             for column in summary["comparison"]["paired_header"]:
                 paired.add_column(column, overflow="fold")
             for row in summary["comparison"]["paired_rows"]:

@@ -71,11 +71,14 @@ def paired_metrics(pairs: list[dict[str, Any]]) -> dict[str, float]:
     return metrics
 
 
+PAIRED_CELLS = (
+    "Δ pass@1 [bootstrap interval over problems] (problems solved only by the checkpoint / only by the other)"
+)
+
+
 def paired_rows(pairs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     benchmarks = sorted({b for pair in pairs for b in pair["by_benchmark"]} - {"all"}) + ["all"]
-    header = ["checkpoint", "vs", "variant"] + [
-        f"Δ pass@1 {b} [interval] (solved only by it / only by the other)" for b in benchmarks
-    ]
+    header = ["checkpoint", "vs", "variant"] + [f"Δ pass@1 {b}" for b in benchmarks]  # what a cell holds: PAIRED_CELLS
     rows = []
     for pair in pairs:
         row = [pair["checkpoint"], pair["baseline"], pair["variant"]]
@@ -251,7 +254,7 @@ def compare_evaluations(report_ids: list[str], labels: list[str]) -> str:
         paired_header, paired = paired_rows(pairs)
         table = markdown_table(header, rows)
         if pairs:
-            table += "\n\nPaired on the same problems (bootstrap interval over problems):\n\n" + markdown_table(
+            table += f"\n\nPaired on the same problems, each cell: {PAIRED_CELLS}.\n\n" + markdown_table(
                 paired_header, paired
             )
         staged = run.staging("comparison")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tasks.evaluation.report import markdown_table
+from tasks.evaluation.report import PAIRED_CELLS, markdown_table
 from tasks.plots import integer_steps, pyplot
 from tasks.records import read_jsonl
 from tasks.stage_run import StageRun, stage
@@ -373,8 +373,8 @@ def compare_midtraining(
             pass_pairs = rlvr_pass_pairs(evaluated["paired_rows"], list(rlvr_ids))
             if pass_pairs:
                 sections.append(
-                    "pass@1 on the RLVR family's held-out problems, paired (later minus earlier, bootstrap interval over "
-                    "problems):\n\n" + markdown_table(evaluated["paired_header"], pass_pairs)
+                    "pass@1 on the RLVR family's held-out problems, paired (later minus earlier), each cell: "
+                    f"{PAIRED_CELLS}.\n\n" + markdown_table(evaluated["paired_header"], pass_pairs)
                 )
         if signal:
             sections.append("RLVR post-training, per arm:\n\n" + markdown_table(signal_header, signal))

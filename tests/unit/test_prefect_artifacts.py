@@ -31,3 +31,11 @@ def test_a_png_is_inline_not_a_file_link(tmp_path):
     png = tmp_path / "curve.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\nxyz")
     assert png_markdown(png) == "![curve.png](data:image/png;base64,iVBORw0KGgp4eXo=)"
+
+
+def test_a_comparison_stage_summarises_as_its_count_not_its_long_paired_metric_names():
+    from flows.runtime.stage_log import key_metrics
+
+    metrics = {"evaluations": 3, "paired/rlvr from sft_think_rlmt-vs-sft_think_rlmt/all/delta": 0.0, "paired/a/low": 0}
+    assert key_metrics(metrics) == "evaluations=3"
+    assert key_metrics({"models": 3, "paired/sft_think-vs-base/judge/delta": 0.1}) == "models=3"
