@@ -85,10 +85,14 @@ def split_table(lines: list[str], max_columns: int) -> list[str]:
 def metrics_table(metrics: dict[str, float]) -> list[str]:
     if not metrics:
         return []
-    shown = sorted(metrics.items())[:MAX_METRICS]
+    paired = [key for key in metrics if key.startswith("paired/")]  # a comparison's paired table shows them
+    listed = sorted((key, value) for key, value in metrics.items() if not key.startswith("paired/"))
+    shown = listed[:MAX_METRICS]
     lines = ["| metric | value |", "|---|---|"] + [f"| {key} | {format_value(value)} |" for key, value in shown]
-    if len(metrics) > MAX_METRICS:
-        lines.append(f"| … | {len(metrics) - MAX_METRICS} more: `thinkflow lineage show ID --json` |")
+    if len(listed) > MAX_METRICS:
+        lines.append(f"| … | {len(listed) - MAX_METRICS} more: `thinkflow lineage show ID --json` |")
+    if paired:
+        lines.append(f"| paired/… | {len(paired)} paired differences: the paired table below |")
     return lines
 
 

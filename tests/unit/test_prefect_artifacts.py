@@ -39,3 +39,11 @@ def test_a_comparison_stage_summarises_as_its_count_not_its_long_paired_metric_n
     metrics = {"evaluations": 3, "paired/rlvr from sft_think_rlmt-vs-sft_think_rlmt/all/delta": 0.0, "paired/a/low": 0}
     assert key_metrics(metrics) == "evaluations=3"
     assert key_metrics({"models": 3, "paired/sft_think-vs-base/judge/delta": 0.1}) == "models=3"
+
+
+def test_paired_metrics_are_left_to_the_paired_table_and_counted():
+    from flows.runtime.prefect_artifacts import metrics_table
+
+    lines = metrics_table({"evaluations": 3, "paired/rl/all/delta": 0.1, "paired/rl/all/low": 0.0})
+    assert lines[2] == "| evaluations | 3 |" and len(lines) == 4
+    assert lines[3] == "| paired/… | 2 paired differences: the paired table below |"
