@@ -29,6 +29,21 @@ while count < 0 or i < count:
 """
 
 
+def record_plain_run(store: LineageStore, stage: str = "s", status: str = "completed", **fields):
+    """One run with nothing but what a test sets (no params, inputs, outputs or metrics); its run id."""
+    t = now()
+    plain = {
+        "params": {},
+        "code_version": "v",
+        "inputs": {},
+        "outputs": {},
+        "metrics": [],
+        "started_at": t,
+        "ended_at": t,
+    }
+    return store.record_run(stage=stage, flow_run_id=None, status=status, **{**plain, **fields})
+
+
 def start_writer(db, name: str, count: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db), name, str(count)],

@@ -10,11 +10,18 @@ import time
 
 import duckdb
 import pytest
-from lineage_fixtures import assert_consistent, chain, confirmed_run_ids, four_writers_lose_none, start_writer
+from lineage_fixtures import (
+    assert_consistent,
+    chain,
+    confirmed_run_ids,
+    four_writers_lose_none,
+    record_plain_run,
+    start_writer,
+)
 from typer.testing import CliRunner
 
 from storage import LineageBusy, LineageStore
-from storage.lineage import WRITER_LOCK, now
+from storage.lineage import WRITER_LOCK
 
 
 def test_four_processes_writing_records_at_once_lose_none(tmp_path):
@@ -65,20 +72,8 @@ def test_a_writer_that_cannot_get_its_turn_says_so_and_keeps_the_record(tmp_path
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        t = now()
         with pytest.raises(LineageBusy, match="kept in"):
-            store.record_run(
-                stage="s",
-                flow_run_id=None,
-                params={},
-                code_version="v",
-                inputs={},
-                outputs={},
-                metrics=[],
-                status="completed",
-                started_at=t,
-                ended_at=t,
-            )
+            record_plain_run(store)
         assert len(store.pending()) == 1
     finally:
         holder.kill()

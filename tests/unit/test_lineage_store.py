@@ -6,7 +6,7 @@ import time
 
 import duckdb
 import pytest
-from lineage_fixtures import chain
+from lineage_fixtures import chain, record_plain_run
 
 from storage import LineageNotFound, LineageStore
 from storage.lineage import SCHEMA_VERSION, now
@@ -19,18 +19,7 @@ def test_a_record_whose_commit_outlived_its_journal_file_is_not_written_twice(tm
     finds the run already there and only removes the file."""
     store = LineageStore(tmp_path / "l.duckdb")
     t = now()
-    run_id = store.record_run(
-        stage="s",
-        flow_run_id=None,
-        params={},
-        code_version="v",
-        inputs={},
-        outputs={},
-        metrics=[(None, "m", 1.0, None)],
-        status="completed",
-        started_at=t,
-        ended_at=t,
-    )
+    run_id = record_plain_run(store, metrics=[(None, "m", 1.0, None)], started_at=t, ended_at=t)
     entry = {
         "run": {
             "run_id": run_id,
@@ -118,20 +107,8 @@ def test_a_version_2_file_gains_the_tracker_column_and_keeps_its_runs(tmp_path):
     con.execute("INSERT INTO runs VALUES ('r-old', 'sft', NULL, '{}', 'v', 'completed', now(), now())")
     con.close()
     store = LineageStore(db)
-    t = now()
-    tracked = store.record_run(
-        stage="grpo",
-        flow_run_id=None,
-        params={},
-        code_version="v",
-        inputs={},
-        outputs={},
-        metrics=[],
-        status="completed",
-        started_at=t,
-        ended_at=t,
-        run_id="r-new",
-        tracker={"kind": "mlflow", "uri": "sqlite:///m.db", "run_id": "abc"},
+    tracked = record_plain_run(
+        store, "grpo", run_id="r-new", tracker={"kind": "mlflow", "uri": "sqlite:///m.db", "run_id": "abc"}
     )
     assert tracked == "r-new"
     assert store.run("r-old")["tracker"] is None and store.run("r-new")["tracker"]["run_id"] == "abc"

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from lineage_fixtures import record_plain_run
 
 from storage import ArtifactNotFound, ArtifactStore, LineageStore
 from storage.lineage import now
@@ -76,17 +77,6 @@ def test_upstream_and_downstream_walk_the_chain(tmp_path):
 
 def test_a_failed_run_is_recorded_without_outputs(tmp_path):
     lineage = LineageStore(tmp_path / "l.duckdb")
-    lineage.record_run(
-        stage="sft",
-        flow_run_id=None,
-        params={},
-        code_version="v",
-        inputs={},
-        outputs={},
-        metrics=[],
-        status="failed",
-        started_at=now(),
-        ended_at=now(),
-    )
+    record_plain_run(lineage, "sft", status="failed")
     assert [r["status"] for r in lineage.runs_of_stage("sft")] == ["failed"]
     assert lineage.counts()["artifacts"] == 0
