@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT, free_port
+from conftest import PROJECT_ROOT
+from deployment_runs import tiny_deployment_run
 from docker_checks import docker_or_skip
 
 from sandbox.config import SandboxConfig
@@ -35,36 +36,11 @@ def project_image():
 def test_a_deployment_on_the_docker_work_pool_runs_the_tiny_pipeline_in_a_container(
     tmp_path, monkeypatch, project_image
 ):
-    from flows.runtime.local_server import LocalPrefect, prefect_command
     from storage import LineageStore
 
     home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("THINKFLOW_HOME", str(home))
-    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    (tmp_path / "prefect").mkdir()
-    with LocalPrefect(port=free_port(), log_dir=tmp_path, pool_kind="docker") as local:
-        run = subprocess.run(
-            [
-                prefect_command(),
-                "deployment",
-                "run",
-                "think-anywhere/docker",
-                "--param",
-                "config=configs/tiny.yaml",
-                "--watch",
-            ],
-            env=local.env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+    with tiny_deployment_run(tmp_path, monkeypatch, "think-anywhere/docker", pool_kind="docker") as (_, _, flow_run_id):
         worker_log = (tmp_path / "worker.log").read_text()
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + worker_log[-4000:]
-    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
     assert re.search(r"Docker container '[\w-]+' has status 'running'", worker_log), worker_log[
         -3000:
     ]  # the flow ran in one

@@ -4,13 +4,11 @@ the `gpu` limit held by training, and the retrain cron schedule as scheduled run
 `thinkflow serve` stops on SIGTERM is slow/test_serve_shutdown.py."""
 
 import json
-import re
-import subprocess
 import time
 import urllib.request
 from datetime import datetime
 
-from conftest import PROJECT_ROOT, free_port
+from deployment_runs import tiny_deployment_run
 
 
 def api(local, path: str, body: dict | None = None):
@@ -25,35 +23,9 @@ def api(local, path: str, body: dict | None = None):
 
 
 def test_a_deployment_runs_the_tiny_pipeline_on_a_local_server_and_worker(tmp_path, monkeypatch):
-    from flows.runtime.local_server import LocalPrefect, prefect_command
     from storage import LineageStore
 
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("THINKFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    (tmp_path / "prefect").mkdir()
-    with LocalPrefect(port=free_port(), log_dir=tmp_path) as local:
-        run = subprocess.run(
-            [
-                prefect_command(),
-                "deployment",
-                "run",
-                "think-anywhere/default",
-                "--param",
-                "config=configs/tiny.yaml",
-                "--watch",
-            ],
-            env=local.env,
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert run.returncode == 0, (
-            run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
-        )
-        flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout).group(1)
+    with tiny_deployment_run(tmp_path, monkeypatch, "think-anywhere/default") as (local, _, flow_run_id):
         flow_run = api(local, f"/flow_runs/{flow_run_id}")
         assert flow_run["state"]["type"] == "COMPLETED"
 
